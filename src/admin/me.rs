@@ -1,0 +1,78 @@
+//! Team-token endpoints (`/api/v1/config/me…`) and the operators' route lookup.
+
+use super::error::ApiError;
+use super::extract::{Auth, Body};
+use super::nodes::{config_response, effective_response};
+use crate::domain::OrgId;
+use crate::domain::routing::{Identifier, IdentifierKind};
+use crate::domain::token::Principal;
+use crate::http::AppState;
+use crate::tenancy::scope::team_scope;
+use crate::tenancy::{ConfigWrite, TenancyError};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize, Default)]
+pub struct Explain {
+    #[serde(default)]
+    explain: bool,
+}
+
+pub async fn effective(State(s): State<AppState>, Auth(p): Auth, Query(q): Query<Explain>) -> Result<Response, ApiError> {
+    let team = team_scope(&p)?;
+    let (eff, sources) = s.tenancy.effective(&team.as_org_scope(), team.team(), q.explain)?;
+    Ok(effective_response(&eff, sources))
+}
+
+pub async fn get_config(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    let team = team_scope(&p)?;
+    let (config, version) = s.tenancy.get_config(&team.as_org_scope(), team.team()).await?;
+    Ok(config_response(config, version))
+}
+
+/// A team patches its own raw config; ancestors' locks and claim uniqueness still apply.
+pub async fn patch_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
+    let team = team_scope(&p)?;
+    let if_match = match headers.get(axum::http::header::IF_MATCH) {
+        None => None,
+        Some(v) => crate::tenancy::parse_if_match(v.to_str().unwrap_or("invalid")),
+    };
+    let (config, version) =
+        s.tenancy.write_config(&team.as_org_scope(), team.team(), ConfigWrite::Patch(body), if_match).await?;
+    Ok(config_response(config, version))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// `{"github_repos": ["acme/api"], "slack_channel_ids": ["C1"]}`
+    identifiers: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    org_hints: Vec<OrgId>,
+}
+
+/// `POST /api/v1/admin/route/lookup`: global admin over every org; an org admin within its own org.
+pub async fn route_lookup(State(s): State<AppState>, Auth(p): Auth, Body(b): Body<Lookup>) -> Result<Json<Value>, ApiError> {
+    let hints = match &p {
+        Principal::GlobalAdmin => b.org_hints,
+        Principal::OrgAdmin { org, .. } => vec![org.clone()],
+        Principal::Team { .. } => return Err(TenancyError::Forbidden("route lookup needs an admin token").into()),
+    };
+    let mut ids = Vec::new();
+    for (key, values) in &b.identifiers {
+        let kind = IdentifierKind::from_key(key).ok_or_else(|| {
+            TenancyError::from(crate::domain::routing::ClaimError::UnknownKind(key.clone()))
+        })?;
+        ids.extend(values.iter().map(|v| Identifier::new(kind, v)));
+    }
+    Ok(Json(json!(s.tenancy.catalog().route(&ids, &hints))))
+}

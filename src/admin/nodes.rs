@@ -1,0 +1,336 @@
+//! Org, node, config, lock, claim and audit handlers.
+
+use super::error::ApiError;
+use super::extract::{Auth, Body};
+use crate::domain::token::Principal;
+use crate::domain::{NodeId, OrgId, rfc3339};
+use crate::http::AppState;
+use crate::store::nodes::NodeRow;
+use crate::tenancy::scope::node_visibility;
+use crate::tenancy::{ConfigWrite, NewNode, NodeChange, OrgScope, TenancyError};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub fn node_json(n: &NodeRow) -> Value {
+    json!({
+        "org_id": n.org_id, "node_id": n.node_id, "parent_id": n.parent_id, "node_type": n.node_type,
+        "name": n.name, "version": n.version, "locked_paths": n.locked_paths,
+        "created_at": rfc3339(n.created_at), "updated_at": rfc3339(n.updated_at),
+    })
+}
+
+fn tree_json(nodes: &[NodeRow]) -> Value {
+    let mut children: BTreeMap<Option<&NodeId>, Vec<&NodeRow>> = BTreeMap::new();
+    for n in nodes {
+        children.entry(n.parent_id.as_ref()).or_default().push(n);
+    }
+    fn build(n: &NodeRow, children: &BTreeMap<Option<&NodeId>, Vec<&NodeRow>>) -> Value {
+        let kids: Vec<Value> =
+            children.get(&Some(&n.node_id)).map(|k| k.iter().map(|c| build(c, children)).collect()).unwrap_or_default();
+        json!({"node_id": n.node_id, "node_type": n.node_type, "name": n.name, "children": kids})
+    }
+    children.get(&None).and_then(|roots| roots.first()).map(|root| build(root, &children)).unwrap_or(Value::Null)
+}
+
+/// Org scope for a route naming an org.
+pub fn org_scope(state: &AppState, principal: &Principal, org: &str) -> Result<OrgScope, ApiError> {
+    let org = OrgId::parse(org)?;
+    Ok(state.tenancy.org_scope(principal, &org)?)
+}
+
+/// Org scope for a route naming a node: a team token sees only its own node (403), nothing else (404).
+pub fn node_scope(state: &AppState, principal: &Principal, org: &str, node: &str) -> Result<(OrgScope, NodeId), ApiError> {
+    let org_id = OrgId::parse(org)?;
+    let node = NodeId::parse(node)?;
+    if !principal.sees_org(&org_id) {
+        return Err(TenancyError::not_found(format!("org {org_id}")).into());
+    }
+    node_visibility(principal, &org_id, &node)?;
+    Ok((org_scope(state, principal, org)?, node))
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => Ok(crate::tenancy::parse_if_match(v.to_str().unwrap_or("invalid"))),
+    }
+}
+
+pub fn config_response(config: Value, version: i64) -> Response {
+    let mut res = Json(json!({"config": config, "version": version})).into_response();
+    res.headers_mut().insert(header::ETAG, etag(version));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct NewOrg {
+    org_id: OrgId,
+    name: Option<String>,
+}
+
+pub async fn create_org(State(s): State<AppState>, Auth(p): Auth, Body(b): Body<NewOrg>) -> Result<Response, ApiError> {
+    if p != Principal::GlobalAdmin {
+        return Err(TenancyError::Forbidden("only the global admin creates orgs").into());
+    }
+    let name = b.name.unwrap_or_else(|| b.org_id.to_string());
+    let row = s.tenancy.create_org(&p.actor(), &b.org_id, &name).await?;
+    Ok((StatusCode::CREATED, Json(node_json(&row))).into_response())
+}
+
+pub async fn list_orgs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+    let orgs = s.tenancy.list_orgs().await?;
+    let visible: Vec<Value> = match &p {
+        Principal::GlobalAdmin => orgs.iter().map(node_json).collect(),
+        Principal::OrgAdmin { org, .. } => orgs.iter().filter(|o| &o.org_id == org).map(node_json).collect(),
+        Principal::Team { .. } => return Err(TenancyError::Forbidden("a team token can only use /api/v1/config/me").into()),
+    };
+    Ok(Json(json!({"orgs": visible})))
+}
+
+pub async fn get_org(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    let root = NodeId::root_of(scope.org());
+    Ok(Json(node_json(&s.tenancy.get_node(&scope, &root).await?)))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Cascade {
+    #[serde(default)]
+    cascade: bool,
+}
+
+pub async fn delete_org(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    Query(q): Query<Cascade>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    if p != Principal::GlobalAdmin {
+        return Err(TenancyError::Forbidden("only the global admin deletes orgs").into());
+    }
+    let root = NodeId::root_of(scope.org());
+    let deleted = s.tenancy.delete_node(&scope, &root, q.cascade).await?;
+    Ok(Json(json!({"deleted": deleted})))
+}
+
+pub async fn create_node(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    Body(b): Body<NewNode>,
+) -> Result<Response, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    let row = s.tenancy.create_node(&scope, b).await?;
+    Ok((StatusCode::CREATED, Json(node_json(&row))).into_response())
+}
+
+pub async fn list_nodes(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    let nodes = s.tenancy.list_nodes(&scope).await?;
+    Ok(Json(json!({"org_id": scope.org(), "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(), "tree": tree_json(&nodes)})))
+}
+
+pub async fn get_node(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    Ok(Json(node_json(&s.tenancy.get_node(&scope, &node).await?)))
+}
+
+pub async fn change_node(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    Body(b): Body<NodeChange>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    Ok(Json(node_json(&s.tenancy.change_node(&scope, &node, b).await?)))
+}
+
+pub async fn delete_node(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    Query(q): Query<Cascade>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    if node.as_str() == scope.org().as_str() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "use_org_delete", "delete the org root with DELETE /api/v1/admin/orgs/{org}"));
+    }
+    let deleted = s.tenancy.delete_node(&scope, &node, q.cascade).await?;
+    Ok(Json(json!({"deleted": deleted})))
+}
+
+pub async fn get_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let (config, version) = s.tenancy.get_config(&scope, &node).await?;
+    Ok(config_response(config, version))
+}
+
+#[derive(Deserialize, Default)]
+pub struct PutMode {
+    #[serde(default)]
+    replace: bool,
+}
+
+/// `PUT` takes a merge patch (as the design's `{"agent_service_url": null}` example); `?replace=true`
+/// makes the body the whole config.
+pub async fn put_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    Query(mode): Query<PutMode>,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let write = if mode.replace { ConfigWrite::Replace(body) } else { ConfigWrite::Patch(body) };
+    let (config, version) = s.tenancy.write_config(&scope, &node, write, if_match(&headers)?).await?;
+    Ok(config_response(config, version))
+}
+
+pub async fn patch_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body<Value>,
+) -> Result<Response, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let (config, version) = s.tenancy.write_config(&scope, &node, ConfigWrite::Patch(body), if_match(&headers)?).await?;
+    Ok(config_response(config, version))
+}
+
+pub async fn config_history(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let rows = s.tenancy.config_history(&scope, &node).await?;
+    let versions: Vec<Value> = rows
+        .iter()
+        .map(|h| json!({"version": h.version, "actor": h.actor, "at": rfc3339(h.at), "diff": h.diff, "config": h.config}))
+        .collect();
+    Ok(Json(json!({"node_id": node, "versions": versions})))
+}
+
+#[derive(Deserialize)]
+pub struct Rollback {
+    version: i64,
+}
+
+pub async fn rollback(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(b): Body<Rollback>,
+) -> Result<Response, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let (config, version) =
+        s.tenancy.write_config(&scope, &node, ConfigWrite::Rollback(b.version), if_match(&headers)?).await?;
+    Ok(config_response(config, version))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Explain {
+    #[serde(default)]
+    explain: bool,
+}
+
+pub fn effective_response(
+    eff: &crate::tenancy::Effective,
+    sources: Option<BTreeMap<String, NodeId>>,
+) -> Response {
+    let mut body = json!({
+        "org_id": eff.org_id, "node_id": eff.node_id, "config": eff.config, "version": eff.version,
+        "chain": eff.chain.iter().map(|(n, v)| json!({"node_id": n, "version": v})).collect::<Vec<_>>(),
+    });
+    if let Some(sources) = sources {
+        body["sources"] = json!(sources);
+    }
+    let mut res = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", eff.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+pub async fn effective(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    Query(q): Query<Explain>,
+) -> Result<Response, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let (eff, sources) = s.tenancy.effective(&scope, &node, q.explain)?;
+    Ok(effective_response(&eff, sources))
+}
+
+pub async fn get_locks(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let row = s.tenancy.get_node(&scope, &node).await?;
+    Ok(Json(json!({"node_id": node, "paths": row.locked_paths})))
+}
+
+#[derive(Deserialize)]
+pub struct Locks {
+    paths: Vec<String>,
+}
+
+pub async fn put_locks(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, node)): Path<(String, String)>,
+    Body(b): Body<Locks>,
+) -> Result<Json<Value>, ApiError> {
+    let (scope, node) = node_scope(&s, &p, &org, &node)?;
+    let paths = s.tenancy.set_locks(&scope, &node, b.paths).await?;
+    Ok(Json(json!({"node_id": node, "paths": paths})))
+}
+
+pub async fn claims(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    Ok(Json(json!({"org_id": scope.org(), "claims": s.tenancy.list_claims(&scope).await?})))
+}
+
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<i64>,
+}
+
+pub async fn audit(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+    Query(q): Query<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = org_scope(&s, &p, &org)?;
+    let entries = s.tenancy.audit_log(&scope, q.limit.unwrap_or(100)).await?;
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| json!({"actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail, "at": rfc3339(e.at)}))
+        .collect();
+    Ok(Json(json!({"org_id": scope.org(), "entries": entries})))
+}

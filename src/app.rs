@@ -1,0 +1,114 @@
+//! The assembled process: settings in, roles running, until the shutdown token fires.
+//!
+//! `App::build` connects and migrates the database, loads the catalog and binds the listener (port 0
+//! works, and [`App::port`] tells which port was taken), so tests run the real app in-process.
+
+use crate::http::{self, AppState};
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+use crate::tenancy::{Tenancy, TenancyError};
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The roles one `ifox` process can run; `serve` runs all of them unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// The admin and team HTTP API.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 1] = [Role::Admin];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
+            let known: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            format!("unknown role {s:?}; roles: {}", known.join(", "))
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+pub struct App {
+    settings: Settings,
+    roles: BTreeSet<Role>,
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
+        let store = Store::connect(settings.database.url.expose(), settings.database.max_connections).await?;
+        store.migrate().await?;
+        let tenancy = Tenancy::open(store, Some(settings.admin.token.clone())).await?;
+        let addr = settings.listen_addr();
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_string(), source })?;
+        let state = AppState { tenancy, metrics: crate::telemetry::metrics() };
+        Ok(App { settings, roles, listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let App { settings, roles, listener, state } = self;
+        let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+        tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), roles = ?roles_list, "ifox serving");
+        let reload = tokio::spawn(reload_loop(state.tenancy.clone(), settings.tenancy.reload_interval, shutdown.clone()));
+        let router = http::router(state, roles.contains(&Role::Admin), settings.http.admin_body_limit);
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(AppError::Serve);
+        shutdown.cancel();
+        let _ = reload.await;
+        tracing::info!("ifox stopped");
+        served
+    }
+}
+
+/// The catalog's safety net: a full reload every `interval` (writes through this process refresh
+/// their own node at once).
+async fn reload_loop(tenancy: Tenancy, interval: std::time::Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = tenancy.catalog().reload_all(tenancy.store()).await {
+                    tracing::warn!(error = %e, "catalog reload failed; keeping the previous one");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Typed settings: built-in defaults < optional file `ifox.toml` (or `--config`) < environment
+//! `IFOX__<SECTION>__<KEY>` (lists comma-separated). Validated once at start; an error names the key.
+//! Secrets are [`Secret`]s: their `Debug` prints `[redacted]` and they have no `Display`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// A value that must never be printed: Debug shows `[redacted]`; read it with [`Secret::expose`].
+#[derive(Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub http: HttpSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub tenancy: TenancySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`. Secret: URLs carry passwords.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: String,
+    /// Largest admin request body, bytes.
+    pub admin_body_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// The global admin token; empty disables global admin access.
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info,ifox=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancySettings {
+    /// How often the in-memory catalog (route index, configs) reloads from the database as a safety
+    /// net; writes through this process refresh it at once.
+    #[serde(with = "humantime_serde_compat")]
+    pub reload_interval: Duration,
+}
+
+/// `"30s"`, `"24h"` … via humantime.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
+
+const DEFAULTS: &str = r#"
+[database]
+url = "sqlite://ifox.db?mode=rwc"
+max_connections = 10
+[nats]
+url = "nats://127.0.0.1:4222"
+[http]
+listen = "127.0.0.1:8080"
+admin_body_limit = 1048576
+[admin]
+token = ""
+[log]
+format = "auto"
+level = "info"
+[tenancy]
+reload_interval = "30s"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("settings: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Defaults < `file` (when it exists) < `IFOX__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, env)
+    }
+
+    /// As [`Settings::load`] with an explicit environment (tests use this; no global state).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let file = file.unwrap_or(Path::new("ifox.toml"));
+        builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(false));
+        let env: std::collections::HashMap<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("IFOX__")).collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("IFOX")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: String| Err(SettingsError::Invalid { key, problem });
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid("database.url", "must start with sqlite: or postgres://".into());
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1".into());
+        }
+        if let Err(e) = self.http.listen.parse::<SocketAddr>() {
+            return invalid("http.listen", format!("{:?} is not an address like 0.0.0.0:8080 ({e})", self.http.listen));
+        }
+        if !self.nats.url.contains("://") && !self.nats.url.contains(':') {
+            return invalid("nats.url", format!("{:?} is not a NATS URL like nats://host:4222", self.nats.url));
+        }
+        if self.tenancy.reload_interval.is_zero() {
+            return invalid("tenancy.reload_interval", "must be more than zero".into());
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.http.listen.parse().expect("validated at load")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load_without_file_or_environment() {
+        let s = Settings::load_from(Some(Path::new("/nonexistent/ifox.toml")), env(&[])).unwrap();
+        assert_eq!(s.http.listen, "127.0.0.1:8080");
+        assert_eq!(s.log.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ifox.toml");
+        std::fs::write(&file, "[http]\nlisten = \"0.0.0.0:9000\"\n[log]\nformat = \"text\"\n").unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[("IFOX__LOG__FORMAT", "json"), ("IFOX__ADMIN__TOKEN", "s3cret"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(s.http.listen, "0.0.0.0:9000");
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.admin.token.expose(), "s3cret");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = Settings::load_from(None, env(&[("IFOX__HTTP__LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        let err = Settings::load_from(None, env(&[("IFOX__LOG__FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+        let err = Settings::load_from(None, env(&[("IFOX__HTTP__LISTNE", "x")])).unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+        let err = Settings::load_from(None, env(&[("IFOX__DATABASE__URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Settings::load_from(
+            None,
+            env(&[("IFOX__ADMIN__TOKEN", "hunter2"), ("IFOX__DATABASE__URL", "postgres://u:pw9@h/db")]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("pw9"), "{printed}");
+    }
+}

@@ -1,0 +1,112 @@
+//! The `routing_claims` table: `(org, kind, value)` is the primary key, so two teams of one org can
+//! never own the same identifier, whatever the application does.
+
+use super::{Conn, StoreError};
+use crate::domain::routing::{Claim, Identifier, IdentifierKind};
+use crate::domain::{NodeId, OrgId};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::BTreeSet;
+
+fn from_row(row: &AnyRow) -> Result<Claim, StoreError> {
+    let bad = |e: String| StoreError::Corrupt(format!("routing claim: {e}"));
+    let kind: String = row.try_get("kind")?;
+    Ok(Claim {
+        org_id: OrgId::parse(row.try_get::<String, _>("org_id")?).map_err(|e| bad(e.to_string()))?,
+        team_id: NodeId::parse(row.try_get::<String, _>("team_id")?).map_err(|e| bad(e.to_string()))?,
+        kind: IdentifierKind::from_key(&kind).ok_or_else(|| bad(format!("kind {kind}")))?,
+        value: row.try_get("value")?,
+    })
+}
+
+pub async fn list_all(conn: &mut Conn) -> Result<Vec<Claim>, StoreError> {
+    let rows = sqlx::query("SELECT org_id, kind, value, team_id FROM routing_claims").fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn list_org(conn: &mut Conn, org: &OrgId) -> Result<Vec<Claim>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT org_id, kind, value, team_id FROM routing_claims WHERE org_id = $1 ORDER BY team_id, kind, value",
+    )
+    .bind(org.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn list_team(conn: &mut Conn, org: &OrgId, team: &NodeId) -> Result<Vec<Claim>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT org_id, kind, value, team_id FROM routing_claims WHERE org_id = $1 AND team_id = $2 ORDER BY kind, value",
+    )
+    .bind(org.as_str())
+    .bind(team.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The first identifier of `wanted` that another team of the org already owns, with that team.
+pub async fn first_conflict(
+    conn: &mut Conn,
+    org: &OrgId,
+    team: &NodeId,
+    wanted: &BTreeSet<Identifier>,
+) -> Result<Option<(Identifier, NodeId)>, StoreError> {
+    for id in wanted {
+        let row = sqlx::query(
+            "SELECT team_id FROM routing_claims WHERE org_id = $1 AND kind = $2 AND value = $3 AND team_id <> $4",
+        )
+        .bind(org.as_str())
+        .bind(id.kind.key())
+        .bind(&id.value)
+        .bind(team.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let owner = NodeId::parse(row.try_get::<String, _>("team_id")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            return Ok(Some((id.clone(), owner)));
+        }
+    }
+    Ok(None)
+}
+
+/// Replaces a team's claims. A unique violation here means a concurrent writer claimed one first.
+pub async fn replace_team(
+    conn: &mut Conn,
+    org: &OrgId,
+    team: &NodeId,
+    claims: &BTreeSet<Identifier>,
+) -> Result<(), StoreError> {
+    delete_teams(conn, org, std::slice::from_ref(team)).await?;
+    for id in claims {
+        sqlx::query("INSERT INTO routing_claims (org_id, kind, value, team_id) VALUES ($1, $2, $3, $4)")
+            .bind(org.as_str())
+            .bind(id.kind.key())
+            .bind(&id.value)
+            .bind(team.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_teams(conn: &mut Conn, org: &OrgId, teams: &[NodeId]) -> Result<(), StoreError> {
+    for team in teams {
+        sqlx::query("DELETE FROM routing_claims WHERE org_id = $1 AND team_id = $2")
+            .bind(org.as_str())
+            .bind(team.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn count_team(conn: &mut Conn, org: &OrgId, team: &NodeId) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM routing_claims WHERE org_id = $1 AND team_id = $2")
+        .bind(org.as_str())
+        .bind(team.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get("n")?)
+}

@@ -1,0 +1,215 @@
+//! The in-memory catalog: every node (parent, raw config, version) and the route index, loaded from
+//! the database and refreshed on change, so route lookups and effective configs are memory reads.
+//!
+//! Freshness: a write through this process refreshes the node it touched before the write returns;
+//! other processes' writes arrive by the periodic reload (`tenancy.reload_interval`) or, when wired,
+//! a change notice. Effective configs are memoised per node and dropped for the whole org on any change
+//! in it (a unit's change reaches every team below).
+
+use super::TenancyError;
+use crate::domain::config;
+use crate::domain::routing::{Identifier, RouteIndex, RouteOutcome};
+use crate::domain::{NodeId, NodeType, OrgId};
+use crate::store::{Store, claims, nodes};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone)]
+struct CatNode {
+    parent: Option<NodeId>,
+    node_type: NodeType,
+    config: Arc<Value>,
+    version: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    orgs: HashMap<OrgId, HashMap<NodeId, CatNode>>,
+    routes: RouteIndex,
+    /// Bumped on every change, so a memo computed from older data is never stored after a change.
+    generation: u64,
+}
+
+/// A node's effective config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effective {
+    pub org_id: OrgId,
+    pub node_id: NodeId,
+    pub node_type: NodeType,
+    pub config: Value,
+    /// The versions of the chain from the org down, joined by `.` (changes whenever any link changes).
+    pub version: String,
+    /// `(node, version)` from the org down to the node.
+    pub chain: Vec<(NodeId, i64)>,
+}
+
+impl Effective {
+    /// For each effective leaf (JSON Pointer), the node that set it.
+    pub fn explain(&self, raws: &[(NodeId, Arc<Value>)]) -> BTreeMap<String, NodeId> {
+        let chain: Vec<(NodeId, &Value)> = raws.iter().map(|(n, v)| (n.clone(), v.as_ref())).collect();
+        config::explain(&self.config, &chain)
+    }
+
+    /// Builds the effective config from a chain of `(node, type, raw, version)`, org first.
+    pub fn from_chain(org: &OrgId, chain: &[(NodeId, NodeType, &Value, i64)]) -> Option<Effective> {
+        let (node_id, node_type, _, _) = chain.last()?;
+        Some(Effective {
+            org_id: org.clone(),
+            node_id: node_id.clone(),
+            node_type: *node_type,
+            config: config::effective(chain.iter().map(|(_, _, raw, _)| *raw)),
+            version: chain.iter().map(|(_, _, _, v)| v.to_string()).collect::<Vec<_>>().join("."),
+            chain: chain.iter().map(|(n, _, _, v)| (n.clone(), *v)).collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    inner: RwLock<Inner>,
+    effective: RwLock<HashMap<OrgId, HashMap<NodeId, Arc<Effective>>>>,
+}
+
+fn cat_node(row: &nodes::NodeRow) -> CatNode {
+    CatNode {
+        parent: row.parent_id.clone(),
+        node_type: row.node_type,
+        config: Arc::new(row.config.clone()),
+        version: row.version,
+    }
+}
+
+impl Catalog {
+    /// Replaces everything with what the database holds now.
+    pub async fn reload_all(&self, store: &Store) -> Result<(), TenancyError> {
+        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let rows = nodes::list_all(&mut conn).await?;
+        let all_claims = claims::list_all(&mut conn).await?;
+        let mut orgs: HashMap<OrgId, HashMap<NodeId, CatNode>> = HashMap::new();
+        for row in &rows {
+            orgs.entry(row.org_id.clone()).or_default().insert(row.node_id.clone(), cat_node(row));
+        }
+        let mut inner = self.inner.write().expect("catalog lock");
+        let generation = inner.generation + 1;
+        *inner = Inner { orgs, routes: RouteIndex::from_claims(all_claims), generation };
+        drop(inner);
+        self.effective.write().expect("catalog lock").clear();
+        Ok(())
+    }
+
+    /// Re-reads one org (after a structural change: delete, reparent).
+    pub async fn reload_org(&self, store: &Store, org: &OrgId) -> Result<(), TenancyError> {
+        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let rows = nodes::list_org(&mut conn, org).await?;
+        let org_claims = claims::list_org(&mut conn, org).await?;
+        {
+            let mut inner = self.inner.write().expect("catalog lock");
+            let old: Vec<NodeId> = inner.orgs.get(org).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            for node in &old {
+                inner.routes.remove_team(org, node);
+            }
+            if rows.is_empty() {
+                inner.orgs.remove(org);
+            } else {
+                inner.orgs.insert(org.clone(), rows.iter().map(|r| (r.node_id.clone(), cat_node(r))).collect());
+            }
+            for c in org_claims {
+                inner.routes.insert(c);
+            }
+            inner.generation += 1;
+        }
+        self.invalidate(org);
+        Ok(())
+    }
+
+    /// Re-reads one node and its claims (after a config write or a creation).
+    pub async fn refresh_node(&self, store: &Store, org: &OrgId, node: &NodeId) -> Result<(), TenancyError> {
+        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let row = nodes::get(&mut conn, org, node).await?;
+        let team_claims = claims::list_team(&mut conn, org, node).await?;
+        {
+            let mut inner = self.inner.write().expect("catalog lock");
+            match row {
+                Some(row) => {
+                    inner.orgs.entry(org.clone()).or_default().insert(node.clone(), cat_node(&row));
+                }
+                None => {
+                    if let Some(m) = inner.orgs.get_mut(org) {
+                        m.remove(node);
+                    }
+                }
+            }
+            let ids = team_claims.into_iter().map(|c| Identifier { kind: c.kind, value: c.value }).collect();
+            inner.routes.set_team_claims(org, node, &ids);
+            inner.generation += 1;
+        }
+        self.invalidate(org);
+        Ok(())
+    }
+
+    fn invalidate(&self, org: &OrgId) {
+        self.effective.write().expect("catalog lock").remove(org);
+    }
+
+    pub fn has_org(&self, org: &OrgId) -> bool {
+        self.inner.read().expect("catalog lock").orgs.contains_key(org)
+    }
+
+    pub fn has_node(&self, org: &OrgId, node: &NodeId) -> bool {
+        self.inner.read().expect("catalog lock").orgs.get(org).is_some_and(|m| m.contains_key(node))
+    }
+
+    /// A node's type, when it exists.
+    pub fn node_type(&self, org: &OrgId, node: &NodeId) -> Option<NodeType> {
+        self.inner.read().expect("catalog lock").orgs.get(org)?.get(node).map(|n| n.node_type)
+    }
+
+    pub fn route(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
+        self.inner.read().expect("catalog lock").routes.lookup(identifiers, org_hints)
+    }
+
+    pub fn claim_count(&self) -> usize {
+        self.inner.read().expect("catalog lock").routes.len()
+    }
+
+    /// The chain of raw configs from the org down to `node` (for explain).
+    pub fn raw_chain(&self, org: &OrgId, node: &NodeId) -> Option<Vec<(NodeId, NodeType, Arc<Value>, i64)>> {
+        self.raw_chain_at(org, node).map(|(chain, _)| chain)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn raw_chain_at(&self, org: &OrgId, node: &NodeId) -> Option<(Vec<(NodeId, NodeType, Arc<Value>, i64)>, u64)> {
+        let inner = self.inner.read().expect("catalog lock");
+        let nodes = inner.orgs.get(org)?;
+        let mut chain = Vec::new();
+        let mut cursor = Some(node.clone());
+        while let Some(id) = cursor {
+            let n = nodes.get(&id)?;
+            chain.push((id, n.node_type, n.config.clone(), n.version));
+            cursor = n.parent.clone();
+            if chain.len() > 64 {
+                return None;
+            }
+        }
+        chain.reverse();
+        Some((chain, inner.generation))
+    }
+
+    /// The effective config of a node, memoised.
+    pub fn effective(&self, org: &OrgId, node: &NodeId) -> Option<Arc<Effective>> {
+        if let Some(hit) = self.effective.read().expect("catalog lock").get(org).and_then(|m| m.get(node)) {
+            return Some(hit.clone());
+        }
+        let (chain, generation) = self.raw_chain_at(org, node)?;
+        let borrowed: Vec<_> = chain.iter().map(|(n, t, raw, v)| (n.clone(), *t, raw.as_ref(), *v)).collect();
+        let computed = Arc::new(Effective::from_chain(org, &borrowed)?);
+        let mut memo = self.effective.write().expect("catalog lock");
+        // Invalidation takes this lock after bumping the generation, so checking here is enough.
+        if self.inner.read().expect("catalog lock").generation == generation {
+            memo.entry(org.clone()).or_default().insert(node.clone(), computed.clone());
+        }
+        Some(computed)
+    }
+}

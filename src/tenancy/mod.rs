@@ -1,0 +1,102 @@
+//! The tenancy service: the rules of the org tree, configs, claims and tokens, applied in one
+//! transaction per write, over the [`crate::store`] and the in-memory [`catalog::Catalog`].
+//!
+//! Callers (the admin HTTP API, the CLI) hand in an [`OrgScope`] or [`TeamScope`], which only
+//! [`scope`] can make from an authenticated [`Principal`]: an operation can never name another tenant.
+
+pub mod catalog;
+mod config_ops;
+mod node_ops;
+pub mod scope;
+mod token_ops;
+
+pub use catalog::{Catalog, Effective};
+pub use config_ops::{ConfigWrite, parse_if_match};
+pub use node_ops::{NewNode, NodeChange};
+pub use scope::{OrgScope, TeamScope};
+pub use token_ops::{IssuedToken, TokenView};
+
+use crate::domain::config::ConfigError;
+use crate::domain::ids::IdError;
+use crate::domain::routing::{ClaimError, Identifier};
+use crate::domain::token::Principal;
+use crate::domain::{NodeId, OrgId};
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Every way a tenancy operation can refuse or fail; each knows its HTTP status and reason.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    #[error("{message}")]
+    Invalid { reason: &'static str, message: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Routing(#[from] ClaimError),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    #[error("{what}")]
+    HasDependents { reason: &'static str, what: String },
+    #[error("config version is {current}, the request expected {expected}")]
+    VersionMismatch { current: i64, expected: String },
+    #[error("path {path} is locked by node {locked_by}")]
+    Locked { path: String, locked_by: NodeId },
+    #[error("{} {:?} is already claimed by team {team}", identifier.kind.key(), identifier.value)]
+    ClaimConflict { identifier: Identifier, team: NodeId },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{reason}")]
+    Unauthorized { reason: &'static str },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TenancyError {
+    pub(crate) fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        TenancyError::Invalid { reason, message: message.into() }
+    }
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        TenancyError::NotFound { what: what.into() }
+    }
+}
+
+/// The service. Cheap to clone; every clone shares the pool and the catalog.
+#[derive(Clone)]
+pub struct Tenancy {
+    store: Store,
+    catalog: Arc<Catalog>,
+    admin_token: Option<crate::settings::Secret>,
+}
+
+impl Tenancy {
+    /// Loads the catalog from the database.
+    pub async fn open(store: Store, admin_token: Option<crate::settings::Secret>) -> Result<Self, TenancyError> {
+        let catalog = Arc::new(Catalog::default());
+        catalog.reload_all(&store).await?;
+        let admin_token = admin_token.filter(|t| !t.expose().is_empty());
+        Ok(Tenancy { store, catalog, admin_token })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// A principal's scope over an org: 404 when it cannot see the org, 403 when it sees but may not
+    /// administer it.
+    pub fn org_scope(&self, principal: &Principal, org: &OrgId) -> Result<OrgScope, TenancyError> {
+        scope::org_scope(principal, org, self.catalog.has_org(org))
+    }
+}
+
+/// Audit target string for a node.
+pub(crate) fn node_target(org: &OrgId, node: &NodeId) -> String {
+    format!("{org}/{node}")
+}
