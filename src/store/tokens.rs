@@ -114,6 +114,16 @@ pub async fn revoke_teams(conn: &mut Conn, org: &OrgId, teams: &[NodeId], now: i
     Ok(())
 }
 
+/// Revokes every token of an org (the org is being deleted).
+pub async fn revoke_org(conn: &mut Conn, org: &OrgId, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE org_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(org.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn touch(conn: &mut Conn, token_id: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE token_id = $2")
         .bind(now)

@@ -190,6 +190,9 @@ impl Tenancy {
         claims::delete_teams(&mut tx, org, &doomed).await?;
         history::delete_nodes(&mut tx, org, &doomed).await?;
         tokens::revoke_teams(&mut tx, org, &doomed, now).await?;
+        if node.as_str() == org.as_str() {
+            tokens::revoke_org(&mut tx, org, now).await?;
+        }
         nodes::delete(&mut tx, org, &doomed).await?;
         let detail = json!({"cascade": cascade, "deleted": doomed});
         audit::record(&mut tx, Some(org), scope.actor(), "node.delete", &node_target(org, node), &detail, now).await?;

@@ -1,0 +1,6 @@
+//! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
+
+mod support;
+mod tenancy_access;
+mod tenancy_api;
+mod tenancy_store;
