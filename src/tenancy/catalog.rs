@@ -66,10 +66,20 @@ impl Effective {
     }
 }
 
+/// At most this many memoised effective configs (a team's can weigh tens of KiB); past it the memo
+/// starts over, which keeps memory bounded for thousands of teams and costs one recomputation each.
+pub const EFFECTIVE_MEMO_LIMIT: usize = 4096;
+
 #[derive(Default)]
 pub struct Catalog {
     inner: RwLock<Inner>,
-    effective: RwLock<HashMap<OrgId, HashMap<NodeId, Arc<Effective>>>>,
+    effective: RwLock<Memo>,
+}
+
+#[derive(Default)]
+struct Memo {
+    by_org: HashMap<OrgId, HashMap<NodeId, Arc<Effective>>>,
+    len: usize,
 }
 
 fn cat_node(row: &nodes::NodeRow) -> CatNode {
@@ -95,7 +105,7 @@ impl Catalog {
         let generation = inner.generation + 1;
         *inner = Inner { orgs, routes: RouteIndex::from_claims(all_claims), generation };
         drop(inner);
-        self.effective.write().expect("catalog lock").clear();
+        *self.effective.write().expect("catalog lock") = Memo::default();
         Ok(())
     }
 
@@ -150,7 +160,10 @@ impl Catalog {
     }
 
     fn invalidate(&self, org: &OrgId) {
-        self.effective.write().expect("catalog lock").remove(org);
+        let mut memo = self.effective.write().expect("catalog lock");
+        if let Some(gone) = memo.by_org.remove(org) {
+            memo.len -= gone.len();
+        }
     }
 
     pub fn has_org(&self, org: &OrgId) -> bool {
@@ -199,7 +212,7 @@ impl Catalog {
 
     /// The effective config of a node, memoised.
     pub fn effective(&self, org: &OrgId, node: &NodeId) -> Option<Arc<Effective>> {
-        if let Some(hit) = self.effective.read().expect("catalog lock").get(org).and_then(|m| m.get(node)) {
+        if let Some(hit) = self.effective.read().expect("catalog lock").by_org.get(org).and_then(|m| m.get(node)) {
             return Some(hit.clone());
         }
         let (chain, generation) = self.raw_chain_at(org, node)?;
@@ -208,7 +221,12 @@ impl Catalog {
         let mut memo = self.effective.write().expect("catalog lock");
         // Invalidation takes this lock after bumping the generation, so checking here is enough.
         if self.inner.read().expect("catalog lock").generation == generation {
-            memo.entry(org.clone()).or_default().insert(node.clone(), computed.clone());
+            if memo.len >= EFFECTIVE_MEMO_LIMIT {
+                *memo = Memo::default();
+            }
+            if memo.by_org.entry(org.clone()).or_default().insert(node.clone(), computed.clone()).is_none() {
+                memo.len += 1;
+            }
         }
         Some(computed)
     }
