@@ -50,7 +50,9 @@ impl TestApp {
             ("IFOX__ADMIN__TOKEN".into(), ADMIN_TOKEN.into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let settings = Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env).expect("settings");
+        let settings =
+            Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env)
+                .expect("settings");
         let roles: BTreeSet<Role> = Role::ALL.into_iter().collect();
         let app = App::build(settings, roles).await.expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -60,11 +62,26 @@ impl TestApp {
         let handle = tokio::spawn(async move {
             app.run(token).await.expect("app run");
         });
-        TestApp { base, client: reqwest::Client::new(), db, shutdown, state, handle: Some(handle) }
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            db,
+            shutdown,
+            state,
+            handle: Some(handle),
+        }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -76,20 +93,27 @@ impl TestApp {
         let headers = res.headers().clone();
         let bytes = res.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.request(Method::GET, path, Some(token), None).await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.request(Method::POST, path, Some(token), Some(&body)).await
+        self.request(Method::POST, path, Some(token), Some(&body))
+            .await
     }
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.request(Method::PUT, path, Some(token), Some(&body)).await
+        self.request(Method::PUT, path, Some(token), Some(&body))
+            .await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.request(Method::PATCH, path, Some(token), Some(&body)).await
+        self.request(Method::PATCH, path, Some(token), Some(&body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Answer {
         self.request(Method::DELETE, path, Some(token), None).await
@@ -97,29 +121,69 @@ impl TestApp {
 
     /// Creates an org and returns nothing; panics unless 201.
     pub async fn org(&self, org: &str) {
-        let a = self.post("/api/v1/admin/orgs", ADMIN_TOKEN, serde_json::json!({"org_id": org, "name": org})).await;
-        assert_eq!(a.status, StatusCode::CREATED, "create org {org}: {}", a.body);
+        let a = self
+            .post(
+                "/api/v1/admin/orgs",
+                ADMIN_TOKEN,
+                serde_json::json!({"org_id": org, "name": org}),
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create org {org}: {}",
+            a.body
+        );
     }
 
     /// Creates a node; panics unless 201.
     pub async fn node(&self, org: &str, node: &str, parent: Option<&str>, node_type: &str) {
         let body = serde_json::json!({"node_id": node, "parent_id": parent, "node_type": node_type, "name": node});
-        let a = self.post(&format!("/api/v1/admin/orgs/{org}/nodes"), ADMIN_TOKEN, body).await;
-        assert_eq!(a.status, StatusCode::CREATED, "create node {node}: {}", a.body);
+        let a = self
+            .post(
+                &format!("/api/v1/admin/orgs/{org}/nodes"),
+                ADMIN_TOKEN,
+                body,
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create node {node}: {}",
+            a.body
+        );
     }
 
     /// Issues a team token; returns (token, token_id).
     pub async fn team_token(&self, org: &str, team: &str) -> (String, String) {
-        let a = self.post(&format!("/api/v1/admin/orgs/{org}/teams/{team}/tokens"), ADMIN_TOKEN, serde_json::json!({})).await;
+        let a = self
+            .post(
+                &format!("/api/v1/admin/orgs/{org}/teams/{team}/tokens"),
+                ADMIN_TOKEN,
+                serde_json::json!({}),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        (a.body["token"].as_str().unwrap().to_owned(), a.body["token_id"].as_str().unwrap().to_owned())
+        (
+            a.body["token"].as_str().unwrap().to_owned(),
+            a.body["token_id"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Issues an org admin token; returns (token, token_id).
     pub async fn org_token(&self, org: &str) -> (String, String) {
-        let a = self.post(&format!("/api/v1/admin/orgs/{org}/tokens"), ADMIN_TOKEN, serde_json::json!({})).await;
+        let a = self
+            .post(
+                &format!("/api/v1/admin/orgs/{org}/tokens"),
+                ADMIN_TOKEN,
+                serde_json::json!({}),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        (a.body["token"].as_str().unwrap().to_owned(), a.body["token_id"].as_str().unwrap().to_owned())
+        (
+            a.body["token"].as_str().unwrap().to_owned(),
+            a.body["token_id"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub async fn stop(mut self) {

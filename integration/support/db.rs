@@ -22,22 +22,34 @@ impl TestDb {
             DbKind::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("ifox.db").display());
-                TestDb { url, _dir: Some(dir) }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                }
             }
             DbKind::Postgres => {
                 let admin = std::env::var("IFOX_TEST_POSTGRES_URL").expect(
                     "IFOX_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server (run `just test`, which starts one)",
                 );
                 let name = format!("ifox_t_{}", uuid::Uuid::new_v4().simple());
-                let pool = PgPoolOptions::new().max_connections(1).connect(&admin).await.expect("connect to PostgreSQL");
-                pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin)
+                    .await
+                    .expect("connect to PostgreSQL");
+                pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
                 pool.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
                 let (base, query) = match admin.split_once('?') {
                     Some((_, q)) => (base.split('?').next().unwrap_or(base), format!("?{q}")),
                     None => (base, String::new()),
                 };
-                TestDb { url: format!("{base}/{name}{query}"), _dir: None }
+                TestDb {
+                    url: format!("{base}/{name}{query}"),
+                    _dir: None,
+                }
             }
         }
     }

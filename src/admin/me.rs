@@ -22,15 +22,24 @@ pub struct Explain {
     explain: bool,
 }
 
-pub async fn effective(State(s): State<AppState>, Auth(p): Auth, Query(q): Query<Explain>) -> Result<Response, ApiError> {
+pub async fn effective(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<Explain>,
+) -> Result<Response, ApiError> {
     let team = team_scope(&p)?;
-    let (eff, sources) = s.tenancy.effective(&team.as_org_scope(), team.team(), q.explain)?;
+    let (eff, sources) = s
+        .tenancy
+        .effective(&team.as_org_scope(), team.team(), q.explain)?;
     Ok(effective_response(&eff, sources))
 }
 
 pub async fn get_config(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
     let team = team_scope(&p)?;
-    let (config, version) = s.tenancy.get_config(&team.as_org_scope(), team.team()).await?;
+    let (config, version) = s
+        .tenancy
+        .get_config(&team.as_org_scope(), team.team())
+        .await?;
     Ok(config_response(config, version))
 }
 
@@ -46,8 +55,15 @@ pub async fn patch_config(
         None => None,
         Some(v) => crate::tenancy::parse_if_match(v.to_str().unwrap_or("invalid")),
     };
-    let (config, version) =
-        s.tenancy.write_config(&team.as_org_scope(), team.team(), ConfigWrite::Patch(body), if_match).await?;
+    let (config, version) = s
+        .tenancy
+        .write_config(
+            &team.as_org_scope(),
+            team.team(),
+            ConfigWrite::Patch(body),
+            if_match,
+        )
+        .await?;
     Ok(config_response(config, version))
 }
 
@@ -61,11 +77,17 @@ pub struct Lookup {
 }
 
 /// `POST /api/v1/admin/route/lookup`: global admin over every org; an org admin within its own org.
-pub async fn route_lookup(State(s): State<AppState>, Auth(p): Auth, Body(b): Body<Lookup>) -> Result<Json<Value>, ApiError> {
+pub async fn route_lookup(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(b): Body<Lookup>,
+) -> Result<Json<Value>, ApiError> {
     let hints = match &p {
         Principal::GlobalAdmin => b.org_hints,
         Principal::OrgAdmin { org, .. } => vec![org.clone()],
-        Principal::Team { .. } => return Err(TenancyError::Forbidden("route lookup needs an admin token").into()),
+        Principal::Team { .. } => {
+            return Err(TenancyError::Forbidden("route lookup needs an admin token").into());
+        }
     };
     let mut ids = Vec::new();
     for (key, values) in &b.identifiers {

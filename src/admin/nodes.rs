@@ -8,10 +8,10 @@ use crate::http::AppState;
 use crate::store::nodes::NodeRow;
 use crate::tenancy::scope::node_visibility;
 use crate::tenancy::{ConfigWrite, NewNode, NodeChange, OrgScope, TenancyError};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -30,11 +30,17 @@ fn tree_json(nodes: &[NodeRow]) -> Value {
         children.entry(n.parent_id.as_ref()).or_default().push(n);
     }
     fn build(n: &NodeRow, children: &BTreeMap<Option<&NodeId>, Vec<&NodeRow>>) -> Value {
-        let kids: Vec<Value> =
-            children.get(&Some(&n.node_id)).map(|k| k.iter().map(|c| build(c, children)).collect()).unwrap_or_default();
+        let kids: Vec<Value> = children
+            .get(&Some(&n.node_id))
+            .map(|k| k.iter().map(|c| build(c, children)).collect())
+            .unwrap_or_default();
         json!({"node_id": n.node_id, "node_type": n.node_type, "name": n.name, "children": kids})
     }
-    children.get(&None).and_then(|roots| roots.first()).map(|root| build(root, &children)).unwrap_or(Value::Null)
+    children
+        .get(&None)
+        .and_then(|roots| roots.first())
+        .map(|root| build(root, &children))
+        .unwrap_or(Value::Null)
 }
 
 /// Org scope for a route naming an org.
@@ -44,7 +50,12 @@ pub fn org_scope(state: &AppState, principal: &Principal, org: &str) -> Result<O
 }
 
 /// Org scope for a route naming a node: a team token sees only its own node (403), nothing else (404).
-pub fn node_scope(state: &AppState, principal: &Principal, org: &str, node: &str) -> Result<(OrgScope, NodeId), ApiError> {
+pub fn node_scope(
+    state: &AppState,
+    principal: &Principal,
+    org: &str,
+    node: &str,
+) -> Result<(OrgScope, NodeId), ApiError> {
     let org_id = OrgId::parse(org)?;
     let node = NodeId::parse(node)?;
     if !principal.sees_org(&org_id) {
@@ -61,7 +72,9 @@ fn etag(version: i64) -> HeaderValue {
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     match headers.get(header::IF_MATCH) {
         None => Ok(None),
-        Some(v) => Ok(crate::tenancy::parse_if_match(v.to_str().unwrap_or("invalid"))),
+        Some(v) => Ok(crate::tenancy::parse_if_match(
+            v.to_str().unwrap_or("invalid"),
+        )),
     }
 }
 
@@ -77,7 +90,11 @@ pub struct NewOrg {
     name: Option<String>,
 }
 
-pub async fn create_org(State(s): State<AppState>, Auth(p): Auth, Body(b): Body<NewOrg>) -> Result<Response, ApiError> {
+pub async fn create_org(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(b): Body<NewOrg>,
+) -> Result<Response, ApiError> {
     if p != Principal::GlobalAdmin {
         return Err(TenancyError::Forbidden("only the global admin creates orgs").into());
     }
@@ -90,13 +107,25 @@ pub async fn list_orgs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<
     let orgs = s.tenancy.list_orgs().await?;
     let visible: Vec<Value> = match &p {
         Principal::GlobalAdmin => orgs.iter().map(node_json).collect(),
-        Principal::OrgAdmin { org, .. } => orgs.iter().filter(|o| &o.org_id == org).map(node_json).collect(),
-        Principal::Team { .. } => return Err(TenancyError::Forbidden("a team token can only use /api/v1/config/me").into()),
+        Principal::OrgAdmin { org, .. } => orgs
+            .iter()
+            .filter(|o| &o.org_id == org)
+            .map(node_json)
+            .collect(),
+        Principal::Team { .. } => {
+            return Err(
+                TenancyError::Forbidden("a team token can only use /api/v1/config/me").into(),
+            );
+        }
     };
     Ok(Json(json!({"orgs": visible})))
 }
 
-pub async fn get_org(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_org(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let scope = org_scope(&s, &p, &org)?;
     let root = NodeId::root_of(scope.org());
     Ok(Json(node_json(&s.tenancy.get_node(&scope, &root).await?)))
@@ -134,10 +163,16 @@ pub async fn create_node(
     Ok((StatusCode::CREATED, Json(node_json(&row))).into_response())
 }
 
-pub async fn list_nodes(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_nodes(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let scope = org_scope(&s, &p, &org)?;
     let nodes = s.tenancy.list_nodes(&scope).await?;
-    Ok(Json(json!({"org_id": scope.org(), "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(), "tree": tree_json(&nodes)})))
+    Ok(Json(
+        json!({"org_id": scope.org(), "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(), "tree": tree_json(&nodes)}),
+    ))
 }
 
 pub async fn get_node(
@@ -156,7 +191,9 @@ pub async fn change_node(
     Body(b): Body<NodeChange>,
 ) -> Result<Json<Value>, ApiError> {
     let (scope, node) = node_scope(&s, &p, &org, &node)?;
-    Ok(Json(node_json(&s.tenancy.change_node(&scope, &node, b).await?)))
+    Ok(Json(node_json(
+        &s.tenancy.change_node(&scope, &node, b).await?,
+    )))
 }
 
 pub async fn delete_node(
@@ -167,7 +204,11 @@ pub async fn delete_node(
 ) -> Result<Json<Value>, ApiError> {
     let (scope, node) = node_scope(&s, &p, &org, &node)?;
     if node.as_str() == scope.org().as_str() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "use_org_delete", "delete the org root with DELETE /api/v1/admin/orgs/{org}"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "use_org_delete",
+            "delete the org root with DELETE /api/v1/admin/orgs/{org}",
+        ));
     }
     let deleted = s.tenancy.delete_node(&scope, &node, q.cascade).await?;
     Ok(Json(json!({"deleted": deleted})))
@@ -200,8 +241,15 @@ pub async fn put_config(
     Body(body): Body<Value>,
 ) -> Result<Response, ApiError> {
     let (scope, node) = node_scope(&s, &p, &org, &node)?;
-    let write = if mode.replace { ConfigWrite::Replace(body) } else { ConfigWrite::Patch(body) };
-    let (config, version) = s.tenancy.write_config(&scope, &node, write, if_match(&headers)?).await?;
+    let write = if mode.replace {
+        ConfigWrite::Replace(body)
+    } else {
+        ConfigWrite::Patch(body)
+    };
+    let (config, version) = s
+        .tenancy
+        .write_config(&scope, &node, write, if_match(&headers)?)
+        .await?;
     Ok(config_response(config, version))
 }
 
@@ -213,7 +261,10 @@ pub async fn patch_config(
     Body(body): Body<Value>,
 ) -> Result<Response, ApiError> {
     let (scope, node) = node_scope(&s, &p, &org, &node)?;
-    let (config, version) = s.tenancy.write_config(&scope, &node, ConfigWrite::Patch(body), if_match(&headers)?).await?;
+    let (config, version) = s
+        .tenancy
+        .write_config(&scope, &node, ConfigWrite::Patch(body), if_match(&headers)?)
+        .await?;
     Ok(config_response(config, version))
 }
 
@@ -244,8 +295,15 @@ pub async fn rollback(
     Body(b): Body<Rollback>,
 ) -> Result<Response, ApiError> {
     let (scope, node) = node_scope(&s, &p, &org, &node)?;
-    let (config, version) =
-        s.tenancy.write_config(&scope, &node, ConfigWrite::Rollback(b.version), if_match(&headers)?).await?;
+    let (config, version) = s
+        .tenancy
+        .write_config(
+            &scope,
+            &node,
+            ConfigWrite::Rollback(b.version),
+            if_match(&headers)?,
+        )
+        .await?;
     Ok(config_response(config, version))
 }
 
@@ -310,9 +368,15 @@ pub async fn put_locks(
     Ok(Json(json!({"node_id": node, "paths": paths})))
 }
 
-pub async fn claims(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn claims(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let scope = org_scope(&s, &p, &org)?;
-    Ok(Json(json!({"org_id": scope.org(), "claims": s.tenancy.list_claims(&scope).await?})))
+    Ok(Json(
+        json!({"org_id": scope.org(), "claims": s.tenancy.list_claims(&scope).await?}),
+    ))
 }
 
 #[derive(Deserialize)]

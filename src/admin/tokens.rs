@@ -29,12 +29,19 @@ impl NewToken {
         match (&self.expires_in, &self.expires_at) {
             (Some(_), Some(_)) => Err(bad("give expires_in or expires_at, not both".into())),
             (Some(d), None) => {
-                let d = humantime::parse_duration(d).map_err(|e| bad(format!("expires_in {d:?}: {e}")))?;
-                Ok(Some(now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)))
+                let d = humantime::parse_duration(d)
+                    .map_err(|e| bad(format!("expires_in {d:?}: {e}")))?;
+                Ok(Some(
+                    now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+                ))
             }
             (None, Some(t)) => {
-                let t = humantime::parse_rfc3339_weak(t).map_err(|e| bad(format!("expires_at {t:?}: {e}")))?;
-                let ms = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+                let t = humantime::parse_rfc3339_weak(t)
+                    .map_err(|e| bad(format!("expires_at {t:?}: {e}")))?;
+                let ms = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
                 Ok(Some(i64::try_from(ms).unwrap_or(i64::MAX)))
             }
             (None, None) => Ok(None),
@@ -44,7 +51,9 @@ impl NewToken {
 
 fn global_only(p: &Principal) -> Result<(), ApiError> {
     if *p != Principal::GlobalAdmin {
-        return Err(TenancyError::Forbidden("only the global admin manages org admin tokens").into());
+        return Err(
+            TenancyError::Forbidden("only the global admin manages org admin tokens").into(),
+        );
     }
     Ok(())
 }
@@ -58,14 +67,23 @@ pub async fn issue_org(
     let scope = org_scope(&s, &p, &org)?;
     global_only(&p)?;
     let b = body.map(|Body(b)| b).unwrap_or_default();
-    let issued = s.tenancy.issue_token(&scope, None, b.name.clone(), b.expiry_ms()?).await?;
+    let issued = s
+        .tenancy
+        .issue_token(&scope, None, b.name.clone(), b.expiry_ms()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
-pub async fn list_org(State(s): State<AppState>, Auth(p): Auth, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_org(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let scope = org_scope(&s, &p, &org)?;
     global_only(&p)?;
-    Ok(Json(json!({"tokens": s.tenancy.list_tokens(&scope, None).await?})))
+    Ok(Json(
+        json!({"tokens": s.tenancy.list_tokens(&scope, None).await?}),
+    ))
 }
 
 pub async fn revoke_org(
@@ -87,7 +105,10 @@ pub async fn issue_team(
 ) -> Result<Response, ApiError> {
     let (scope, team) = node_scope(&s, &p, &org, &team)?;
     let b = body.map(|Body(b)| b).unwrap_or_default();
-    let issued = s.tenancy.issue_token(&scope, Some(&team), b.name.clone(), b.expiry_ms()?).await?;
+    let issued = s
+        .tenancy
+        .issue_token(&scope, Some(&team), b.name.clone(), b.expiry_ms()?)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
@@ -97,7 +118,9 @@ pub async fn list_team(
     Path((org, team)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (scope, team) = node_scope(&s, &p, &org, &team)?;
-    Ok(Json(json!({"tokens": s.tenancy.list_tokens(&scope, Some(&team)).await?})))
+    Ok(Json(
+        json!({"tokens": s.tenancy.list_tokens(&scope, Some(&team)).await?}),
+    ))
 }
 
 pub async fn revoke_team(

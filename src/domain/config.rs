@@ -30,7 +30,9 @@ pub fn type_name(value: &Value) -> &'static str {
 
 /// Demands a JSON object (every stored config is one).
 pub fn require_object(value: &Value) -> Result<&Map<String, Value>, ConfigError> {
-    value.as_object().ok_or(ConfigError::NotAnObject(type_name(value)))
+    value
+        .as_object()
+        .ok_or(ConfigError::NotAnObject(type_name(value)))
 }
 
 /// RFC 7386 in place: objects merge, `null` removes a key, anything else replaces.
@@ -42,7 +44,9 @@ pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
-    let Value::Object(map) = target else { unreachable!("made an object above") };
+    let Value::Object(map) = target else {
+        unreachable!("made an object above")
+    };
     for (key, value) in patch {
         if value.is_null() {
             map.remove(key);
@@ -119,12 +123,19 @@ pub fn effective<'a>(chain: impl IntoIterator<Item = &'a Value>) -> Value {
 
 /// For each leaf of `effective` (a scalar, an array or an empty object), the deepest node of `chain`
 /// whose raw config holds that path: that node set the value everyone below inherits.
-pub fn explain<'a, N: Clone>(effective: &Value, chain: &'a [(N, &'a Value)]) -> BTreeMap<String, N> {
+pub fn explain<'a, N: Clone>(
+    effective: &Value,
+    chain: &'a [(N, &'a Value)],
+) -> BTreeMap<String, N> {
     let mut sources = BTreeMap::new();
     let mut leaves = Vec::new();
     collect_leaves(effective, &mut String::new(), &mut leaves);
     for path in leaves {
-        if let Some((node, _)) = chain.iter().rev().find(|(_, raw)| raw.pointer(&path).is_some()) {
+        if let Some((node, _)) = chain
+            .iter()
+            .rev()
+            .find(|(_, raw)| raw.pointer(&path).is_some())
+        {
             sources.insert(path, node.clone());
         }
     }
@@ -149,7 +160,9 @@ fn collect_leaves(value: &Value, prefix: &mut String, out: &mut Vec<String>) {
 /// Validates a lock path (a JSON Pointer naming at least one key).
 pub fn check_pointer(path: &str) -> Result<(), ConfigError> {
     if path.len() < 2 || !path.starts_with('/') {
-        return Err(ConfigError::BadPointer { path: path.to_owned() });
+        return Err(ConfigError::BadPointer {
+            path: path.to_owned(),
+        });
     }
     Ok(())
 }
@@ -172,7 +185,10 @@ pub fn check_locks<N: Clone>(
     for (node, paths) in locks {
         for path in paths {
             if old.pointer(path) != new.pointer(path) {
-                return Err(LockViolation { path: path.clone(), locked_by: node.clone() });
+                return Err(LockViolation {
+                    path: path.clone(),
+                    locked_by: node.clone(),
+                });
             }
         }
     }

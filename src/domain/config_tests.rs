@@ -7,7 +7,10 @@ fn patch(current: Value, p: Value) -> Value {
 
 #[test]
 fn merge_patch_merges_objects_and_null_removes_a_key() {
-    let out = patch(json!({"a": {"b": 1, "c": 2}, "d": 1}), json!({"a": {"b": null, "e": 3}, "d": null}));
+    let out = patch(
+        json!({"a": {"b": 1, "c": 2}, "d": 1}),
+        json!({"a": {"b": null, "e": 3}, "d": null}),
+    );
     assert_eq!(out, json!({"a": {"c": 2, "e": 3}}));
 }
 
@@ -19,19 +22,34 @@ fn merge_patch_replaces_arrays_and_scalars() {
 
 #[test]
 fn merge_patch_changes_types_in_both_directions() {
-    assert_eq!(patch(json!({"a": {"b": 1}}), json!({"a": 5})), json!({"a": 5}));
-    assert_eq!(patch(json!({"a": 5}), json!({"a": {"b": 1, "c": null}})), json!({"a": {"b": 1}}));
+    assert_eq!(
+        patch(json!({"a": {"b": 1}}), json!({"a": 5})),
+        json!({"a": 5})
+    );
+    assert_eq!(
+        patch(json!({"a": 5}), json!({"a": {"b": 1, "c": null}})),
+        json!({"a": {"b": 1}})
+    );
 }
 
 #[test]
 fn merge_patch_refuses_a_body_that_is_not_an_object() {
-    assert_eq!(patched(&json!({}), &json!([1])), Err(ConfigError::NotAnObject("an array")));
-    assert_eq!(replaced(&json!("x")), Err(ConfigError::NotAnObject("a string")));
+    assert_eq!(
+        patched(&json!({}), &json!([1])),
+        Err(ConfigError::NotAnObject("an array"))
+    );
+    assert_eq!(
+        replaced(&json!("x")),
+        Err(ConfigError::NotAnObject("a string"))
+    );
 }
 
 #[test]
 fn replace_drops_nulls_and_forgets_the_old_config() {
-    assert_eq!(replaced(&json!({"a": null, "b": {"c": null, "d": 1}})).unwrap(), json!({"b": {"d": 1}}));
+    assert_eq!(
+        replaced(&json!({"a": null, "b": {"c": null, "d": 1}})).unwrap(),
+        json!({"b": {"d": 1}})
+    );
 }
 
 #[test]
@@ -39,7 +57,10 @@ fn diff_is_the_patch_that_replays_the_change() {
     let old = json!({"a": {"b": 1, "c": [1]}, "gone": true, "same": 1});
     let new = json!({"a": {"b": 2, "c": [1], "n": {}}, "same": 1, "t": {"x": 1}});
     let d = diff(&old, &new);
-    assert_eq!(d, json!({"a": {"b": 2, "n": {}}, "gone": null, "t": {"x": 1}}));
+    assert_eq!(
+        d,
+        json!({"a": {"b": 2, "n": {}}, "gone": null, "t": {"x": 1}})
+    );
     assert_eq!(patch(old, d), new);
 }
 
@@ -47,7 +68,10 @@ fn diff_is_the_patch_that_replays_the_change() {
 fn effective_merge_replaces_lists_from_the_deeper_node() {
     let org = json!({"tools": ["a", "b"], "llm": {"model": "m1", "temp": 0.1}});
     let team = json!({"tools": ["c"], "llm": {"model": "m2"}});
-    assert_eq!(effective([&org, &team]), json!({"tools": ["c"], "llm": {"model": "m2", "temp": 0.1}}));
+    assert_eq!(
+        effective([&org, &team]),
+        json!({"tools": ["c"], "llm": {"model": "m2", "temp": 0.1}})
+    );
 }
 
 #[test]
@@ -66,8 +90,14 @@ fn five_levels_merge_in_order_from_the_org_down() {
         json!({"b": {"z": [1]}}),
     ];
     let out = effective(chain.iter());
-    assert_eq!(out, json!({"a": {"now": "object"}, "b": {"x": 3, "y": 2, "z": [1]}, "keep": "org"}));
-    let named: Vec<(&str, &Value)> = ["org", "u1", "u2", "u3", "team"].into_iter().zip(chain.iter()).collect();
+    assert_eq!(
+        out,
+        json!({"a": {"now": "object"}, "b": {"x": 3, "y": 2, "z": [1]}, "keep": "org"})
+    );
+    let named: Vec<(&str, &Value)> = ["org", "u1", "u2", "u3", "team"]
+        .into_iter()
+        .zip(chain.iter())
+        .collect();
     let sources = explain(&out, &named);
     assert_eq!(sources["/a/now"], "u3");
     assert_eq!(sources["/b/x"], "u2");
@@ -83,7 +113,10 @@ fn a_deeper_scalar_replaces_an_inherited_object_and_explain_follows() {
     let out = effective(chain.iter());
     assert_eq!(out, json!({"a": 5}));
     let named: Vec<(&str, &Value)> = vec![("org", &chain[0]), ("team", &chain[1])];
-    assert_eq!(explain(&out, &named).into_iter().collect::<Vec<_>>(), vec![("/a".to_owned(), "team")]);
+    assert_eq!(
+        explain(&out, &named).into_iter().collect::<Vec<_>>(),
+        vec![("/a".to_owned(), "team")]
+    );
 }
 
 #[test]
@@ -99,9 +132,20 @@ fn locks_refuse_changes_below_at_or_above_the_locked_path() {
     let locks = vec![("org", vec!["/llm/model".to_owned()])];
     let old = json!({"llm": {"model": "m1"}, "x": 1});
     assert!(check_locks(&locks, &old, &json!({"llm": {"model": "m1"}, "x": 2})).is_ok());
-    for new in [json!({"llm": {"model": "m2"}}), json!({"llm": 1}), json!({}), json!({"llm": {"model": {"a": 1}}})] {
+    for new in [
+        json!({"llm": {"model": "m2"}}),
+        json!({"llm": 1}),
+        json!({}),
+        json!({"llm": {"model": {"a": 1}}}),
+    ] {
         let err = check_locks(&locks, &old, &new).unwrap_err();
-        assert_eq!(err, LockViolation { path: "/llm/model".into(), locked_by: "org" });
+        assert_eq!(
+            err,
+            LockViolation {
+                path: "/llm/model".into(),
+                locked_by: "org"
+            }
+        );
     }
 }
 

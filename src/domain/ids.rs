@@ -24,13 +24,19 @@ pub fn check_dns_label(field: &'static str, value: &str) -> Result<(), IdError> 
         return Err(IdError::Empty { field });
     }
     if value.len() > 63 {
-        return Err(IdError::TooLong { field, len: value.len() });
+        return Err(IdError::TooLong {
+            field,
+            len: value.len(),
+        });
     }
     let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let bytes = value.as_bytes();
     let inner_ok = bytes.iter().all(|&c| ok_char(c) || c == b'-');
     if !inner_ok || !ok_char(bytes[0]) || !ok_char(bytes[bytes.len() - 1]) {
-        return Err(IdError::NotDnsLabel { field, value: value.to_owned() });
+        return Err(IdError::NotDnsLabel {
+            field,
+            value: value.to_owned(),
+        });
     }
     Ok(())
 }
@@ -146,7 +152,10 @@ mod tests {
     #[test]
     fn non_dns_labels_are_refused_with_the_rule() {
         assert_eq!(OrgId::parse(""), Err(IdError::Empty { field: "org_id" }));
-        assert!(matches!(NodeId::parse("x".repeat(64)), Err(IdError::TooLong { len: 64, .. })));
+        assert!(matches!(
+            NodeId::parse("x".repeat(64)),
+            Err(IdError::TooLong { len: 64, .. })
+        ));
         for bad in ["Acme", "-a", "a-", "a_b", "a.b", "a b", "é"] {
             let err = NodeId::parse(bad).unwrap_err();
             assert!(err.to_string().contains("DNS label"), "{bad}: {err}");

@@ -81,7 +81,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(kind: IdentifierKind, value: &str) -> Self {
-        Self { kind, value: kind.normalise(value) }
+        Self {
+            kind,
+            value: kind.normalise(value),
+        }
     }
 }
 
@@ -104,13 +107,20 @@ fn known_kinds() -> String {
 /// The claims a raw team config makes (normalised, without duplicates, in a stable order).
 pub fn claims_of(raw: &Value) -> Result<BTreeSet<Identifier>, ClaimError> {
     let mut out = BTreeSet::new();
-    let Some(routing) = raw.get("routing") else { return Ok(out) };
+    let Some(routing) = raw.get("routing") else {
+        return Ok(out);
+    };
     let routing = routing.as_object().ok_or(ClaimError::NotAnObject)?;
     for (key, list) in routing {
-        let kind = IdentifierKind::from_key(key).ok_or_else(|| ClaimError::UnknownKind(key.clone()))?;
-        let list = list.as_array().ok_or_else(|| ClaimError::NotAList(key.clone()))?;
+        let kind =
+            IdentifierKind::from_key(key).ok_or_else(|| ClaimError::UnknownKind(key.clone()))?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| ClaimError::NotAList(key.clone()))?;
         for item in list {
-            let value = item.as_str().ok_or_else(|| ClaimError::NotAList(key.clone()))?;
+            let value = item
+                .as_str()
+                .ok_or_else(|| ClaimError::NotAList(key.clone()))?;
             let id = Identifier::new(kind, value);
             if id.value.is_empty() {
                 return Err(ClaimError::EmptyValue(key.clone()));
@@ -134,9 +144,16 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RouteOutcome {
-    Found { org_id: OrgId, team_id: NodeId, matched: Identifier },
+    Found {
+        org_id: OrgId,
+        team_id: NodeId,
+        matched: Identifier,
+    },
     NotFound,
-    Ambiguous { matched: Identifier, org_ids: Vec<OrgId> },
+    Ambiguous {
+        matched: Identifier,
+        org_ids: Vec<OrgId>,
+    },
 }
 
 /// Every claim, indexed by identifier. Built from the database, replaced or patched on change.
@@ -155,7 +172,13 @@ impl RouteIndex {
     }
 
     pub fn insert(&mut self, c: Claim) {
-        let owners = self.by_identifier.entry(Identifier { kind: c.kind, value: c.value }).or_default();
+        let owners = self
+            .by_identifier
+            .entry(Identifier {
+                kind: c.kind,
+                value: c.value,
+            })
+            .or_default();
         owners.retain(|(org, _)| *org != c.org_id);
         owners.push((c.org_id, c.team_id));
         owners.sort();
@@ -165,7 +188,12 @@ impl RouteIndex {
     pub fn set_team_claims(&mut self, org: &OrgId, team: &NodeId, claims: &BTreeSet<Identifier>) {
         self.remove_team(org, team);
         for id in claims {
-            self.insert(Claim { org_id: org.clone(), team_id: team.clone(), kind: id.kind, value: id.value.clone() });
+            self.insert(Claim {
+                org_id: org.clone(),
+                team_id: team.clone(),
+                kind: id.kind,
+                value: id.value.clone(),
+            });
         }
     }
 
@@ -190,12 +218,20 @@ impl RouteIndex {
         let mut ordered: Vec<&Identifier> = identifiers.iter().collect();
         ordered.sort_by_key(|id| id.kind);
         for id in ordered {
-            let Some(owners) = self.by_identifier.get(id) else { continue };
-            let mut candidates = owners.iter().filter(|(org, _)| org_hints.is_empty() || org_hints.contains(org));
+            let Some(owners) = self.by_identifier.get(id) else {
+                continue;
+            };
+            let mut candidates = owners
+                .iter()
+                .filter(|(org, _)| org_hints.is_empty() || org_hints.contains(org));
             match (candidates.next(), candidates.next()) {
                 (None, _) => continue,
                 (Some((org, team)), None) => {
-                    return RouteOutcome::Found { org_id: org.clone(), team_id: team.clone(), matched: id.clone() };
+                    return RouteOutcome::Found {
+                        org_id: org.clone(),
+                        team_id: team.clone(),
+                        matched: id.clone(),
+                    };
                 }
                 (Some(_), Some(_)) => {
                     let org_ids = owners
@@ -203,7 +239,10 @@ impl RouteIndex {
                         .filter(|(org, _)| org_hints.is_empty() || org_hints.contains(org))
                         .map(|(org, _)| org.clone())
                         .collect();
-                    return RouteOutcome::Ambiguous { matched: id.clone(), org_ids };
+                    return RouteOutcome::Ambiguous {
+                        matched: id.clone(),
+                        org_ids,
+                    };
                 }
             }
         }

@@ -8,7 +8,12 @@ fn team(s: &str) -> NodeId {
     NodeId::parse(s).unwrap()
 }
 fn claim(o: &str, t: &str, kind: IdentifierKind, v: &str) -> Claim {
-    Claim { org_id: org(o), team_id: team(t), kind, value: kind.normalise(v) }
+    Claim {
+        org_id: org(o),
+        team_id: team(t),
+        kind,
+        value: kind.normalise(v),
+    }
 }
 
 #[test]
@@ -17,7 +22,10 @@ fn claims_are_trimmed_deduplicated_and_github_repos_lowercased() {
     let claims: Vec<_> = claims_of(&raw).unwrap().into_iter().collect();
     assert_eq!(
         claims,
-        vec![Identifier::new(IdentifierKind::SlackChannelIds, "C1"), Identifier::new(IdentifierKind::GithubRepos, "acme/api")]
+        vec![
+            Identifier::new(IdentifierKind::SlackChannelIds, "C1"),
+            Identifier::new(IdentifierKind::GithubRepos, "acme/api")
+        ]
     );
 }
 
@@ -28,17 +36,40 @@ fn slack_channel_ids_stay_case_sensitive() {
 
 #[test]
 fn bad_routing_sections_are_refused_with_the_key() {
-    assert_eq!(claims_of(&json!({"routing": []})), Err(ClaimError::NotAnObject));
-    assert_eq!(claims_of(&json!({"routing": {"slack": ["x"]}})), Err(ClaimError::UnknownKind("slack".into())));
-    assert_eq!(claims_of(&json!({"routing": {"github_repos": "a/b"}})), Err(ClaimError::NotAList("github_repos".into())));
-    assert_eq!(claims_of(&json!({"routing": {"github_repos": [1]}})), Err(ClaimError::NotAList("github_repos".into())));
-    assert_eq!(claims_of(&json!({"routing": {"github_repos": ["  "]}})), Err(ClaimError::EmptyValue("github_repos".into())));
+    assert_eq!(
+        claims_of(&json!({"routing": []})),
+        Err(ClaimError::NotAnObject)
+    );
+    assert_eq!(
+        claims_of(&json!({"routing": {"slack": ["x"]}})),
+        Err(ClaimError::UnknownKind("slack".into()))
+    );
+    assert_eq!(
+        claims_of(&json!({"routing": {"github_repos": "a/b"}})),
+        Err(ClaimError::NotAList("github_repos".into()))
+    );
+    assert_eq!(
+        claims_of(&json!({"routing": {"github_repos": [1]}})),
+        Err(ClaimError::NotAList("github_repos".into()))
+    );
+    assert_eq!(
+        claims_of(&json!({"routing": {"github_repos": ["  "]}})),
+        Err(ClaimError::EmptyValue("github_repos".into()))
+    );
 }
 
 #[test]
 fn lookup_finds_the_team_and_the_matching_claim() {
-    let index = RouteIndex::from_claims([claim("acme", "payments", IdentifierKind::GithubRepos, "acme/pay")]);
-    let out = index.lookup(&[Identifier::new(IdentifierKind::GithubRepos, "ACME/Pay")], &[]);
+    let index = RouteIndex::from_claims([claim(
+        "acme",
+        "payments",
+        IdentifierKind::GithubRepos,
+        "acme/pay",
+    )]);
+    let out = index.lookup(
+        &[Identifier::new(IdentifierKind::GithubRepos, "ACME/Pay")],
+        &[],
+    );
     assert_eq!(
         out,
         RouteOutcome::Found {
@@ -53,10 +84,20 @@ fn lookup_finds_the_team_and_the_matching_claim() {
 fn lookup_prefers_the_higher_priority_kind() {
     let index = RouteIndex::from_claims([
         claim("acme", "by-channel", IdentifierKind::SlackChannelIds, "C1"),
-        claim("acme", "by-service", IdentifierKind::PagerdutyServiceIds, "P1"),
+        claim(
+            "acme",
+            "by-service",
+            IdentifierKind::PagerdutyServiceIds,
+            "P1",
+        ),
     ]);
-    let ids = [Identifier::new(IdentifierKind::SlackChannelIds, "C1"), Identifier::new(IdentifierKind::PagerdutyServiceIds, "P1")];
-    assert!(matches!(index.lookup(&ids, &[]), RouteOutcome::Found { team_id, .. } if team_id == team("by-service")));
+    let ids = [
+        Identifier::new(IdentifierKind::SlackChannelIds, "C1"),
+        Identifier::new(IdentifierKind::PagerdutyServiceIds, "P1"),
+    ];
+    assert!(
+        matches!(index.lookup(&ids, &[]), RouteOutcome::Found { team_id, .. } if team_id == team("by-service"))
+    );
 }
 
 #[test]
@@ -68,18 +109,33 @@ fn an_identifier_claimed_in_two_orgs_is_ambiguous_unless_a_hint_decides() {
     let ids = [Identifier::new(IdentifierKind::SlackChannelIds, "C1")];
     assert_eq!(
         index.lookup(&ids, &[]),
-        RouteOutcome::Ambiguous { matched: ids[0].clone(), org_ids: vec![org("acme"), org("globex")] }
+        RouteOutcome::Ambiguous {
+            matched: ids[0].clone(),
+            org_ids: vec![org("acme"), org("globex")]
+        }
     );
-    assert!(matches!(index.lookup(&ids, &[org("globex")]), RouteOutcome::Found { team_id, .. } if team_id == team("g")));
-    assert_eq!(index.lookup(&ids, &[org("initech")]), RouteOutcome::NotFound);
+    assert!(
+        matches!(index.lookup(&ids, &[org("globex")]), RouteOutcome::Found { team_id, .. } if team_id == team("g"))
+    );
+    assert_eq!(
+        index.lookup(&ids, &[org("initech")]),
+        RouteOutcome::NotFound
+    );
 }
 
 #[test]
 fn replacing_a_teams_claims_forgets_the_old_ones() {
-    let mut index = RouteIndex::from_claims([claim("acme", "a", IdentifierKind::SlackChannelIds, "C1")]);
+    let mut index =
+        RouteIndex::from_claims([claim("acme", "a", IdentifierKind::SlackChannelIds, "C1")]);
     let new: BTreeSet<_> = [Identifier::new(IdentifierKind::SlackChannelIds, "C2")].into();
     index.set_team_claims(&org("acme"), &team("a"), &new);
-    assert_eq!(index.lookup(&[Identifier::new(IdentifierKind::SlackChannelIds, "C1")], &[]), RouteOutcome::NotFound);
+    assert_eq!(
+        index.lookup(
+            &[Identifier::new(IdentifierKind::SlackChannelIds, "C1")],
+            &[]
+        ),
+        RouteOutcome::NotFound
+    );
     assert_eq!(index.len(), 1);
     index.remove_team(&org("acme"), &team("a"));
     assert!(index.is_empty());

@@ -18,7 +18,11 @@ pub enum Principal {
     /// Everything inside one org.
     OrgAdmin { org: OrgId, token_id: String },
     /// Its own team's config, nothing else.
-    Team { org: OrgId, team: NodeId, token_id: String },
+    Team {
+        org: OrgId,
+        team: NodeId,
+        token_id: String,
+    },
 }
 
 impl Principal {
@@ -26,7 +30,9 @@ impl Principal {
     pub fn actor(&self) -> String {
         match self {
             Principal::GlobalAdmin => "global-admin".to_owned(),
-            Principal::OrgAdmin { token_id, .. } | Principal::Team { token_id, .. } => token_id.clone(),
+            Principal::OrgAdmin { token_id, .. } | Principal::Team { token_id, .. } => {
+                token_id.clone()
+            }
         }
     }
 
@@ -64,9 +70,9 @@ pub fn parse_shape(token: &str) -> Result<TokenShape, MalformedToken> {
     let parts: Vec<&str> = token.split('.').collect();
     let secret_ok = |s: &str| s.len() >= 22 && URL_SAFE_NO_PAD.decode(s).is_ok();
     match parts.as_slice() {
-        [org, secret] if secret_ok(secret) => {
-            Ok(TokenShape::Org { org: OrgId::parse(*org).map_err(|_| MalformedToken)? })
-        }
+        [org, secret] if secret_ok(secret) => Ok(TokenShape::Org {
+            org: OrgId::parse(*org).map_err(|_| MalformedToken)?,
+        }),
         [org, team, secret] if secret_ok(secret) => Ok(TokenShape::Team {
             org: OrgId::parse(*org).map_err(|_| MalformedToken)?,
             team: NodeId::parse(*team).map_err(|_| MalformedToken)?,
@@ -111,18 +117,40 @@ mod tests {
     fn generated_tokens_parse_back_to_their_shape_and_carry_256_bits() {
         let org = OrgId::parse("acme").unwrap();
         let team = NodeId::parse("payments").unwrap();
-        let t = generate(&TokenShape::Team { org: org.clone(), team: team.clone() });
-        assert_eq!(parse_shape(&t), Ok(TokenShape::Team { org: org.clone(), team }));
+        let t = generate(&TokenShape::Team {
+            org: org.clone(),
+            team: team.clone(),
+        });
+        assert_eq!(
+            parse_shape(&t),
+            Ok(TokenShape::Team {
+                org: org.clone(),
+                team
+            })
+        );
         let secret = t.rsplit('.').next().unwrap();
         assert_eq!(URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
         let o = generate(&TokenShape::Org { org: org.clone() });
         assert_eq!(parse_shape(&o), Ok(TokenShape::Org { org }));
-        assert_ne!(o, generate(&TokenShape::Org { org: OrgId::parse("acme").unwrap() }));
+        assert_ne!(
+            o,
+            generate(&TokenShape::Org {
+                org: OrgId::parse("acme").unwrap()
+            })
+        );
     }
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for bad in ["", "acme", "acme.", "ACME.aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "a.b.c.d", "acme.short", "acme.t.!!!!!!!!!!!!!!!!!!!!!!!!"] {
+        for bad in [
+            "",
+            "acme",
+            "acme.",
+            "ACME.aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "a.b.c.d",
+            "acme.short",
+            "acme.t.!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
             assert_eq!(parse_shape(bad), Err(MalformedToken), "{bad}");
         }
     }
@@ -139,9 +167,16 @@ mod tests {
     fn scopes_follow_the_principal() {
         let acme = OrgId::parse("acme").unwrap();
         let other = OrgId::parse("globex").unwrap();
-        let admin = Principal::OrgAdmin { org: acme.clone(), token_id: "tok_1".into() };
+        let admin = Principal::OrgAdmin {
+            org: acme.clone(),
+            token_id: "tok_1".into(),
+        };
         assert!(admin.administers(&acme) && !admin.administers(&other) && !admin.sees_org(&other));
-        let team = Principal::Team { org: acme.clone(), team: NodeId::parse("t").unwrap(), token_id: "tok_2".into() };
+        let team = Principal::Team {
+            org: acme.clone(),
+            team: NodeId::parse("t").unwrap(),
+            token_id: "tok_2".into(),
+        };
         assert!(team.sees_org(&acme) && !team.administers(&acme));
         assert_eq!(team.actor(), "tok_2");
         assert!(Principal::GlobalAdmin.administers(&other));

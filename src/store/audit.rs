@@ -40,7 +40,11 @@ pub async fn record(
 }
 
 /// Newest first, at most `limit`.
-pub async fn list_org(conn: &mut Conn, org: &OrgId, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+pub async fn list_org(
+    conn: &mut Conn,
+    org: &OrgId,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, org_id, actor, action, target, detail, at FROM audit_log WHERE org_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
     )

@@ -12,15 +12,19 @@ fn from_row(row: &AnyRow) -> Result<Claim, StoreError> {
     let bad = |e: String| StoreError::Corrupt(format!("routing claim: {e}"));
     let kind: String = row.try_get("kind")?;
     Ok(Claim {
-        org_id: OrgId::parse(row.try_get::<String, _>("org_id")?).map_err(|e| bad(e.to_string()))?,
-        team_id: NodeId::parse(row.try_get::<String, _>("team_id")?).map_err(|e| bad(e.to_string()))?,
+        org_id: OrgId::parse(row.try_get::<String, _>("org_id")?)
+            .map_err(|e| bad(e.to_string()))?,
+        team_id: NodeId::parse(row.try_get::<String, _>("team_id")?)
+            .map_err(|e| bad(e.to_string()))?,
         kind: IdentifierKind::from_key(&kind).ok_or_else(|| bad(format!("kind {kind}")))?,
         value: row.try_get("value")?,
     })
 }
 
 pub async fn list_all(conn: &mut Conn) -> Result<Vec<Claim>, StoreError> {
-    let rows = sqlx::query("SELECT org_id, kind, value, team_id FROM routing_claims").fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT org_id, kind, value, team_id FROM routing_claims")
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -34,7 +38,11 @@ pub async fn list_org(conn: &mut Conn, org: &OrgId) -> Result<Vec<Claim>, StoreE
     rows.iter().map(from_row).collect()
 }
 
-pub async fn list_team(conn: &mut Conn, org: &OrgId, team: &NodeId) -> Result<Vec<Claim>, StoreError> {
+pub async fn list_team(
+    conn: &mut Conn,
+    org: &OrgId,
+    team: &NodeId,
+) -> Result<Vec<Claim>, StoreError> {
     let rows = sqlx::query(
         "SELECT org_id, kind, value, team_id FROM routing_claims WHERE org_id = $1 AND team_id = $2 ORDER BY kind, value",
     )
@@ -80,18 +88,24 @@ pub async fn replace_team(
 ) -> Result<(), StoreError> {
     delete_teams(conn, org, std::slice::from_ref(team)).await?;
     for id in claims {
-        sqlx::query("INSERT INTO routing_claims (org_id, kind, value, team_id) VALUES ($1, $2, $3, $4)")
-            .bind(org.as_str())
-            .bind(id.kind.key())
-            .bind(&id.value)
-            .bind(team.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO routing_claims (org_id, kind, value, team_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.as_str())
+        .bind(id.kind.key())
+        .bind(&id.value)
+        .bind(team.as_str())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
 
-pub async fn delete_teams(conn: &mut Conn, org: &OrgId, teams: &[NodeId]) -> Result<(), StoreError> {
+pub async fn delete_teams(
+    conn: &mut Conn,
+    org: &OrgId,
+    teams: &[NodeId],
+) -> Result<(), StoreError> {
     for team in teams {
         sqlx::query("DELETE FROM routing_claims WHERE org_id = $1 AND team_id = $2")
             .bind(org.as_str())
@@ -103,10 +117,11 @@ pub async fn delete_teams(conn: &mut Conn, org: &OrgId, teams: &[NodeId]) -> Res
 }
 
 pub async fn count_team(conn: &mut Conn, org: &OrgId, team: &NodeId) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM routing_claims WHERE org_id = $1 AND team_id = $2")
-        .bind(org.as_str())
-        .bind(team.as_str())
-        .fetch_one(conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM routing_claims WHERE org_id = $1 AND team_id = $2")
+            .bind(org.as_str())
+            .bind(team.as_str())
+            .fetch_one(conn)
+            .await?;
     Ok(row.try_get("n")?)
 }

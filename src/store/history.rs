@@ -15,7 +15,12 @@ pub struct HistoryRow {
     pub at: i64,
 }
 
-pub async fn insert(conn: &mut Conn, org: &OrgId, node: &NodeId, row: &HistoryRow) -> Result<(), StoreError> {
+pub async fn insert(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    row: &HistoryRow,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO config_history (org_id, node_id, version, config, diff, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -31,7 +36,11 @@ pub async fn insert(conn: &mut Conn, org: &OrgId, node: &NodeId, row: &HistoryRo
     Ok(())
 }
 
-pub async fn list(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<HistoryRow>, StoreError> {
+pub async fn list(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<Vec<HistoryRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT version, config, diff, actor, at FROM config_history WHERE org_id = $1 AND node_id = $2 ORDER BY version",
     )
@@ -52,17 +61,29 @@ pub async fn list(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<His
         .collect()
 }
 
-pub async fn get(conn: &mut Conn, org: &OrgId, node: &NodeId, version: i64) -> Result<Option<Value>, StoreError> {
-    let row = sqlx::query("SELECT config FROM config_history WHERE org_id = $1 AND node_id = $2 AND version = $3")
-        .bind(org.as_str())
-        .bind(node.as_str())
-        .bind(version)
-        .fetch_optional(conn)
-        .await?;
-    row.map(|r| json_col(&r.try_get::<String, _>("config")?)).transpose()
+pub async fn get(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    version: i64,
+) -> Result<Option<Value>, StoreError> {
+    let row = sqlx::query(
+        "SELECT config FROM config_history WHERE org_id = $1 AND node_id = $2 AND version = $3",
+    )
+    .bind(org.as_str())
+    .bind(node.as_str())
+    .bind(version)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| json_col(&r.try_get::<String, _>("config")?))
+        .transpose()
 }
 
-pub async fn delete_nodes(conn: &mut Conn, org: &OrgId, nodes: &[NodeId]) -> Result<(), StoreError> {
+pub async fn delete_nodes(
+    conn: &mut Conn,
+    org: &OrgId,
+    nodes: &[NodeId],
+) -> Result<(), StoreError> {
     for node in nodes {
         sqlx::query("DELETE FROM config_history WHERE org_id = $1 AND node_id = $2")
             .bind(org.as_str())

@@ -20,8 +20,7 @@ pub struct NodeRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "org_id, node_id, parent_id, node_type, name, config, locked_paths, version, created_at, updated_at";
+const COLUMNS: &str = "org_id, node_id, parent_id, node_type, name, config, locked_paths, version, created_at, updated_at";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -37,7 +36,8 @@ fn from_row(row: &AnyRow) -> Result<NodeRow, StoreError> {
             Some(p) => Some(NodeId::parse(p).map_err(corrupt)?),
             None => None,
         },
-        node_type: NodeType::parse(&node_type).ok_or_else(|| corrupt(format!("node_type {node_type}")))?,
+        node_type: NodeType::parse(&node_type)
+            .ok_or_else(|| corrupt(format!("node_type {node_type}")))?,
         name: row.try_get("name")?,
         config: json_col(&row.try_get::<String, _>("config")?)?,
         locked_paths: serde_json::from_str(&locks).map_err(corrupt)?,
@@ -71,7 +71,11 @@ pub async fn insert(conn: &mut Conn, n: &NodeRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn get(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Option<NodeRow>, StoreError> {
+pub async fn get(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<Option<NodeRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND node_id = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(org.as_str())
@@ -84,23 +88,34 @@ pub async fn get(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Option<N
 /// Every node of one org, parents before children is not guaranteed (ordered by id).
 pub async fn list_org(conn: &mut Conn, org: &OrgId) -> Result<Vec<NodeRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM nodes WHERE org_id = $1 ORDER BY node_id");
-    all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(conn).await?)
+    all(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.as_str())
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Every node of every org (the catalog's full load).
 pub async fn list_all(conn: &mut Conn) -> Result<Vec<NodeRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM nodes ORDER BY org_id, node_id");
-    all(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?)
+    all(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The roots: one row per org.
 pub async fn list_orgs(conn: &mut Conn) -> Result<Vec<NodeRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM nodes WHERE node_type = 'org' ORDER BY org_id");
-    all(sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?)
+    all(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The node and its ancestors, ordered from the org down to the node (empty when it does not exist).
-pub async fn chain(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<NodeRow>, StoreError> {
+pub async fn chain(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<Vec<NodeRow>, StoreError> {
     let sql = format!(
         "WITH RECURSIVE up(org_id, node_id, parent_id, depth) AS ( \
            SELECT org_id, node_id, parent_id, 0 FROM nodes WHERE org_id = $1 AND node_id = $2 \
@@ -109,13 +124,25 @@ pub async fn chain(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<No
              JOIN up ON n.org_id = up.org_id AND n.node_id = up.parent_id WHERE up.depth < 64) \
          SELECT {cols} FROM nodes n JOIN up ON n.org_id = up.org_id AND n.node_id = up.node_id \
          ORDER BY up.depth DESC",
-        cols = COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
+        cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("n.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org.as_str()).bind(node.as_str()).fetch_all(conn).await?)
+    all(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.as_str())
+        .bind(node.as_str())
+        .fetch_all(conn)
+        .await?)
 }
 
 /// The node and everything below it, shallowest first.
-pub async fn subtree(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+pub async fn subtree(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<Vec<NodeId>, StoreError> {
     let rows = sqlx::query(
         "WITH RECURSIVE down(node_id, depth) AS ( \
            SELECT node_id, 0 FROM nodes WHERE org_id = $1 AND node_id = $2 \
@@ -128,10 +155,16 @@ pub async fn subtree(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<Vec<
     .bind(node.as_str())
     .fetch_all(conn)
     .await?;
-    rows.iter().map(|r| NodeId::parse(r.try_get::<String, _>("node_id")?).map_err(corrupt)).collect()
+    rows.iter()
+        .map(|r| NodeId::parse(r.try_get::<String, _>("node_id")?).map_err(corrupt))
+        .collect()
 }
 
-pub async fn count_children(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<i64, StoreError> {
+pub async fn count_children(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM nodes WHERE org_id = $1 AND parent_id = $2")
         .bind(org.as_str())
         .bind(node.as_str())
@@ -164,7 +197,13 @@ pub async fn set_config(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_name(conn: &mut Conn, org: &OrgId, node: &NodeId, name: &str, now: i64) -> Result<(), StoreError> {
+pub async fn set_name(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    name: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE nodes SET name = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4")
         .bind(name)
         .bind(now)
@@ -182,13 +221,15 @@ pub async fn set_parent(
     parent: &NodeId,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE nodes SET parent_id = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4")
-        .bind(parent.as_str())
-        .bind(now)
-        .bind(org.as_str())
-        .bind(node.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE nodes SET parent_id = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
+    )
+    .bind(parent.as_str())
+    .bind(now)
+    .bind(org.as_str())
+    .bind(node.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -199,13 +240,15 @@ pub async fn set_locks(
     paths: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE nodes SET locked_paths = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4")
-        .bind(serde_json::to_string(paths).map_err(corrupt)?)
-        .bind(now)
-        .bind(org.as_str())
-        .bind(node.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE nodes SET locked_paths = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
+    )
+    .bind(serde_json::to_string(paths).map_err(corrupt)?)
+    .bind(now)
+    .bind(org.as_str())
+    .bind(node.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -214,7 +257,10 @@ pub async fn set_locks(
 pub async fn delete(conn: &mut Conn, org: &OrgId, ids: &[NodeId]) -> Result<(), StoreError> {
     for chunk in ids.rchunks(500) {
         let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!("DELETE FROM nodes WHERE org_id = $1 AND node_id IN ({})", marks.join(", "));
+        let sql = format!(
+            "DELETE FROM nodes WHERE org_id = $1 AND node_id IN ({})",
+            marks.join(", ")
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org.as_str());
         for id in chunk {
             q = q.bind(id.as_str());

@@ -20,8 +20,7 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "token_id, token_hash, org_id, team_id, name, created_by, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str = "token_id, token_hash, org_id, team_id, name, created_by, created_at, expires_at, revoked_at, last_used_at";
 
 fn from_row(r: &AnyRow) -> Result<TokenRow, StoreError> {
     let bad = |e: crate::domain::ids::IdError| StoreError::Corrupt(e.to_string());
@@ -29,7 +28,11 @@ fn from_row(r: &AnyRow) -> Result<TokenRow, StoreError> {
         token_id: r.try_get("token_id")?,
         token_hash: r.try_get("token_hash")?,
         org_id: OrgId::parse(r.try_get::<String, _>("org_id")?).map_err(bad)?,
-        team_id: r.try_get::<Option<String>, _>("team_id")?.map(NodeId::parse).transpose().map_err(bad)?,
+        team_id: r
+            .try_get::<Option<String>, _>("team_id")?
+            .map(NodeId::parse)
+            .transpose()
+            .map_err(bad)?,
         name: r.try_get("name")?,
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
@@ -61,20 +64,38 @@ pub async fn insert(conn: &mut Conn, t: &TokenRow) -> Result<(), StoreError> {
 
 pub async fn by_hash(conn: &mut Conn, hash: &str) -> Result<Option<TokenRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(hash)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Tokens of an org: org admin tokens when `team` is `None`, else that team's.
-pub async fn list(conn: &mut Conn, org: &OrgId, team: Option<&NodeId>) -> Result<Vec<TokenRow>, StoreError> {
+pub async fn list(
+    conn: &mut Conn,
+    org: &OrgId,
+    team: Option<&NodeId>,
+) -> Result<Vec<TokenRow>, StoreError> {
     let rows = match team {
         None => {
-            let sql = format!("SELECT {COLUMNS} FROM tokens WHERE org_id = $1 AND team_id IS NULL ORDER BY created_at");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org.as_str()).fetch_all(conn).await?
+            let sql = format!(
+                "SELECT {COLUMNS} FROM tokens WHERE org_id = $1 AND team_id IS NULL ORDER BY created_at"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(org.as_str())
+                .fetch_all(conn)
+                .await?
         }
         Some(team) => {
-            let sql = format!("SELECT {COLUMNS} FROM tokens WHERE org_id = $1 AND team_id = $2 ORDER BY created_at");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org.as_str()).bind(team.as_str()).fetch_all(conn).await?
+            let sql = format!(
+                "SELECT {COLUMNS} FROM tokens WHERE org_id = $1 AND team_id = $2 ORDER BY created_at"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(org.as_str())
+                .bind(team.as_str())
+                .fetch_all(conn)
+                .await?
         }
     };
     rows.iter().map(from_row).collect()
@@ -102,7 +123,12 @@ pub async fn revoke(
 }
 
 /// Revokes every token of the given teams (their nodes are being deleted).
-pub async fn revoke_teams(conn: &mut Conn, org: &OrgId, teams: &[NodeId], now: i64) -> Result<(), StoreError> {
+pub async fn revoke_teams(
+    conn: &mut Conn,
+    org: &OrgId,
+    teams: &[NodeId],
+    now: i64,
+) -> Result<(), StoreError> {
     for team in teams {
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE org_id = $2 AND team_id = $3 AND revoked_at IS NULL")
             .bind(now)

@@ -48,7 +48,8 @@ pub struct Effective {
 impl Effective {
     /// For each effective leaf (JSON Pointer), the node that set it.
     pub fn explain(&self, raws: &[(NodeId, Arc<Value>)]) -> BTreeMap<String, NodeId> {
-        let chain: Vec<(NodeId, &Value)> = raws.iter().map(|(n, v)| (n.clone(), v.as_ref())).collect();
+        let chain: Vec<(NodeId, &Value)> =
+            raws.iter().map(|(n, v)| (n.clone(), v.as_ref())).collect();
         config::explain(&self.config, &chain)
     }
 
@@ -60,7 +61,11 @@ impl Effective {
             node_id: node_id.clone(),
             node_type: *node_type,
             config: config::effective(chain.iter().map(|(_, _, raw, _)| *raw)),
-            version: chain.iter().map(|(_, _, _, v)| v.to_string()).collect::<Vec<_>>().join("."),
+            version: chain
+                .iter()
+                .map(|(_, _, _, v)| v.to_string())
+                .collect::<Vec<_>>()
+                .join("."),
             chain: chain.iter().map(|(n, _, _, v)| (n.clone(), *v)).collect(),
         })
     }
@@ -94,16 +99,26 @@ fn cat_node(row: &nodes::NodeRow) -> CatNode {
 impl Catalog {
     /// Replaces everything with what the database holds now.
     pub async fn reload_all(&self, store: &Store) -> Result<(), TenancyError> {
-        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
         let rows = nodes::list_all(&mut conn).await?;
         let all_claims = claims::list_all(&mut conn).await?;
         let mut orgs: HashMap<OrgId, HashMap<NodeId, CatNode>> = HashMap::new();
         for row in &rows {
-            orgs.entry(row.org_id.clone()).or_default().insert(row.node_id.clone(), cat_node(row));
+            orgs.entry(row.org_id.clone())
+                .or_default()
+                .insert(row.node_id.clone(), cat_node(row));
         }
         let mut inner = self.inner.write().expect("catalog lock");
         let generation = inner.generation + 1;
-        *inner = Inner { orgs, routes: RouteIndex::from_claims(all_claims), generation };
+        *inner = Inner {
+            orgs,
+            routes: RouteIndex::from_claims(all_claims),
+            generation,
+        };
         drop(inner);
         *self.effective.write().expect("catalog lock") = Memo::default();
         Ok(())
@@ -111,19 +126,32 @@ impl Catalog {
 
     /// Re-reads one org (after a structural change: delete, reparent).
     pub async fn reload_org(&self, store: &Store, org: &OrgId) -> Result<(), TenancyError> {
-        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
         let rows = nodes::list_org(&mut conn, org).await?;
         let org_claims = claims::list_org(&mut conn, org).await?;
         {
             let mut inner = self.inner.write().expect("catalog lock");
-            let old: Vec<NodeId> = inner.orgs.get(org).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let old: Vec<NodeId> = inner
+                .orgs
+                .get(org)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             for node in &old {
                 inner.routes.remove_team(org, node);
             }
             if rows.is_empty() {
                 inner.orgs.remove(org);
             } else {
-                inner.orgs.insert(org.clone(), rows.iter().map(|r| (r.node_id.clone(), cat_node(r))).collect());
+                inner.orgs.insert(
+                    org.clone(),
+                    rows.iter()
+                        .map(|r| (r.node_id.clone(), cat_node(r)))
+                        .collect(),
+                );
             }
             for c in org_claims {
                 inner.routes.insert(c);
@@ -135,15 +163,28 @@ impl Catalog {
     }
 
     /// Re-reads one node and its claims (after a config write or a creation).
-    pub async fn refresh_node(&self, store: &Store, org: &OrgId, node: &NodeId) -> Result<(), TenancyError> {
-        let mut conn = store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+    pub async fn refresh_node(
+        &self,
+        store: &Store,
+        org: &OrgId,
+        node: &NodeId,
+    ) -> Result<(), TenancyError> {
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
         let row = nodes::get(&mut conn, org, node).await?;
         let team_claims = claims::list_team(&mut conn, org, node).await?;
         {
             let mut inner = self.inner.write().expect("catalog lock");
             match row {
                 Some(row) => {
-                    inner.orgs.entry(org.clone()).or_default().insert(node.clone(), cat_node(&row));
+                    inner
+                        .orgs
+                        .entry(org.clone())
+                        .or_default()
+                        .insert(node.clone(), cat_node(&row));
                 }
                 None => {
                     if let Some(m) = inner.orgs.get_mut(org) {
@@ -151,7 +192,13 @@ impl Catalog {
                     }
                 }
             }
-            let ids = team_claims.into_iter().map(|c| Identifier { kind: c.kind, value: c.value }).collect();
+            let ids = team_claims
+                .into_iter()
+                .map(|c| Identifier {
+                    kind: c.kind,
+                    value: c.value,
+                })
+                .collect();
             inner.routes.set_team_claims(org, node, &ids);
             inner.generation += 1;
         }
@@ -167,20 +214,39 @@ impl Catalog {
     }
 
     pub fn has_org(&self, org: &OrgId) -> bool {
-        self.inner.read().expect("catalog lock").orgs.contains_key(org)
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .orgs
+            .contains_key(org)
     }
 
     pub fn has_node(&self, org: &OrgId, node: &NodeId) -> bool {
-        self.inner.read().expect("catalog lock").orgs.get(org).is_some_and(|m| m.contains_key(node))
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .orgs
+            .get(org)
+            .is_some_and(|m| m.contains_key(node))
     }
 
     /// A node's type, when it exists.
     pub fn node_type(&self, org: &OrgId, node: &NodeId) -> Option<NodeType> {
-        self.inner.read().expect("catalog lock").orgs.get(org)?.get(node).map(|n| n.node_type)
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .orgs
+            .get(org)?
+            .get(node)
+            .map(|n| n.node_type)
     }
 
     pub fn route(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
-        self.inner.read().expect("catalog lock").routes.lookup(identifiers, org_hints)
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .routes
+            .lookup(identifiers, org_hints)
     }
 
     pub fn claim_count(&self) -> usize {
@@ -188,12 +254,20 @@ impl Catalog {
     }
 
     /// The chain of raw configs from the org down to `node` (for explain).
-    pub fn raw_chain(&self, org: &OrgId, node: &NodeId) -> Option<Vec<(NodeId, NodeType, Arc<Value>, i64)>> {
+    pub fn raw_chain(
+        &self,
+        org: &OrgId,
+        node: &NodeId,
+    ) -> Option<Vec<(NodeId, NodeType, Arc<Value>, i64)>> {
         self.raw_chain_at(org, node).map(|(chain, _)| chain)
     }
 
     #[allow(clippy::type_complexity)]
-    fn raw_chain_at(&self, org: &OrgId, node: &NodeId) -> Option<(Vec<(NodeId, NodeType, Arc<Value>, i64)>, u64)> {
+    fn raw_chain_at(
+        &self,
+        org: &OrgId,
+        node: &NodeId,
+    ) -> Option<(Vec<(NodeId, NodeType, Arc<Value>, i64)>, u64)> {
         let inner = self.inner.read().expect("catalog lock");
         let nodes = inner.orgs.get(org)?;
         let mut chain = Vec::new();
@@ -212,11 +286,21 @@ impl Catalog {
 
     /// The effective config of a node, memoised.
     pub fn effective(&self, org: &OrgId, node: &NodeId) -> Option<Arc<Effective>> {
-        if let Some(hit) = self.effective.read().expect("catalog lock").by_org.get(org).and_then(|m| m.get(node)) {
+        if let Some(hit) = self
+            .effective
+            .read()
+            .expect("catalog lock")
+            .by_org
+            .get(org)
+            .and_then(|m| m.get(node))
+        {
             return Some(hit.clone());
         }
         let (chain, generation) = self.raw_chain_at(org, node)?;
-        let borrowed: Vec<_> = chain.iter().map(|(n, t, raw, v)| (n.clone(), *t, raw.as_ref(), *v)).collect();
+        let borrowed: Vec<_> = chain
+            .iter()
+            .map(|(n, t, raw, v)| (n.clone(), *t, raw.as_ref(), *v))
+            .collect();
         let computed = Arc::new(Effective::from_chain(org, &borrowed)?);
         let mut memo = self.effective.write().expect("catalog lock");
         // Invalidation takes this lock after bumping the generation, so checking here is enough.
@@ -224,7 +308,13 @@ impl Catalog {
             if memo.len >= EFFECTIVE_MEMO_LIMIT {
                 *memo = Memo::default();
             }
-            if memo.by_org.entry(org.clone()).or_default().insert(node.clone(), computed.clone()).is_none() {
+            if memo
+                .by_org
+                .entry(org.clone())
+                .or_default()
+                .insert(node.clone(), computed.clone())
+                .is_none()
+            {
                 memo.len += 1;
             }
         }

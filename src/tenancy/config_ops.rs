@@ -40,12 +40,20 @@ pub fn parse_if_match(value: &str) -> Option<i64> {
     if v == "*" {
         return None;
     }
-    v.trim_start_matches("W/").trim_matches('"').parse().ok().or(Some(-1))
+    v.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+        .or(Some(-1))
 }
 
 impl Tenancy {
     /// The raw config and its version.
-    pub async fn get_config(&self, scope: &OrgScope, node: &NodeId) -> Result<(Value, i64), TenancyError> {
+    pub async fn get_config(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+    ) -> Result<(Value, i64), TenancyError> {
         let row = self.get_node(scope, node).await?;
         Ok((row.config, row.version))
     }
@@ -69,14 +77,19 @@ impl Tenancy {
         if let Some(expected) = if_match
             && expected != current.version
         {
-            return Err(TenancyError::VersionMismatch { current: current.version, expected: expected.to_string() });
+            return Err(TenancyError::VersionMismatch {
+                current: current.version,
+                expected: expected.to_string(),
+            });
         }
         let next = match &write {
             ConfigWrite::Patch(patch) => config::patched(&current.config, patch)?,
             ConfigWrite::Replace(body) => config::replaced(body)?,
             ConfigWrite::Rollback(version) => history::get(&mut tx, org, node, *version)
                 .await?
-                .ok_or_else(|| TenancyError::not_found(format!("version {version} of node {node}")))?,
+                .ok_or_else(|| {
+                    TenancyError::not_found(format!("version {version} of node {node}"))
+                })?,
         };
         if next == current.config {
             return Ok((next, current.version));
@@ -86,12 +99,15 @@ impl Tenancy {
             .filter(|n| !n.locked_paths.is_empty())
             .map(|n| (n.node_id.clone(), n.locked_paths.clone()))
             .collect();
-        config::check_locks(&locks, &current.config, &next)
-            .map_err(|LockViolation { path, locked_by }| TenancyError::Locked { path, locked_by })?;
+        config::check_locks(&locks, &current.config, &next).map_err(
+            |LockViolation { path, locked_by }| TenancyError::Locked { path, locked_by },
+        )?;
         if current.node_type == NodeType::Team {
             let wanted = claims_of(&next)?;
             if wanted != claims_of(&current.config).unwrap_or_default() {
-                if let Some((identifier, team)) = claims::first_conflict(&mut tx, org, node, &wanted).await? {
+                if let Some((identifier, team)) =
+                    claims::first_conflict(&mut tx, org, node, &wanted).await?
+                {
                     return Err(TenancyError::ClaimConflict { identifier, team });
                 }
                 if let Err(e) = claims::replace_team(&mut tx, org, node, &wanted).await {
@@ -100,14 +116,32 @@ impl Tenancy {
             }
         }
         if !nodes::set_config(&mut tx, org, node, &next, current.version, now).await? {
-            return Err(TenancyError::VersionMismatch { current: current.version + 1, expected: current.version.to_string() });
+            return Err(TenancyError::VersionMismatch {
+                current: current.version + 1,
+                expected: current.version.to_string(),
+            });
         }
         let version = current.version + 1;
         let diff = config::diff(&current.config, &next);
-        let entry = history::HistoryRow { version, config: next.clone(), diff: diff.clone(), actor: scope.actor().to_owned(), at: now };
+        let entry = history::HistoryRow {
+            version,
+            config: next.clone(),
+            diff: diff.clone(),
+            actor: scope.actor().to_owned(),
+            at: now,
+        };
         history::insert(&mut tx, org, node, &entry).await?;
         let detail = json!({"version": version, "diff": diff});
-        audit::record(&mut tx, Some(org), scope.actor(), write.action(), &node_target(org, node), &detail, now).await?;
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            write.action(),
+            &node_target(org, node),
+            &detail,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.catalog.refresh_node(&self.store, org, node).await?;
         Ok((next, version))
@@ -128,7 +162,12 @@ impl Tenancy {
         }
         drop(tx);
         let found = async {
-            let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(StoreError::from)?;
             claims::first_conflict(&mut conn, scope.org(), node, wanted).await
         };
         match found.await {
@@ -138,7 +177,12 @@ impl Tenancy {
     }
 
     /// Sets the paths an org or unit locks for every node below it.
-    pub async fn set_locks(&self, scope: &OrgScope, node: &NodeId, paths: Vec<String>) -> Result<Vec<String>, TenancyError> {
+    pub async fn set_locks(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+        paths: Vec<String>,
+    ) -> Result<Vec<String>, TenancyError> {
         let org = scope.org();
         for p in &paths {
             config::check_pointer(p)?;
@@ -152,18 +196,38 @@ impl Tenancy {
             return Err(TenancyError::not_found(format!("node {node}")));
         };
         if row.node_type == NodeType::Team {
-            return Err(TenancyError::invalid("team_cannot_lock", "only an org or a unit can lock paths"));
+            return Err(TenancyError::invalid(
+                "team_cannot_lock",
+                "only an org or a unit can lock paths",
+            ));
         }
         nodes::set_locks(&mut tx, org, node, &paths, now).await?;
-        audit::record(&mut tx, Some(org), scope.actor(), "locks.set", &node_target(org, node), &json!({"paths": paths}), now)
-            .await?;
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "locks.set",
+            &node_target(org, node),
+            &json!({"paths": paths}),
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.catalog.refresh_node(&self.store, org, node).await?;
         Ok(paths)
     }
 
-    pub async fn config_history(&self, scope: &OrgScope, node: &NodeId) -> Result<Vec<history::HistoryRow>, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+    pub async fn config_history(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+    ) -> Result<Vec<history::HistoryRow>, TenancyError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         if nodes::get(&mut conn, scope.org(), node).await?.is_none() {
             return Err(TenancyError::not_found(format!("node {node}")));
         }
@@ -178,9 +242,15 @@ impl Tenancy {
         explain: bool,
     ) -> Result<(Arc<Effective>, Option<BTreeMap<String, NodeId>>), TenancyError> {
         let not_found = || TenancyError::not_found(format!("node {node}"));
-        let eff = self.catalog.effective(scope.org(), node).ok_or_else(not_found)?;
+        let eff = self
+            .catalog
+            .effective(scope.org(), node)
+            .ok_or_else(not_found)?;
         let sources = if explain {
-            let chain = self.catalog.raw_chain(scope.org(), node).ok_or_else(not_found)?;
+            let chain = self
+                .catalog
+                .raw_chain(scope.org(), node)
+                .ok_or_else(not_found)?;
             let raws: Vec<_> = chain.into_iter().map(|(n, _, raw, _)| (n, raw)).collect();
             Some(eff.explain(&raws))
         } else {
@@ -190,15 +260,36 @@ impl Tenancy {
     }
 
     /// The effective config computed from the database (no cache): one recursive query and a merge.
-    pub async fn effective_from_db(&self, scope: &OrgScope, node: &NodeId) -> Result<Effective, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+    pub async fn effective_from_db(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+    ) -> Result<Effective, TenancyError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         let chain = nodes::chain(&mut conn, scope.org(), node).await?;
-        let links: Vec<_> = chain.iter().map(|n| (n.node_id.clone(), n.node_type, &n.config, n.version)).collect();
-        Effective::from_chain(scope.org(), &links).ok_or_else(|| TenancyError::not_found(format!("node {node}")))
+        let links: Vec<_> = chain
+            .iter()
+            .map(|n| (n.node_id.clone(), n.node_type, &n.config, n.version))
+            .collect();
+        Effective::from_chain(scope.org(), &links)
+            .ok_or_else(|| TenancyError::not_found(format!("node {node}")))
     }
 
-    pub async fn list_claims(&self, scope: &OrgScope) -> Result<Vec<crate::domain::routing::Claim>, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+    pub async fn list_claims(
+        &self,
+        scope: &OrgScope,
+    ) -> Result<Vec<crate::domain::routing::Claim>, TenancyError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         Ok(claims::list_org(&mut conn, scope.org()).await?)
     }
 }

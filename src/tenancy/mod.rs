@@ -30,7 +30,10 @@ pub enum TenancyError {
     #[error(transparent)]
     InvalidId(#[from] IdError),
     #[error("{message}")]
-    Invalid { reason: &'static str, message: String },
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -46,7 +49,10 @@ pub enum TenancyError {
     #[error("path {path} is locked by node {locked_by}")]
     Locked { path: String, locked_by: NodeId },
     #[error("{} {:?} is already claimed by team {team}", identifier.kind.key(), identifier.value)]
-    ClaimConflict { identifier: Identifier, team: NodeId },
+    ClaimConflict {
+        identifier: Identifier,
+        team: NodeId,
+    },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{reason}")]
@@ -57,7 +63,10 @@ pub enum TenancyError {
 
 impl TenancyError {
     pub(crate) fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
-        TenancyError::Invalid { reason, message: message.into() }
+        TenancyError::Invalid {
+            reason,
+            message: message.into(),
+        }
     }
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         TenancyError::NotFound { what: what.into() }
@@ -74,11 +83,18 @@ pub struct Tenancy {
 
 impl Tenancy {
     /// Loads the catalog from the database.
-    pub async fn open(store: Store, admin_token: Option<crate::settings::Secret>) -> Result<Self, TenancyError> {
+    pub async fn open(
+        store: Store,
+        admin_token: Option<crate::settings::Secret>,
+    ) -> Result<Self, TenancyError> {
         let catalog = Arc::new(Catalog::default());
         catalog.reload_all(&store).await?;
         let admin_token = admin_token.filter(|t| !t.expose().is_empty());
-        Ok(Tenancy { store, catalog, admin_token })
+        Ok(Tenancy {
+            store,
+            catalog,
+            admin_token,
+        })
     }
 
     pub fn store(&self) -> &Store {

@@ -31,14 +31,22 @@ pub struct NodeChange {
 
 fn check_name(name: &str) -> Result<(), TenancyError> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(TenancyError::invalid("invalid_name", "name must be 1 to 200 characters"));
+        return Err(TenancyError::invalid(
+            "invalid_name",
+            "name must be 1 to 200 characters",
+        ));
     }
     Ok(())
 }
 
 impl Tenancy {
     /// Creates an org (its root node). Global admin only; the caller checks that.
-    pub async fn create_org(&self, actor: &str, org: &OrgId, name: &str) -> Result<nodes::NodeRow, TenancyError> {
+    pub async fn create_org(
+        &self,
+        actor: &str,
+        org: &OrgId,
+        name: &str,
+    ) -> Result<nodes::NodeRow, TenancyError> {
         check_name(name)?;
         let now = now_ms();
         let root = NodeId::root_of(org);
@@ -56,24 +64,49 @@ impl Tenancy {
         };
         let mut tx = self.store.begin().await?;
         if nodes::get(&mut tx, org, &root).await?.is_some() {
-            return Err(TenancyError::AlreadyExists { what: format!("org {org}") });
+            return Err(TenancyError::AlreadyExists {
+                what: format!("org {org}"),
+            });
         }
-        insert_node(&mut tx, &row, actor).await.map_err(|e| already(e, format!("org {org}")))?;
-        audit::record(&mut tx, Some(org), actor, "org.create", org.as_str(), &json!({"name": name}), now).await?;
+        insert_node(&mut tx, &row, actor)
+            .await
+            .map_err(|e| already(e, format!("org {org}")))?;
+        audit::record(
+            &mut tx,
+            Some(org),
+            actor,
+            "org.create",
+            org.as_str(),
+            &json!({"name": name}),
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.catalog.refresh_node(&self.store, org, &root).await?;
         Ok(row)
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<nodes::NodeRow>, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         Ok(nodes::list_orgs(&mut conn).await?)
     }
 
-    pub async fn create_node(&self, scope: &OrgScope, new: NewNode) -> Result<nodes::NodeRow, TenancyError> {
+    pub async fn create_node(
+        &self,
+        scope: &OrgScope,
+        new: NewNode,
+    ) -> Result<nodes::NodeRow, TenancyError> {
         let org = scope.org();
         if new.node_type == NodeType::Org {
-            return Err(TenancyError::invalid("invalid_node_type", "node_type must be unit or team"));
+            return Err(TenancyError::invalid(
+                "invalid_node_type",
+                "node_type must be unit or team",
+            ));
         }
         let name = new.name.unwrap_or_else(|| new.node_id.to_string());
         check_name(&name)?;
@@ -84,10 +117,15 @@ impl Tenancy {
             return Err(TenancyError::not_found(format!("parent node {parent}")));
         };
         if parent_row.node_type == NodeType::Team {
-            return Err(TenancyError::invalid("parent_is_team", format!("{parent} is a team; teams have no children")));
+            return Err(TenancyError::invalid(
+                "parent_is_team",
+                format!("{parent} is a team; teams have no children"),
+            ));
         }
         if nodes::get(&mut tx, org, &new.node_id).await?.is_some() {
-            return Err(TenancyError::AlreadyExists { what: format!("node {}", new.node_id) });
+            return Err(TenancyError::AlreadyExists {
+                what: format!("node {}", new.node_id),
+            });
         }
         let row = nodes::NodeRow {
             org_id: org.clone(),
@@ -101,22 +139,51 @@ impl Tenancy {
             created_at: now,
             updated_at: now,
         };
-        insert_node(&mut tx, &row, scope.actor()).await.map_err(|e| already(e, format!("node {}", new.node_id)))?;
-        let detail = json!({"parent_id": row.parent_id, "node_type": row.node_type, "name": row.name});
-        audit::record(&mut tx, Some(org), scope.actor(), "node.create", &node_target(org, &row.node_id), &detail, now)
-            .await?;
+        insert_node(&mut tx, &row, scope.actor())
+            .await
+            .map_err(|e| already(e, format!("node {}", new.node_id)))?;
+        let detail =
+            json!({"parent_id": row.parent_id, "node_type": row.node_type, "name": row.name});
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "node.create",
+            &node_target(org, &row.node_id),
+            &detail,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.refresh_node(&self.store, org, &row.node_id).await?;
+        self.catalog
+            .refresh_node(&self.store, org, &row.node_id)
+            .await?;
         Ok(row)
     }
 
-    pub async fn get_node(&self, scope: &OrgScope, node: &NodeId) -> Result<nodes::NodeRow, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-        nodes::get(&mut conn, scope.org(), node).await?.ok_or_else(|| TenancyError::not_found(format!("node {node}")))
+    pub async fn get_node(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+    ) -> Result<nodes::NodeRow, TenancyError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        nodes::get(&mut conn, scope.org(), node)
+            .await?
+            .ok_or_else(|| TenancyError::not_found(format!("node {node}")))
     }
 
     pub async fn list_nodes(&self, scope: &OrgScope) -> Result<Vec<nodes::NodeRow>, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         Ok(nodes::list_org(&mut conn, scope.org()).await?)
     }
 
@@ -140,22 +207,44 @@ impl Tenancy {
         }
         if let Some(parent) = &change.parent_id {
             if row.node_type == NodeType::Org {
-                return Err(TenancyError::invalid("cannot_move_org", "the org root has no parent"));
+                return Err(TenancyError::invalid(
+                    "cannot_move_org",
+                    "the org root has no parent",
+                ));
             }
             let Some(parent_row) = nodes::get(&mut tx, org, parent).await? else {
                 return Err(TenancyError::not_found(format!("parent node {parent}")));
             };
             if parent_row.node_type == NodeType::Team {
-                return Err(TenancyError::invalid("parent_is_team", format!("{parent} is a team; teams have no children")));
+                return Err(TenancyError::invalid(
+                    "parent_is_team",
+                    format!("{parent} is a team; teams have no children"),
+                ));
             }
             if nodes::subtree(&mut tx, org, node).await?.contains(parent) {
-                return Err(TenancyError::invalid("cycle", format!("{parent} is {node} or below it: the move would make a cycle")));
+                return Err(TenancyError::invalid(
+                    "cycle",
+                    format!("{parent} is {node} or below it: the move would make a cycle"),
+                ));
             }
             nodes::set_parent(&mut tx, org, node, parent, now).await?;
         }
-        let detail = serde_json::to_value(json!({"name": change.name, "parent_id": change.parent_id})).unwrap_or(Value::Null);
-        audit::record(&mut tx, Some(org), scope.actor(), "node.update", &node_target(org, node), &detail, now).await?;
-        let updated = nodes::get(&mut tx, org, node).await?.ok_or_else(|| TenancyError::not_found(format!("node {node}")))?;
+        let detail =
+            serde_json::to_value(json!({"name": change.name, "parent_id": change.parent_id}))
+                .unwrap_or(Value::Null);
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "node.update",
+            &node_target(org, node),
+            &detail,
+            now,
+        )
+        .await?;
+        let updated = nodes::get(&mut tx, org, node)
+            .await?
+            .ok_or_else(|| TenancyError::not_found(format!("node {node}")))?;
         tx.commit().await.map_err(StoreError::from)?;
         self.catalog.reload_org(&self.store, org).await?;
         Ok(updated)
@@ -163,7 +252,12 @@ impl Tenancy {
 
     /// Deletes a node. Without `cascade`, refused (409) while it has children or routing claims;
     /// with it, the whole subtree goes, with its claims, history and team tokens (revoked).
-    pub async fn delete_node(&self, scope: &OrgScope, node: &NodeId, cascade: bool) -> Result<Vec<NodeId>, TenancyError> {
+    pub async fn delete_node(
+        &self,
+        scope: &OrgScope,
+        node: &NodeId,
+        cascade: bool,
+    ) -> Result<Vec<NodeId>, TenancyError> {
         let org = scope.org();
         let now = now_ms();
         let mut tx = self.store.begin().await?;
@@ -175,14 +269,18 @@ impl Tenancy {
             if children > 0 {
                 return Err(TenancyError::HasDependents {
                     reason: "has_children",
-                    what: format!("node {node} has {children} children; delete them first or pass cascade=true"),
+                    what: format!(
+                        "node {node} has {children} children; delete them first or pass cascade=true"
+                    ),
                 });
             }
             let claimed = claims::count_team(&mut tx, org, node).await?;
             if claimed > 0 {
                 return Err(TenancyError::HasDependents {
                     reason: "has_claims",
-                    what: format!("team {node} holds {claimed} routing claims; remove them first or pass cascade=true"),
+                    what: format!(
+                        "team {node} holds {claimed} routing claims; remove them first or pass cascade=true"
+                    ),
                 });
             }
         }
@@ -195,19 +293,42 @@ impl Tenancy {
         }
         nodes::delete(&mut tx, org, &doomed).await?;
         let detail = json!({"cascade": cascade, "deleted": doomed});
-        audit::record(&mut tx, Some(org), scope.actor(), "node.delete", &node_target(org, node), &detail, now).await?;
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "node.delete",
+            &node_target(org, node),
+            &detail,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.catalog.reload_org(&self.store, org).await?;
         Ok(doomed)
     }
 }
 
-async fn insert_node(conn: &mut crate::store::Conn, row: &nodes::NodeRow, actor: &str) -> Result<(), StoreError> {
+async fn insert_node(
+    conn: &mut crate::store::Conn,
+    row: &nodes::NodeRow,
+    actor: &str,
+) -> Result<(), StoreError> {
     nodes::insert(conn, row).await?;
-    let first = history::HistoryRow { version: 1, config: row.config.clone(), diff: json!({}), actor: actor.to_owned(), at: row.created_at };
+    let first = history::HistoryRow {
+        version: 1,
+        config: row.config.clone(),
+        diff: json!({}),
+        actor: actor.to_owned(),
+        at: row.created_at,
+    };
     history::insert(conn, &row.org_id, &row.node_id, &first).await
 }
 
 fn already(e: StoreError, what: String) -> TenancyError {
-    if e.is_unique_violation() { TenancyError::AlreadyExists { what } } else { e.into() }
+    if e.is_unique_violation() {
+        TenancyError::AlreadyExists { what }
+    } else {
+        e.into()
+    }
 }

@@ -44,27 +44,45 @@ impl TeamScope {
     }
     /// The same rights as an org scope limited to this team's node (used to share the write path).
     pub(crate) fn as_org_scope(&self) -> OrgScope {
-        OrgScope { org: self.org.clone(), actor: self.actor.clone() }
+        OrgScope {
+            org: self.org.clone(),
+            actor: self.actor.clone(),
+        }
     }
 }
 
-pub(crate) fn org_scope(principal: &Principal, org: &OrgId, exists: bool) -> Result<OrgScope, TenancyError> {
+pub(crate) fn org_scope(
+    principal: &Principal,
+    org: &OrgId,
+    exists: bool,
+) -> Result<OrgScope, TenancyError> {
     if !principal.sees_org(org) || !exists {
         return Err(TenancyError::not_found(format!("org {org}")));
     }
     if !principal.administers(org) {
-        return Err(TenancyError::Forbidden("a team token can only use /api/v1/config/me"));
+        return Err(TenancyError::Forbidden(
+            "a team token can only use /api/v1/config/me",
+        ));
     }
-    Ok(OrgScope { org: org.clone(), actor: principal.actor() })
+    Ok(OrgScope {
+        org: org.clone(),
+        actor: principal.actor(),
+    })
 }
 
 /// For admin routes naming a node: a team token sees only its own team node (403 there), every
 /// other node of any org is invisible to it (404).
-pub fn node_visibility(principal: &Principal, org: &OrgId, node: &NodeId) -> Result<(), TenancyError> {
+pub fn node_visibility(
+    principal: &Principal,
+    org: &OrgId,
+    node: &NodeId,
+) -> Result<(), TenancyError> {
     match principal {
-        Principal::Team { org: own_org, team, .. } if own_org == org && team == node => {
-            Err(TenancyError::Forbidden("a team token can only use /api/v1/config/me"))
-        }
+        Principal::Team {
+            org: own_org, team, ..
+        } if own_org == org && team == node => Err(TenancyError::Forbidden(
+            "a team token can only use /api/v1/config/me",
+        )),
         Principal::Team { .. } => Err(TenancyError::not_found(format!("node {node}"))),
         _ => Ok(()),
     }
@@ -73,14 +91,25 @@ pub fn node_visibility(principal: &Principal, org: &OrgId, node: &NodeId) -> Res
 /// The team scope of a team token; other principals have no "me".
 pub fn team_scope(principal: &Principal) -> Result<TeamScope, TenancyError> {
     match principal {
-        Principal::Team { org, team, token_id } => {
-            Ok(TeamScope { org: org.clone(), team: team.clone(), actor: token_id.clone() })
-        }
-        _ => Err(TenancyError::Forbidden("/api/v1/config/me needs a team token")),
+        Principal::Team {
+            org,
+            team,
+            token_id,
+        } => Ok(TeamScope {
+            org: org.clone(),
+            team: team.clone(),
+            actor: token_id.clone(),
+        }),
+        _ => Err(TenancyError::Forbidden(
+            "/api/v1/config/me needs a team token",
+        )),
     }
 }
 
 /// The CLI acts as global admin with a recognisable actor.
 pub fn cli_scope(org: &OrgId) -> OrgScope {
-    OrgScope { org: org.clone(), actor: "cli".to_owned() }
+    OrgScope {
+        org: org.clone(),
+        actor: "cli".to_owned(),
+    }
 }

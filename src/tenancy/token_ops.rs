@@ -63,14 +63,20 @@ impl Tenancy {
         if let Some(exp) = expires_at
             && exp <= now
         {
-            return Err(TenancyError::invalid("invalid_expiry", "expires_at must be in the future"));
+            return Err(TenancyError::invalid(
+                "invalid_expiry",
+                "expires_at must be in the future",
+            ));
         }
         let shape = match team {
             Some(team) => {
                 if self.catalog.node_type(org, team) != Some(NodeType::Team) {
                     return Err(TenancyError::not_found(format!("team {team}")));
                 }
-                TokenShape::Team { org: org.clone(), team: team.clone() }
+                TokenShape::Team {
+                    org: org.clone(),
+                    team: team.clone(),
+                }
             }
             None => TokenShape::Org { org: org.clone() },
         };
@@ -89,30 +95,70 @@ impl Tenancy {
         };
         let mut tx = self.store.begin().await?;
         tokens::insert(&mut tx, &row).await?;
-        let detail = json!({"token_id": row.token_id, "team_id": row.team_id, "expires_at": row.expires_at});
-        audit::record(&mut tx, Some(org), scope.actor(), "token.issue", &row.token_id, &detail, now).await?;
+        let detail =
+            json!({"token_id": row.token_id, "team_id": row.team_id, "expires_at": row.expires_at});
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "token.issue",
+            &row.token_id,
+            &detail,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(IssuedToken { token: secret, view: TokenView::from(&row) })
+        Ok(IssuedToken {
+            token: secret,
+            view: TokenView::from(&row),
+        })
     }
 
-    pub async fn list_tokens(&self, scope: &OrgScope, team: Option<&NodeId>) -> Result<Vec<TokenView>, TenancyError> {
+    pub async fn list_tokens(
+        &self,
+        scope: &OrgScope,
+        team: Option<&NodeId>,
+    ) -> Result<Vec<TokenView>, TenancyError> {
         if let Some(team) = team
             && self.catalog.node_type(scope.org(), team) != Some(NodeType::Team)
         {
             return Err(TenancyError::not_found(format!("team {team}")));
         }
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-        Ok(tokens::list(&mut conn, scope.org(), team).await?.iter().map(TokenView::from).collect())
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        Ok(tokens::list(&mut conn, scope.org(), team)
+            .await?
+            .iter()
+            .map(TokenView::from)
+            .collect())
     }
 
-    pub async fn revoke_token(&self, scope: &OrgScope, team: Option<&NodeId>, token_id: &str) -> Result<(), TenancyError> {
+    pub async fn revoke_token(
+        &self,
+        scope: &OrgScope,
+        team: Option<&NodeId>,
+        token_id: &str,
+    ) -> Result<(), TenancyError> {
         let org = scope.org();
         let now = now_ms();
         let mut tx = self.store.begin().await?;
         if !tokens::revoke(&mut tx, org, team, token_id, now).await? {
             return Err(TenancyError::not_found(format!("live token {token_id}")));
         }
-        audit::record(&mut tx, Some(org), scope.actor(), "token.revoke", token_id, &json!({"team_id": team}), now).await?;
+        audit::record(
+            &mut tx,
+            Some(org),
+            scope.actor(),
+            "token.revoke",
+            token_id,
+            &json!({"team_id": team}),
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
@@ -128,8 +174,15 @@ impl Tenancy {
             return Ok(Principal::GlobalAdmin);
         }
         let shape = token::parse_shape(presented).map_err(|_| unauthorized("malformed_token"))?;
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
-        let row = tokens::by_hash(&mut conn, &token::hash(presented)).await?.ok_or(unauthorized("invalid_token"))?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let row = tokens::by_hash(&mut conn, &token::hash(presented))
+            .await?
+            .ok_or(unauthorized("invalid_token"))?;
         let now = now_ms();
         if row.revoked_at.is_some() {
             return Err(unauthorized("token_revoked"));
@@ -137,21 +190,40 @@ impl Tenancy {
         if row.expires_at.is_some_and(|exp| exp <= now) {
             return Err(unauthorized("token_expired"));
         }
-        if row.last_used_at.is_none_or(|last| now - last >= TOUCH_EVERY_MS) {
+        if row
+            .last_used_at
+            .is_none_or(|last| now - last >= TOUCH_EVERY_MS)
+        {
             tokens::touch(&mut conn, &row.token_id, now).await?;
         }
         match (shape, row.team_id) {
-            (TokenShape::Org { org }, None) if org == row.org_id => Ok(Principal::OrgAdmin { org, token_id: row.token_id }),
+            (TokenShape::Org { org }, None) if org == row.org_id => Ok(Principal::OrgAdmin {
+                org,
+                token_id: row.token_id,
+            }),
             (TokenShape::Team { org, team }, Some(owner)) if org == row.org_id && team == owner => {
-                Ok(Principal::Team { org, team, token_id: row.token_id })
+                Ok(Principal::Team {
+                    org,
+                    team,
+                    token_id: row.token_id,
+                })
             }
             _ => Err(unauthorized("invalid_token")),
         }
     }
 
     /// The audit log of an org, newest first.
-    pub async fn audit_log(&self, scope: &OrgScope, limit: i64) -> Result<Vec<audit::AuditEntry>, TenancyError> {
-        let mut conn = self.store.pool().acquire().await.map_err(StoreError::from)?;
+    pub async fn audit_log(
+        &self,
+        scope: &OrgScope,
+        limit: i64,
+    ) -> Result<Vec<audit::AuditEntry>, TenancyError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         Ok(audit::list_org(&mut conn, scope.org(), limit.clamp(1, 1000)).await?)
     }
 }
