@@ -4,3 +4,8 @@ mod support;
 mod tenancy_access;
 mod tenancy_api;
 mod tenancy_store;
+mod ingest_faults;
+mod ingest_fixtures;
+mod ingest_operator;
+mod ingest_streams;
+mod ingest_webhooks;

@@ -3,7 +3,9 @@
 //! `App::build` connects and migrates the database, loads the catalog and binds the listener (port 0
 //! works, and [`App::port`] tells which port was taken), so tests run the real app in-process.
 
+use crate::bus::{Bus, StreamSpec};
 use crate::http::{self, AppState};
+use crate::ingest::Ingest;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::tenancy::{Tenancy, TenancyError};
@@ -17,13 +19,16 @@ use tokio_util::sync::CancellationToken;
 pub enum Role {
     /// The admin and team HTTP API.
     Admin,
+    /// Provider webhooks into the EVENTS stream.
+    Ingest,
 }
 
 impl Role {
-    pub const ALL: [Role; 1] = [Role::Admin];
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Ingest];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Ingest => "ingest",
         }
     }
 }
@@ -31,10 +36,13 @@ impl Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or_else(|| {
-            let known: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
-            format!("unknown role {s:?}; roles: {}", known.join(", "))
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim())
+            .ok_or_else(|| {
+                let known: Vec<_> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role {s:?}; roles: {}", known.join(", "))
+            })
     }
 }
 
@@ -45,9 +53,16 @@ pub enum AppError {
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+    #[error(transparent)]
+    Streams(#[from] crate::bus::StreamError),
 }
 
 pub struct App {
@@ -55,18 +70,54 @@ pub struct App {
     roles: BTreeSet<Role>,
     listener: TcpListener,
     state: AppState,
+    /// Present when a role that uses NATS runs.
+    bus: Option<(Bus, Vec<StreamSpec>)>,
+    ingest: Option<Ingest>,
 }
 
 impl App {
     pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
-        let store = Store::connect(settings.database.url.expose(), settings.database.max_connections).await?;
+        let store = Store::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await?;
         store.migrate().await?;
         let tenancy = Tenancy::open(store, Some(settings.admin.token.clone())).await?;
         let addr = settings.listen_addr();
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_string(), source })?;
-        let state = AppState { tenancy, metrics: crate::telemetry::metrics() };
-        Ok(App { settings, roles, listener, state })
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let (mut bus, mut ingest) = (None, None);
+        if roles.contains(&Role::Ingest) {
+            // Streams are checked before NATS is needed, so a bad file stops start-up at once.
+            let specs = StreamSpec::embedded()?
+                .into_iter()
+                .map(|s| s.with_replicas(settings.nats.stream_replicas))
+                .collect();
+            let connected = Bus::connect_lazily(&settings.nats).await?;
+            ingest = Some(Ingest::new(
+                &settings.ingest,
+                connected.clone(),
+                tenancy.clone(),
+            ));
+            bus = Some((connected, specs));
+        }
+        let state = AppState {
+            tenancy,
+            metrics: crate::telemetry::metrics(),
+        };
+        Ok(App {
+            settings,
+            roles,
+            listener,
+            state,
+            bus,
+            ingest,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -79,17 +130,44 @@ impl App {
 
     /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let App { settings, roles, listener, state } = self;
+        let App {
+            settings,
+            roles,
+            listener,
+            state,
+            bus,
+            ingest,
+        } = self;
         let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), roles = ?roles_list, "ifox serving");
-        let reload = tokio::spawn(reload_loop(state.tenancy.clone(), settings.tenancy.reload_interval, shutdown.clone()));
-        let router = http::router(state, roles.contains(&Role::Admin), settings.http.admin_body_limit);
+        let reload = tokio::spawn(reload_loop(
+            state.tenancy.clone(),
+            settings.tenancy.reload_interval,
+            shutdown.clone(),
+        ));
+        // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
+        let streams =
+            bus.map(|(bus, specs)| tokio::spawn(bus.keep_streams_applied(specs, shutdown.clone())));
+        let admin = roles.contains(&Role::Admin);
+        let mut router = http::router(state.clone(), admin, settings.http.admin_body_limit);
+        if admin {
+            let secrets = crate::ingest::org_secrets::routes().layer(
+                axum::extract::DefaultBodyLimit::max(settings.http.admin_body_limit),
+            );
+            router = router.merge(secrets.with_state(state));
+        }
+        if let Some(ingest) = ingest {
+            router = router.merge(ingest.routes());
+        }
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .map_err(AppError::Serve);
         shutdown.cancel();
         let _ = reload.await;
+        if let Some(streams) = streams {
+            let _ = streams.await;
+        }
         tracing::info!("ifox stopped");
         served
     }

@@ -14,7 +14,11 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "ifox", version, about = "Multi-tenant orchestrator of an AI SRE platform")]
+#[command(
+    name = "ifox",
+    version,
+    about = "Multi-tenant orchestrator of an AI SRE platform"
+)]
 pub struct Cli {
     /// Settings file (TOML); defaults to ./ifox.toml when it exists. IFOX__SECTION__KEY variables win.
     #[arg(long, global = true, env = "IFOX_CONFIG")]
@@ -27,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the given roles (default: all) until SIGINT/SIGTERM.
     Serve {
-        /// Comma-separated roles: admin.
+        /// Comma-separated roles: admin, ingest.
         #[arg(long, value_delimiter = ',')]
         roles: Vec<Role>,
     },
@@ -36,12 +40,34 @@ pub enum Command {
     /// Operator tasks on the tenancy data.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The JetStream streams of `streams/` (built into the binary unless --dir is given).
+    #[command(subcommand)]
+    Streams(StreamsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamsCommand {
+    /// Create missing streams and update drifted ones in place (never delete and recreate).
+    Apply {
+        /// Read the stream files from this folder instead of the built-in copies.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Show how the server differs from the files; exits 1 when it does.
+    Diff {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an org.
-    CreateOrg { org: OrgId, #[arg(long)] name: Option<String> },
+    CreateOrg {
+        org: OrgId,
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Create a unit or a team.
     CreateNode {
         org: OrgId,
@@ -68,9 +94,18 @@ pub enum AdminCommand {
         replace: bool,
     },
     /// Show a node's effective config; --explain adds the node that set each leaf.
-    Effective { org: OrgId, node: NodeId, #[arg(long)] explain: bool },
+    Effective {
+        org: OrgId,
+        node: NodeId,
+        #[arg(long)]
+        explain: bool,
+    },
     /// Lock config paths (JSON Pointers) for every node below an org or unit.
-    Lock { org: OrgId, node: NodeId, paths: Vec<String> },
+    Lock {
+        org: OrgId,
+        node: NodeId,
+        paths: Vec<String>,
+    },
     /// Issue a token: an org admin token, or with --team a team token. Shown once.
     IssueToken {
         org: OrgId,
@@ -83,9 +118,18 @@ pub enum AdminCommand {
         expires_in: Option<String>,
     },
     /// List tokens (metadata only).
-    ListTokens { org: OrgId, #[arg(long)] team: Option<NodeId> },
+    ListTokens {
+        org: OrgId,
+        #[arg(long)]
+        team: Option<NodeId>,
+    },
     /// Revoke a token by id.
-    RevokeToken { org: OrgId, token_id: String, #[arg(long)] team: Option<NodeId> },
+    RevokeToken {
+        org: OrgId,
+        token_id: String,
+        #[arg(long)]
+        team: Option<NodeId>,
+    },
     /// List an org's routing claims.
     Claims { org: OrgId },
 }
@@ -108,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Streams(cmd) => streams(settings, cmd).await,
         Command::Admin(cmd) => {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;
@@ -120,7 +165,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {
-    let roles: BTreeSet<Role> = if roles.is_empty() { Role::ALL.into_iter().collect() } else { roles.into_iter().collect() };
+    let roles: BTreeSet<Role> = if roles.is_empty() {
+        Role::ALL.into_iter().collect()
+    } else {
+        roles.into_iter().collect()
+    };
     let app = App::build(settings, roles).await?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let signal = shutdown.clone();
@@ -132,11 +181,39 @@ async fn serve(settings: Settings, roles: Vec<Role>) -> anyhow::Result<()> {
     app.run(shutdown).await.context("ifox serve")
 }
 
+async fn streams(settings: Settings, cmd: StreamsCommand) -> anyhow::Result<()> {
+    use crate::bus::{Bus, StreamSpec, streams};
+    let (StreamsCommand::Apply { dir } | StreamsCommand::Diff { dir }) = &cmd;
+    let specs = match dir {
+        Some(dir) => StreamSpec::load_dir(dir)?,
+        None => StreamSpec::embedded()?,
+    };
+    let specs: Vec<_> = specs
+        .into_iter()
+        .map(|s| s.with_replicas(settings.nats.stream_replicas))
+        .collect();
+    let bus = Bus::connect(&settings.nats).await?;
+    let outcomes = match cmd {
+        StreamsCommand::Apply { .. } => streams::apply(bus.jetstream(), &specs).await?,
+        StreamsCommand::Diff { .. } => streams::plan(bus.jetstream(), &specs).await?,
+    };
+    for o in &outcomes {
+        println!("{o}");
+    }
+    let drifted = outcomes.iter().any(|o| o.changed() && !o.applied);
+    anyhow::ensure!(
+        !drifted,
+        "the server differs from the stream files; run `ifox streams apply`"
+    );
+    Ok(())
+}
+
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -155,11 +232,29 @@ async fn admin(t: &Tenancy, cmd: AdminCommand) -> anyhow::Result<Value> {
     use AdminCommand as A;
     Ok(match cmd {
         A::CreateOrg { org, name } => {
-            let row = t.create_org("cli", &org, &name.unwrap_or_else(|| org.to_string())).await?;
+            let row = t
+                .create_org("cli", &org, &name.unwrap_or_else(|| org.to_string()))
+                .await?;
             crate::admin::nodes_json(&row)
         }
-        A::CreateNode { org, node, node_type, parent, name } => {
-            let row = t.create_node(&cli_scope(&org), NewNode { node_id: node, parent_id: parent, node_type, name }).await?;
+        A::CreateNode {
+            org,
+            node,
+            node_type,
+            parent,
+            name,
+        } => {
+            let row = t
+                .create_node(
+                    &cli_scope(&org),
+                    NewNode {
+                        node_id: node,
+                        parent_id: parent,
+                        node_type,
+                        name,
+                    },
+                )
+                .await?;
             crate::admin::nodes_json(&row)
         }
         A::Tree { org } => {
@@ -170,9 +265,18 @@ async fn admin(t: &Tenancy, cmd: AdminCommand) -> anyhow::Result<Value> {
             let (config, version) = t.get_config(&cli_scope(&org), &node).await?;
             json!({"config": config, "version": version})
         }
-        A::SetConfig { org, node, json: arg, replace } => {
+        A::SetConfig {
+            org,
+            node,
+            json: arg,
+            replace,
+        } => {
             let body = read_json(&arg)?;
-            let write = if replace { ConfigWrite::Replace(body) } else { ConfigWrite::Patch(body) };
+            let write = if replace {
+                ConfigWrite::Replace(body)
+            } else {
+                ConfigWrite::Patch(body)
+            };
             let (config, version) = t.write_config(&cli_scope(&org), &node, write, None).await?;
             json!({"config": config, "version": version})
         }
@@ -180,17 +284,37 @@ async fn admin(t: &Tenancy, cmd: AdminCommand) -> anyhow::Result<Value> {
             let (eff, sources) = t.effective(&cli_scope(&org), &node, explain)?;
             json!({"config": eff.config, "version": eff.version, "sources": sources})
         }
-        A::Lock { org, node, paths } => json!({"paths": t.set_locks(&cli_scope(&org), &node, paths).await?}),
-        A::IssueToken { org, team, name, expires_in } => {
+        A::Lock { org, node, paths } => {
+            json!({"paths": t.set_locks(&cli_scope(&org), &node, paths).await?})
+        }
+        A::IssueToken {
+            org,
+            team,
+            name,
+            expires_in,
+        } => {
             let exp = match expires_in {
-                Some(d) => Some(crate::domain::now_ms() + i64::try_from(humantime::parse_duration(&d)?.as_millis())?),
+                Some(d) => Some(
+                    crate::domain::now_ms()
+                        + i64::try_from(humantime::parse_duration(&d)?.as_millis())?,
+                ),
                 None => None,
             };
-            json!(t.issue_token(&cli_scope(&org), team.as_ref(), name, exp).await?)
+            json!(
+                t.issue_token(&cli_scope(&org), team.as_ref(), name, exp)
+                    .await?
+            )
         }
-        A::ListTokens { org, team } => json!({"tokens": t.list_tokens(&cli_scope(&org), team.as_ref()).await?}),
-        A::RevokeToken { org, token_id, team } => {
-            t.revoke_token(&cli_scope(&org), team.as_ref(), &token_id).await?;
+        A::ListTokens { org, team } => {
+            json!({"tokens": t.list_tokens(&cli_scope(&org), team.as_ref()).await?})
+        }
+        A::RevokeToken {
+            org,
+            token_id,
+            team,
+        } => {
+            t.revoke_token(&cli_scope(&org), team.as_ref(), &token_id)
+                .await?;
             json!({"revoked": token_id})
         }
         A::Claims { org } => json!({"claims": t.list_claims(&cli_scope(&org)).await?}),

@@ -5,15 +5,19 @@
 //! - [`store`]: database access (sqlx `Any`: SQLite and PostgreSQL), one module per table.
 //! - [`tenancy`]: the tenancy service (tree, configs, locks, claims, tokens) and its in-memory catalog.
 //! - [`admin`]: the admin and team HTTP API over the tenancy service.
+//! - [`bus`]: JetStream: the connection, the streams of `streams/`, publishing with PubAck.
+//! - [`ingest`]: the `ingest` role: provider webhooks verified and published to EVENTS as CloudEvents.
 //! - [`http`]: the one HTTP listener: health, readiness, metrics, and the routes of each role.
 //! - [`settings`], [`telemetry`], [`app`]: configuration, logs and metrics, and the assembled process.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
+pub mod bus;
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod ingest;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

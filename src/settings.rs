@@ -36,6 +36,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub tenancy: TenancySettings,
+    pub ingest: IngestSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +51,113 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct NatsSettings {
     pub url: String,
+    /// Bound on the TCP connect and handshake to the NATS server.
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    /// Bound on one publish, PubAck included; past it the webhook answers 503 with Retry-After.
+    #[serde(with = "humantime_serde_compat")]
+    pub publish_timeout: Duration,
+    /// When not 0, replaces `num_replicas` of every file in `streams/` (3 on a production cluster).
+    pub stream_replicas: u8,
+}
+
+/// Webhook ingest (the `ingest` role). Secrets are lists so they can be rotated: every one is tried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Largest webhook body, bytes (413 above). It must fit NATS `max_payload` (1 MiB by default)
+    /// together with the headers, so it is capped at 960 KiB.
+    pub body_limit: usize,
+    #[serde(default)]
+    pub secrets: IngestSecrets,
+}
+
+/// `ingest.secrets.<provider>`; env `IFOX__INGEST__SECRETS__SLACK=a,b` and
+/// `IFOX__INGEST__SECRETS__GENERIC__<SOURCE>=whsec_…`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSecrets {
+    #[serde(default)]
+    pub slack: SecretList,
+    #[serde(default)]
+    pub github: SecretList,
+    #[serde(default)]
+    pub pagerduty: SecretList,
+    #[serde(default)]
+    pub incidentio: SecretList,
+    /// Standard Webhooks senders by source name (`/webhooks/generic/{source}`).
+    #[serde(default)]
+    pub generic: std::collections::BTreeMap<String, SecretList>,
+}
+
+/// Several [`Secret`]s: a TOML list, or one comma-separated string (the environment's form).
+/// Debug shows only how many there are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretList(Vec<Secret>);
+
+impl SecretList {
+    pub fn new(secrets: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self(
+            secrets
+                .into_iter()
+                .map(|s| Secret::new(s))
+                .filter(|s| !s.expose().is_empty())
+                .collect(),
+        )
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The secrets in order, for verifiers that take `&[&str]`.
+    pub fn exposed(&self) -> Vec<&str> {
+        self.0.iter().map(Secret::expose).collect()
+    }
+}
+
+impl std::fmt::Debug for SecretList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = SecretList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of secrets or one comma-separated string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretList, E> {
+                Ok(SecretList::new(v.split(',').map(str::trim)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SecretList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(SecretList::new(out))
+            }
+            // The environment parser turns an all-digit value into a number, which would drop leading
+            // zeros: refuse it rather than verify with a different secret than the one configured.
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretList, E> {
+                Err(E::custom("a secret must not be a bare number"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretList, E> {
+                Err(E::custom("a secret must not be a bare number"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretList, E> {
+                Err(E::custom("a secret must not be a bare number"))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretList, E> {
+                Err(E::custom("a secret must not be a boolean"))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +217,9 @@ url = "sqlite://ifox.db?mode=rwc"
 max_connections = 10
 [nats]
 url = "nats://127.0.0.1:4222"
+connect_timeout = "2s"
+publish_timeout = "2s"
+stream_replicas = 0
 [http]
 listen = "127.0.0.1:8080"
 admin_body_limit = 1048576
@@ -119,7 +230,12 @@ format = "auto"
 level = "info"
 [tenancy]
 reload_interval = "30s"
+[ingest]
+body_limit = 524288
 "#;
+
+/// NATS `max_payload` defaults to 1 MiB and must hold the body and the CloudEvents headers.
+pub const MAX_INGEST_BODY: usize = 960 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -144,9 +260,15 @@ impl Settings {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         let file = file.unwrap_or(Path::new("ifox.toml"));
-        builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(false));
-        let env: std::collections::HashMap<String, String> =
-            env.into_iter().filter(|(k, _)| k.starts_with("IFOX__")).collect();
+        builder = builder.add_source(
+            config::File::from(file)
+                .format(config::FileFormat::Toml)
+                .required(false),
+        );
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("IFOX__"))
+            .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("IFOX")
                 .prefix_separator("__")
@@ -162,20 +284,55 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key, problem: String| Err(SettingsError::Invalid { key, problem });
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return invalid("database.url", "must start with sqlite: or postgres://".into());
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "database.url",
+                "must start with sqlite: or postgres://".into(),
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
         }
         if let Err(e) = self.http.listen.parse::<SocketAddr>() {
-            return invalid("http.listen", format!("{:?} is not an address like 0.0.0.0:8080 ({e})", self.http.listen));
+            return invalid(
+                "http.listen",
+                format!(
+                    "{:?} is not an address like 0.0.0.0:8080 ({e})",
+                    self.http.listen
+                ),
+            );
         }
         if !self.nats.url.contains("://") && !self.nats.url.contains(':') {
-            return invalid("nats.url", format!("{:?} is not a NATS URL like nats://host:4222", self.nats.url));
+            return invalid(
+                "nats.url",
+                format!(
+                    "{:?} is not a NATS URL like nats://host:4222",
+                    self.nats.url
+                ),
+            );
         }
         if self.tenancy.reload_interval.is_zero() {
             return invalid("tenancy.reload_interval", "must be more than zero".into());
+        }
+        if self.nats.publish_timeout.is_zero() || self.nats.connect_timeout.is_zero() {
+            return invalid(
+                "nats.publish_timeout",
+                "timeouts must be more than zero".into(),
+            );
+        }
+        if !(1024..=MAX_INGEST_BODY).contains(&self.ingest.body_limit) {
+            return invalid(
+                "ingest.body_limit",
+                format!("must be between 1024 and {MAX_INGEST_BODY} bytes"),
+            );
+        }
+        for source in self.ingest.secrets.generic.keys() {
+            if let Err(problem) = crate::ingest::check_generic_source(source) {
+                return invalid("ingest.secrets.generic", problem);
+            }
         }
         Ok(())
     }
@@ -190,7 +347,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -204,10 +364,18 @@ mod tests {
     fn environment_overrides_the_file_and_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ifox.toml");
-        std::fs::write(&file, "[http]\nlisten = \"0.0.0.0:9000\"\n[log]\nformat = \"text\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[http]\nlisten = \"0.0.0.0:9000\"\n[log]\nformat = \"text\"\n",
+        )
+        .unwrap();
         let s = Settings::load_from(
             Some(&file),
-            env(&[("IFOX__LOG__FORMAT", "json"), ("IFOX__ADMIN__TOKEN", "s3cret"), ("OTHER", "x")]),
+            env(&[
+                ("IFOX__LOG__FORMAT", "json"),
+                ("IFOX__ADMIN__TOKEN", "s3cret"),
+                ("OTHER", "x"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.http.listen, "0.0.0.0:9000");
@@ -223,18 +391,61 @@ mod tests {
         assert!(err.to_string().contains("format"), "{err}");
         let err = Settings::load_from(None, env(&[("IFOX__HTTP__LISTNE", "x")])).unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
-        let err = Settings::load_from(None, env(&[("IFOX__DATABASE__URL", "mysql://x")])).unwrap_err();
+        let err =
+            Settings::load_from(None, env(&[("IFOX__DATABASE__URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn webhook_secrets_come_from_the_environment_as_comma_separated_lists() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("IFOX__INGEST__SECRETS__SLACK", "old-slack, new-slack"),
+                ("IFOX__INGEST__SECRETS__GENERIC__ACME_ALERTS", "whsec_abc"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.ingest.secrets.slack.exposed(), ["old-slack", "new-slack"]);
+        assert_eq!(
+            s.ingest.secrets.generic["acme_alerts"].exposed(),
+            ["whsec_abc"]
+        );
+        assert!(s.ingest.secrets.github.is_empty());
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("old-slack") && !printed.contains("whsec_abc"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn an_ingest_body_limit_above_the_nats_payload_is_refused() {
+        let err =
+            Settings::load_from(None, env(&[("IFOX__INGEST__BODY_LIMIT", "2097152")])).unwrap_err();
+        assert!(err.to_string().contains("ingest.body_limit"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("IFOX__INGEST__SECRETS__GENERIC__GITHUB", "whsec_x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("generic"), "{err}");
     }
 
     #[test]
     fn secrets_never_show_in_debug_output() {
         let s = Settings::load_from(
             None,
-            env(&[("IFOX__ADMIN__TOKEN", "hunter2"), ("IFOX__DATABASE__URL", "postgres://u:pw9@h/db")]),
+            env(&[
+                ("IFOX__ADMIN__TOKEN", "hunter2"),
+                ("IFOX__DATABASE__URL", "postgres://u:pw9@h/db"),
+            ]),
         )
         .unwrap();
         let printed = format!("{s:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("pw9"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("pw9"),
+            "{printed}"
+        );
     }
 }

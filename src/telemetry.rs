@@ -2,7 +2,7 @@
 //! recorder. Both are process-global and installed once; tests that build several apps share them.
 
 use crate::settings::{LogFormat, LogSettings};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
@@ -24,12 +24,22 @@ pub fn init_logs(log: &LogSettings) {
     };
 }
 
+/// Seconds: 250 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 /// The process's Prometheus handle (installs the recorder on first use).
 pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // `*_seconds` latencies as Prometheus histograms (summaries cannot be aggregated across
+            // replicas). The buckets are constant and non-empty, so this cannot fail.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder (a test harness) may already be global; then ours only renders its own.
             let _ = metrics::set_global_recorder(recorder);

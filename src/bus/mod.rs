@@ -1,0 +1,174 @@
+//! JetStream: the connection, the streams of `streams/` ([`streams`]), and the publisher
+//! ([`publish`]).
+//!
+//! The connection never blocks start-up: when NATS is unreachable the process still serves (webhooks
+//! answer 503 with Retry-After) and async-nats reconnects in the background. Every (re)connect
+//! re-applies the streams, so a NATS server that came back with an empty store is repaired without a
+//! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection.
+
+pub mod publish;
+pub mod streams;
+
+pub use publish::{PublishError, Published};
+pub use streams::{StreamError, StreamOutcome, StreamSpec};
+
+use crate::settings::NatsSettings;
+use async_nats::jetstream;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub const CONNECTED_GAUGE: &str = "ifox_nats_connected";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+}
+
+/// A NATS connection with its JetStream context. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    publish_timeout: Duration,
+    /// Fired on every successful (re)connect.
+    connected: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("state", &self.client.connection_state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Connects once and fails when NATS does not answer (the CLI's `streams` commands).
+    pub async fn connect(settings: &NatsSettings) -> Result<Bus, BusError> {
+        let connected = Arc::new(Notify::new());
+        let client = options(settings, connected.clone())
+            .connect(&settings.url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: settings.url.clone(),
+                source,
+            })?;
+        Ok(Self::wrap(client, settings, connected))
+    }
+
+    /// Connects, or when NATS is unreachable returns at once with a client that keeps trying in
+    /// the background (a serving process must not depend on NATS being up first).
+    pub async fn connect_lazily(settings: &NatsSettings) -> Result<Bus, BusError> {
+        match Self::connect(settings).await {
+            Ok(bus) => Ok(bus),
+            Err(e) => {
+                tracing::warn!(error = %e, "NATS unreachable at start; connecting in the background");
+                let connected = Arc::new(Notify::new());
+                let client = options(settings, connected.clone())
+                    .retry_on_initial_connect()
+                    .connect(&settings.url)
+                    .await
+                    .map_err(|source| BusError::Connect {
+                        url: settings.url.clone(),
+                        source,
+                    })?;
+                Ok(Self::wrap(client, settings, connected))
+            }
+        }
+    }
+
+    fn wrap(client: async_nats::Client, settings: &NatsSettings, connected: Arc<Notify>) -> Bus {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(settings.publish_timeout)
+            .build(client.clone());
+        Bus {
+            client,
+            js,
+            publish_timeout: settings.publish_timeout,
+            connected,
+        }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Applies `specs` now and after every reconnect, until `shutdown`. A failure while connected is
+    /// retried with a growing delay (capped at 30 s); a refused config is logged as an error and
+    /// retried on the next reconnect, since only an operator can fix it.
+    pub async fn keep_streams_applied(self, specs: Vec<StreamSpec>, shutdown: CancellationToken) {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            if self.is_connected() {
+                match streams::apply(&self.js, &specs).await {
+                    Ok(outcomes) => {
+                        for o in outcomes.iter().filter(|o| o.changed()) {
+                            tracing::info!(stream = %o.name(), outcome = %o, "stream applied");
+                        }
+                        delay = Duration::from_millis(250);
+                    }
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, retry_in = ?delay, "applying streams failed; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a stream file was refused by NATS; fix it and run `ifox streams apply`")
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.connected.notified() => {}
+            }
+        }
+    }
+}
+
+fn options(settings: &NatsSettings, connected: Arc<Notify>) -> async_nats::ConnectOptions {
+    crate::telemetry::metrics(); // the recorder first, so the gauge is not set into nothing
+    metrics::describe_gauge!(
+        CONNECTED_GAUGE,
+        "1 while the NATS connection is up, 0 otherwise"
+    );
+    metrics::gauge!(CONNECTED_GAUGE).set(0.0);
+    async_nats::ConnectOptions::new()
+        .name("ifox")
+        .connection_timeout(settings.connect_timeout)
+        .request_timeout(Some(settings.publish_timeout.max(Duration::from_secs(5))))
+        .event_callback(move |event| {
+            let connected = connected.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        metrics::gauge!(CONNECTED_GAUGE).set(1.0);
+                        connected.notify_one();
+                    }
+                    async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                        metrics::gauge!(CONNECTED_GAUGE).set(0.0);
+                        tracing::warn!("NATS connection lost; reconnecting");
+                    }
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
+            }
+        })
+}

@@ -1,0 +1,189 @@
+//! Per-org webhook secrets: the `webhook_secrets` table and its write-only admin endpoints.
+//!
+//! - `PUT /api/v1/admin/orgs/{org}/webhook-secrets/{provider}` with `{"secrets": ["…", "…"]}` replaces
+//!   the list (several during a rotation); `DELETE` on the same path removes it. Generic sources use
+//!   `…/webhook-secrets/generic/{source}`. Providers: `slack`, `github`, `pagerduty`, `incidentio`.
+//! - Who: the global admin or that org's admin (a team token gets 403, another org's token 404).
+//! - Never returned by any read and never logged; the audit log records the provider and how many
+//!   secrets were set, not the secrets. Answers are `204 No Content`.
+//!
+//! The org-scoped webhook URLs (`/webhooks/orgs/{org}/…`) verify with these and only these.
+
+use super::{Provider, check_generic_source};
+use crate::admin::error::ApiError;
+use crate::admin::extract::{Auth, Body};
+use crate::domain::{OrgId, now_ms};
+use crate::http::AppState;
+use crate::settings::SecretList;
+use crate::store::{Store, StoreError, audit};
+use crate::tenancy::{OrgScope, TenancyError};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::put;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::Row;
+
+/// At most this many secrets per provider (a rotation needs two).
+const MAX_SECRETS: usize = 5;
+
+pub fn routes() -> Router<AppState> {
+    let base = "/api/v1/admin/orgs/{org}/webhook-secrets";
+    Router::new()
+        .route(
+            &format!("{base}/generic/{{source}}"),
+            put(put_generic).delete(delete_generic),
+        )
+        .route(
+            &format!("{base}/{{provider}}"),
+            put(put_provider).delete(delete_provider),
+        )
+}
+
+/// The secrets an org set for a provider (`Provider::secret_key`), if any.
+pub async fn lookup(
+    store: &Store,
+    org: &OrgId,
+    key: &str,
+) -> Result<Option<SecretList>, StoreError> {
+    let row =
+        sqlx::query("SELECT secrets FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
+            .bind(org.as_str())
+            .bind(key)
+            .fetch_optional(store.pool())
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get("secrets")?;
+    let list: Vec<String> = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("webhook_secrets.secrets: {e}")))?;
+    Ok(Some(SecretList::new(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSecrets {
+    secrets: Vec<String>,
+}
+
+async fn put_provider(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, provider)): Path<(String, String)>,
+    Body(body): Body<NewSecrets>,
+) -> Result<StatusCode, ApiError> {
+    let scope = scope(&s, &p, &org)?;
+    write(&s, &scope, named(&provider)?, Some(body)).await
+}
+
+async fn delete_provider(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, provider)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let scope = scope(&s, &p, &org)?;
+    write(&s, &scope, named(&provider)?, None).await
+}
+
+async fn put_generic(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, source)): Path<(String, String)>,
+    Body(body): Body<NewSecrets>,
+) -> Result<StatusCode, ApiError> {
+    let scope = scope(&s, &p, &org)?;
+    write(&s, &scope, generic(source)?, Some(body)).await
+}
+
+async fn delete_generic(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((org, source)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let scope = scope(&s, &p, &org)?;
+    write(&s, &scope, generic(source)?, None).await
+}
+
+fn scope(
+    s: &AppState,
+    p: &crate::domain::token::Principal,
+    org: &str,
+) -> Result<OrgScope, ApiError> {
+    let org = OrgId::parse(org)?;
+    Ok(s.tenancy.org_scope(p, &org)?)
+}
+
+fn named(provider: &str) -> Result<Provider, ApiError> {
+    Provider::named(provider).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            "providers: slack, github, pagerduty, incidentio, generic/{source}",
+        )
+    })
+}
+
+fn generic(source: String) -> Result<Provider, ApiError> {
+    check_generic_source(&source)
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_source", m))?;
+    Ok(Provider::Generic(source))
+}
+
+/// Replaces (`Some`) or removes (`None`) one provider's secrets, with an audit entry, in one transaction.
+async fn write(
+    s: &AppState,
+    scope: &OrgScope,
+    provider: Provider,
+    body: Option<NewSecrets>,
+) -> Result<StatusCode, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_secrets", m);
+    if let Some(b) = &body {
+        if b.secrets.is_empty() || b.secrets.len() > MAX_SECRETS {
+            return Err(bad("give 1 to 5 secrets (DELETE removes them)"));
+        }
+        if b.secrets
+            .iter()
+            .any(|x| x.trim().is_empty() || x.contains(','))
+        {
+            return Err(bad("a secret must not be empty nor hold a comma"));
+        }
+    }
+    let key = provider.secret_key();
+    let store = s.tenancy.store();
+    let org = scope.org().as_str();
+    let now = now_ms();
+    let result: Result<(), StoreError> = async {
+        let mut tx = store.begin().await?;
+        let (action, count) = match &body {
+            Some(b) => {
+                let text = serde_json::Value::from(b.secrets.clone()).to_string();
+                sqlx::query(
+                    "INSERT INTO webhook_secrets (org_id, provider, secrets, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (org_id, provider) DO UPDATE SET secrets = excluded.secrets, updated_at = excluded.updated_at",
+                )
+                .bind(org)
+                .bind(&key)
+                .bind(text)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                ("webhook_secrets.set", b.secrets.len())
+            }
+            None => {
+                sqlx::query("DELETE FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
+                    .bind(org)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+                ("webhook_secrets.delete", 0)
+            }
+        };
+        let detail = json!({"provider": key, "count": count});
+        audit::record(&mut tx, Some(scope.org()), scope.actor(), action, &format!("{org}/{key}"), &detail, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    result.map_err(|e| ApiError::from(TenancyError::from(e)))?;
+    Ok(StatusCode::NO_CONTENT)
+}
