@@ -44,6 +44,11 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_roles(db, extra, &Role::ALL).await
+    }
+
+    /// Spawns only `roles` (e.g. an admin-only app beside a router process).
+    pub async fn spawn_roles(db: TestDb, extra: &[(&str, &str)], roles: &[Role]) -> TestApp {
         let mut env: Vec<(String, String)> = vec![
             ("IFOX__DATABASE__URL".into(), db.url.clone()),
             ("IFOX__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
@@ -53,7 +58,7 @@ impl TestApp {
         let settings =
             Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env)
                 .expect("settings");
-        let roles: BTreeSet<Role> = Role::ALL.into_iter().collect();
+        let roles: BTreeSet<Role> = roles.iter().copied().collect();
         let app = App::build(settings, roles).await.expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();

@@ -1,7 +1,20 @@
-//! The router's pure core (issue 4 builds the consumer around it): what an event names
-//! ([`inputs`]), where its run goes ([`decision`]), and the agent-run document ([`run`]).
-//! No IO here.
+//! The router: every stored event resolved to one team and dispatched to the shared or dedicated
+//! agent subject, durably.
+//!
+//! - [`inputs`], [`payload`]: what an event names (headers first, the provider payload as fallback);
+//! - [`decision`], [`run`], [`verdict`]: pure decisions — route, shared or dedicated, the run document;
+//! - [`deadletter`]: the dead-letter envelope;
+//! - [`worker`]: the effects of one verdict (record the run, publish it, ack; or dead-letter; or NAK);
+//! - [`consumer`]: the durable pull consumer loop, the MAX_DELIVERIES advisory listener;
+//! - [`notice`]: config change notices that keep every replica's catalog fresh.
 
+pub mod consumer;
+pub mod deadletter;
+pub mod explain;
 pub mod decision;
 pub mod inputs;
+pub mod notice;
+pub mod payload;
 pub mod run;
+pub mod verdict;
+pub mod worker;

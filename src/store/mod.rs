@@ -9,6 +9,7 @@ pub mod audit;
 pub mod claims;
 pub mod history;
 pub mod nodes;
+pub mod runs;
 pub mod tokens;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -143,7 +143,7 @@ impl Tenancy {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.refresh_node(&self.store, org, node).await?;
+        self.changed(org, Some(node)).await?;
         Ok((next, version))
     }
 
@@ -213,7 +213,7 @@ impl Tenancy {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.refresh_node(&self.store, org, node).await?;
+        self.changed(org, Some(node)).await?;
         Ok(paths)
     }
 

@@ -79,6 +79,8 @@ pub struct Tenancy {
     store: Store,
     catalog: Arc<Catalog>,
     admin_token: Option<crate::settings::Secret>,
+    /// Where change notices go, once a NATS connection exists (see [`crate::router::notice`]).
+    notifier: Arc<std::sync::OnceLock<async_nats::Client>>,
 }
 
 impl Tenancy {
@@ -94,6 +96,7 @@ impl Tenancy {
             store,
             catalog,
             admin_token,
+            notifier: Arc::default(),
         })
     }
 
@@ -103,6 +106,24 @@ impl Tenancy {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// From now on, every committed write also publishes a change notice on NATS.
+    pub fn attach_notifier(&self, client: async_nats::Client) {
+        let _ = self.notifier.set(client);
+    }
+
+    /// After a commit: refresh this process's catalog (the node, or the whole org for structural
+    /// changes), then tell the other replicas.
+    pub(crate) async fn changed(&self, org: &OrgId, node: Option<&NodeId>) -> Result<(), TenancyError> {
+        match node {
+            Some(node) => self.catalog.refresh_node(&self.store, org, node).await?,
+            None => self.catalog.reload_org(&self.store, org).await?,
+        }
+        if let Some(client) = self.notifier.get() {
+            crate::router::notice::publish(client, org, node).await;
+        }
+        Ok(())
     }
 
     /// A principal's scope over an org: 404 when it cannot see the org, 403 when it sees but may not

@@ -82,7 +82,7 @@ impl Tenancy {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.refresh_node(&self.store, org, &root).await?;
+        self.changed(org, Some(&root)).await?;
         Ok(row)
     }
 
@@ -155,9 +155,7 @@ impl Tenancy {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog
-            .refresh_node(&self.store, org, &row.node_id)
-            .await?;
+        self.changed(org, Some(&row.node_id)).await?;
         Ok(row)
     }
 
@@ -246,7 +244,7 @@ impl Tenancy {
             .await?
             .ok_or_else(|| TenancyError::not_found(format!("node {node}")))?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.reload_org(&self.store, org).await?;
+        self.changed(org, None).await?;
         Ok(updated)
     }
 
@@ -304,7 +302,7 @@ impl Tenancy {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.catalog.reload_org(&self.store, org).await?;
+        self.changed(org, None).await?;
         Ok(doomed)
     }
 }

@@ -113,3 +113,11 @@ pub fn cli_scope(org: &OrgId) -> OrgScope {
         actor: "cli".to_owned(),
     }
 }
+
+/// The provisioner acts as global admin of the org it reconciles, under its own actor name.
+pub fn provisioner_scope(org: &OrgId) -> OrgScope {
+    OrgScope {
+        org: org.clone(),
+        actor: "provisioner".to_owned(),
+    }
+}

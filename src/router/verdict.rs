@@ -1,0 +1,119 @@
+//! What to do with one stored event, decided over the in-memory catalog (no IO): dispatch a run
+//! (to which subject, with which document), dead-letter it (a permanent reason), or wait (transient).
+//!
+//! Idempotency: the run id derives from the event id — or, for a replay (`Ifox-Replay-Of: <ce-id>`),
+//! from the replayed event's id — so redeliveries and replays name the same run. A forced replay
+//! (`Ifox-Replay-Force: true`) names a new run that records the run it replays.
+
+use super::decision::decide;
+use super::inputs::inputs;
+use super::run::{AgentRun, SCHEMA, forced_run_id, run_id};
+use crate::domain::routing::RouteOutcome;
+use crate::tenancy::Catalog;
+use async_nats::HeaderMap;
+
+pub const REPLAY_OF: &str = "Ifox-Replay-Of";
+pub const REPLAY_FORCE: &str = "Ifox-Replay-Force";
+
+/// A stored event as the router sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub subject: &'a str,
+    pub headers: Option<&'a HeaderMap>,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Event<'a> {
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers?.get(name).map(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    fn header_pairs(&self) -> Vec<(&'a str, &'a str)> {
+        let Some(headers) = self.headers else { return Vec::new() };
+        headers.iter().flat_map(|(name, values)| { let name: &str = name.as_ref(); values.iter().map(move |v| (name, v.as_str())) }).collect()
+    }
+
+    /// `ce-source`, else the subject's third token.
+    pub fn source(&self) -> Option<&'a str> {
+        self.header("ce-source").or_else(|| self.subject.split('.').nth(2))
+    }
+
+    /// `ce-type`, else the subject's fourth token.
+    pub fn event_type(&self) -> Option<&'a str> {
+        self.header("ce-type").or_else(|| self.subject.split('.').nth(3))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Dispatch { run: Box<AgentRun>, subject: String },
+    Permanent { reason: &'static str, detail: String },
+    Transient { detail: String },
+}
+
+fn permanent(reason: &'static str, detail: impl Into<String>) -> Verdict {
+    Verdict::Permanent { reason, detail: detail.into() }
+}
+
+/// Decides one event.
+pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
+    let Some(event_id) = ev.header("ce-id") else {
+        return permanent("invalid_event", "the event has no ce-id header");
+    };
+    let (Some(source), Some(event_type)) = (ev.source(), ev.event_type()) else {
+        return permanent("invalid_event", format!("cannot tell source and type of subject {}", ev.subject));
+    };
+    let mut found = match inputs(ev.header_pairs()) {
+        Ok(found) => found,
+        Err(e) => return permanent("invalid_event", e.to_string()),
+    };
+    if found.identifiers.is_empty() {
+        found.identifiers = super::payload::identifiers(source, ev);
+    }
+    if found.identifiers.is_empty() {
+        return permanent("no_route", "the event carries no routing identifier");
+    }
+    let (org, team, matched) = match catalog.route(&found.identifiers, &found.org_hints) {
+        RouteOutcome::Found { org_id, team_id, matched } => (org_id, team_id, matched),
+        RouteOutcome::NotFound => {
+            let ids: Vec<String> = found.identifiers.iter().map(|i| format!("{}={}", i.kind.key(), i.value)).collect();
+            return permanent("no_route", format!("no team claims {}", ids.join(", ")));
+        }
+        RouteOutcome::Ambiguous { matched, org_ids } => {
+            let orgs: Vec<&str> = org_ids.iter().map(|o| o.as_str()).collect();
+            return permanent(
+                "ambiguous_route",
+                format!("{}={} is claimed in orgs {} and nothing names one", matched.kind.key(), matched.value, orgs.join(", ")),
+            );
+        }
+    };
+    let Some(effective) = catalog.effective(&org, &team) else {
+        return Verdict::Transient { detail: format!("the config of {org}/{team} is not loaded yet") };
+    };
+    let deployment = match decide(&effective.config) {
+        Ok(d) => d,
+        Err(e) => return permanent("invalid_config", format!("{org}/{team}: {e}")),
+    };
+    let replay_of = ev.header(REPLAY_OF);
+    let forced = ev.header(REPLAY_FORCE).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let root = run_id(replay_of.unwrap_or(event_id));
+    let (run_id, replay_of) = if forced && replay_of.is_some() { (forced_run_id(&root, event_id), Some(root)) } else { (root, None) };
+    let entrance_agent =
+        effective.config.get("entrance_agent").and_then(|v| v.as_str()).unwrap_or("planner").to_owned();
+    let subject = deployment.subject(&org, &team);
+    let run = AgentRun {
+        schema: SCHEMA,
+        run_id,
+        event_id: event_id.to_owned(),
+        org_id: org,
+        team_id: team,
+        source: source.to_owned(),
+        event_type: event_type.to_owned(),
+        matched,
+        deployment,
+        entrance_agent,
+        config_version: effective.version.clone(),
+        replay_of,
+    };
+    Verdict::Dispatch { run: Box::new(run), subject }
+}

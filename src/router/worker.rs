@@ -1,0 +1,177 @@
+//! The effects of one event's verdict, in an order that loses nothing and duplicates nothing:
+//! record the run (idempotent insert) → publish it to AGENT_RUNS with `Nats-Msg-Id = run id` and wait
+//! for the PubAck → mark it dispatched → ack. A crash anywhere before the ack redelivers the event:
+//! the insert finds the run, an undispatched run is published again (collapsing on `Nats-Msg-Id`), a
+//! dispatched one is only acked.
+//!
+//! Permanent failures are copied to DEADLETTER (PubAck first) and then terminated; transient ones are
+//! NAKed with a delay that doubles per delivery (0.5 s … 30 s).
+
+use super::deadletter::{self, Origin};
+use super::verdict::{Event, Verdict, verdict};
+use crate::bus::{Bus, PublishError};
+use crate::domain::now_ms;
+use crate::store::{StoreError, runs};
+use crate::tenancy::Tenancy;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// What to tell JetStream about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Ack,
+    Nak(Duration),
+    Term,
+}
+
+/// Where a delivery came from (the message's JetStream info).
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub stream: &'a str,
+    pub stream_seq: u64,
+    pub delivered: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Transient {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    tenancy: Tenancy,
+    bus: Bus,
+}
+
+/// The NAK delay of the n-th delivery.
+pub fn backoff(delivered: u64) -> Duration {
+    let exp = delivered.saturating_sub(1).min(6) as u32;
+    Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
+}
+
+impl Worker {
+    pub fn new(tenancy: Tenancy, bus: Bus) -> Worker {
+        Worker { tenancy, bus }
+    }
+
+    pub async fn process(&self, ev: &Event<'_>, delivery: Delivery<'_>) -> Disposition {
+        let started = Instant::now();
+        let outcome = match verdict(self.tenancy.catalog(), ev) {
+            Verdict::Dispatch { run, subject } => {
+                let (org, team, mode) = (run.org_id.to_string(), run.team_id.to_string(), run.deployment.mode());
+                match self.dispatch(&run, &subject, ev).await {
+                    Ok(duplicate) => {
+                        let outcome = if duplicate { "duplicate" } else { mode };
+                        metrics::counter!("ifox_router_events_total", "org" => org.clone(), "team" => team.clone(), "outcome" => outcome).increment(1);
+                        metrics::histogram!("ifox_router_routing_seconds", "org" => org, "team" => team).record(started.elapsed().as_secs_f64());
+                        Disposition::Ack
+                    }
+                    Err(e) => self.retry(&e.to_string(), delivery),
+                }
+            }
+            Verdict::Permanent { reason, detail } => self.dead_letter(ev, delivery, reason, &detail).await,
+            Verdict::Transient { detail } => self.retry(&detail, delivery),
+        };
+        outcome
+    }
+
+    fn retry(&self, detail: &str, delivery: Delivery<'_>) -> Disposition {
+        let delay = backoff(delivery.delivered);
+        tracing::warn!(stream_seq = delivery.stream_seq, attempt = delivery.delivered, retry_in = ?delay, error = %detail, "event will be retried");
+        metrics::counter!("ifox_router_retries_total").increment(1);
+        Disposition::Nak(delay)
+    }
+
+    /// Returns whether the run had been dispatched before (a redelivery or a replay).
+    async fn dispatch(&self, run: &super::run::AgentRun, subject: &str, ev: &Event<'_>) -> Result<bool, Transient> {
+        let document = serde_json::to_value(run).map_err(|e| Transient::Other(e.to_string()))?;
+        let now = now_ms();
+        let row = runs::RunRow {
+            run_id: run.run_id.to_string(),
+            event_id: run.event_id.clone(),
+            org_id: run.org_id.to_string(),
+            team_id: run.team_id.to_string(),
+            source: run.source.clone(),
+            event_type: run.event_type.clone(),
+            deployment_mode: run.deployment.mode().to_owned(),
+            subject: subject.to_owned(),
+            config_version: run.config_version.clone(),
+            status: "queued".to_owned(),
+            replay_of: run.replay_of.map(|r| r.to_string()),
+            document,
+            dispatched_at: None,
+            created_at: now,
+        };
+        let pool = self.tenancy.store().pool();
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        let stored = runs::record(&mut conn, &row).await?;
+        drop(conn);
+        if stored.dispatched_at.is_some() {
+            return Ok(true);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", stored.run_id.as_str());
+        headers.insert("Content-Type", "application/json");
+        headers.insert("ce-id", stored.event_id.as_str());
+        headers.insert("Ifox-Run-Id", stored.run_id.as_str());
+        if let Some(tp) = ev.header("traceparent") {
+            headers.insert("traceparent", tp);
+        }
+        let payload = Bytes::from(serde_json::to_vec(&stored.document).map_err(|e| Transient::Other(e.to_string()))?);
+        self.bus.publish(stored.subject.clone(), headers, payload).await?;
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        runs::mark_dispatched(&mut conn, &stored.run_id, now_ms()).await?;
+        Ok(false)
+    }
+
+    async fn dead_letter(&self, ev: &Event<'_>, delivery: Delivery<'_>, reason: &'static str, detail: &str) -> Disposition {
+        let origin = Origin {
+            stage: "router",
+            subject: ev.subject,
+            stream: delivery.stream,
+            stream_seq: delivery.stream_seq,
+            attempts: delivery.delivered,
+        };
+        match self.publish_dead_letter(&origin, reason, detail, ev.headers, Bytes::copy_from_slice(ev.payload)).await {
+            Ok(()) => Disposition::Term,
+            Err(e) => self.retry(&format!("dead letter not stored: {e}"), delivery),
+        }
+    }
+
+    /// Copies a message to DEADLETTER and waits for the PubAck.
+    pub async fn publish_dead_letter(
+        &self,
+        origin: &Origin<'_>,
+        reason: &'static str,
+        detail: &str,
+        headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        let (subject, headers) = deadletter::envelope(origin, reason, detail, headers);
+        self.bus.publish(subject, headers, payload).await?;
+        tracing::warn!(reason, detail, subject = origin.subject, stream_seq = origin.stream_seq, "event dead-lettered");
+        metrics::counter!("ifox_router_events_total", "org" => "", "team" => "", "outcome" => format!("dead_lettered:{reason}")).increment(1);
+        metrics::counter!("ifox_router_dead_letters_total", "reason" => reason).increment(1);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn the_retry_delay_doubles_per_delivery_up_to_thirty_seconds() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(50), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,102 @@
+//! The `runs` table: agent runs the router dispatched. `run_id` is the primary key and derives from
+//! the event id, so recording a run is idempotent.
+
+use super::{Conn, StoreError, json_col};
+use serde_json::Value;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub event_id: String,
+    pub org_id: String,
+    pub team_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub deployment_mode: String,
+    pub subject: String,
+    pub config_version: String,
+    pub status: String,
+    pub replay_of: Option<String>,
+    pub document: Value,
+    pub dispatched_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// Records a `queued` run unless it exists. Returns the stored row (new or earlier).
+pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<RunRow, StoreError> {
+    sqlx::query(
+        "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
+         config_version, status, replay_of, document, dispatched_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (run_id) DO NOTHING",
+    )
+    .bind(&r.run_id)
+    .bind(&r.event_id)
+    .bind(&r.org_id)
+    .bind(&r.team_id)
+    .bind(&r.source)
+    .bind(&r.event_type)
+    .bind(&r.deployment_mode)
+    .bind(&r.subject)
+    .bind(&r.config_version)
+    .bind(&r.status)
+    .bind(r.replay_of.clone())
+    .bind(r.document.to_string())
+    .bind(r.dispatched_at)
+    .bind(r.created_at)
+    .bind(r.created_at)
+    .execute(&mut *conn)
+    .await?;
+    get(conn, &r.run_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("run {} vanished after insert", r.run_id)))
+}
+
+pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    let row = sqlx::query(
+        "SELECT run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, config_version, \
+         status, replay_of, document, dispatched_at, created_at FROM runs WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(RunRow {
+            run_id: r.try_get("run_id")?,
+            event_id: r.try_get("event_id")?,
+            org_id: r.try_get("org_id")?,
+            team_id: r.try_get("team_id")?,
+            source: r.try_get("source")?,
+            event_type: r.try_get("event_type")?,
+            deployment_mode: r.try_get("deployment_mode")?,
+            subject: r.try_get("subject")?,
+            config_version: r.try_get("config_version")?,
+            status: r.try_get("status")?,
+            replay_of: r.try_get("replay_of")?,
+            document: json_col(&r.try_get::<String, _>("document")?)?,
+            dispatched_at: r.try_get("dispatched_at")?,
+            created_at: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Notes that the run's AGENT_RUNS message was stored (PubAck received).
+pub async fn mark_dispatched(conn: &mut Conn, run_id: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE runs SET dispatched_at = $1, updated_at = $2 WHERE run_id = $3 AND dispatched_at IS NULL")
+        .bind(now)
+        .bind(now)
+        .bind(run_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs per team of an org, for reports (cost split, noisy neighbours).
+pub async fn count_by_team(conn: &mut Conn, org: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT team_id, COUNT(*) AS n FROM runs WHERE org_id = $1 GROUP BY team_id ORDER BY team_id")
+        .bind(org)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("team_id")?, r.try_get("n")?))).collect()
+}
