@@ -8,6 +8,7 @@
 //! - [`bus`]: JetStream: the connection, the streams of `streams/`, publishing with PubAck.
 //! - [`ingest`]: the `ingest` role: provider webhooks verified and published to EVENTS as CloudEvents.
 //! - [`http`]: the one HTTP listener: health, readiness, metrics, and the routes of each role.
+//! - [`provision`]: the `provisioner` role and the provisioning API: desired Kubernetes objects (pure), applied by server-side apply; cost report.
 //! - [`settings`], [`telemetry`], [`app`]: configuration, logs and metrics, and the assembled process.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod provision;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

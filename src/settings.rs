@@ -37,6 +37,12 @@ pub struct Settings {
     pub log: LogSettings,
     pub tenancy: TenancySettings,
     pub ingest: IngestSettings,
+    /// `IFOX__KUBE__…`: the cluster the provisioner writes to.
+    #[serde(default)]
+    pub kube: crate::provision::settings::KubeSettings,
+    /// `IFOX__PROVISION__…`: grace, timers, prices.
+    #[serde(default)]
+    pub provision: crate::provision::settings::ProvisionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

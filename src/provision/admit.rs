@@ -1,0 +1,290 @@
+//! Admission: a provisioning or deprovisioning request written in ONE transaction, so a refusal
+//! (claim conflict, locked path, idempotency mismatch) leaves nothing behind.
+//!
+//! Provision: idempotency key check → team node created when missing → `routing` written into its
+//! config with its claims (409 on conflict) → dedicated→shared removes `agent_service_url` at once
+//! and schedules the deletion; shared→dedicated cancels a pending deletion → desired deployment
+//! stored → first team token issued (only when the team has none) → run and its planned steps →
+//! audit. The caller nudges the provisioner after the commit.
+//!
+//! Each org's config writes go through the same rules as `tenancy::write_config` (locks, claims,
+//! history, version); this module repeats them inside its own transaction because the request must
+//! be all-or-nothing across tables that service does not own.
+
+use super::db::{self, DeploymentRow, RunRow};
+use super::request::{Mode, ProvisionRequest};
+use super::team_tx::{ensure_team, issue, write_team_config};
+use super::{ProvisionError, reconcile};
+use crate::domain::token;
+use crate::domain::{NodeId, now_ms};
+use crate::store::{Conn, StoreError, audit, nodes, tokens};
+use crate::tenancy::{IssuedToken, OrgScope, Tenancy};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The name of the token the provisioner hands to the team's pods.
+pub const RUNTIME_TOKEN_NAME: &str = "agent-runtime";
+
+/// What the API answers.
+#[derive(Debug)]
+pub struct Admitted {
+    pub run_id: String,
+    /// The first team token: present once, never for a replayed key.
+    pub token: Option<IssuedToken>,
+    /// The key was seen before with the same body: nothing new was written.
+    pub replayed: bool,
+}
+
+/// SHA-256 of the canonical JSON of the body (keys sorted by serde_json's map), minus the key itself.
+pub fn request_hash(body: &Value) -> String {
+    let mut body = body.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("idempotency_key");
+    }
+    token::hash(&body.to_string())
+}
+
+pub async fn provision(
+    tenancy: &Tenancy,
+    scope: &OrgScope,
+    req: &ProvisionRequest,
+    key: Option<&str>,
+    body_hash: &str,
+    grace: Duration,
+) -> Result<Admitted, ProvisionError> {
+    let org = scope.org();
+    let team = &req.team;
+    let now = now_ms();
+    let mut tx = tenancy.store().begin().await?;
+    if let Some(key) = key
+        && let Some((hash, run_id)) = db::idempotency(&mut tx, org, key).await?
+    {
+        if hash != body_hash {
+            return Err(ProvisionError::IdempotencyMismatch {
+                key: key.to_owned(),
+            });
+        }
+        return Ok(Admitted {
+            run_id,
+            token: None,
+            replayed: true,
+        });
+    }
+    let existing = ensure_team(&mut tx, scope, req, now).await?;
+    let mut patch = serde_json::Map::new();
+    if let Some(routing) = &req.routing {
+        patch.insert("routing".to_owned(), routing.clone());
+    }
+    if req.mode == Mode::Shared && existing.config.get("agent_service_url").is_some() {
+        patch.insert("agent_service_url".to_owned(), Value::Null);
+    }
+    if !patch.is_empty() {
+        write_team_config(&mut tx, scope, team, &Value::Object(patch), now).await?;
+    }
+    let previous = db::get_deployment(&mut tx, org, team).await?;
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let runtime_token = match previous.as_ref().and_then(|p| p.runtime_token.clone()) {
+        Some(t) => Some(t),
+        None if req.mode == Mode::Dedicated => Some(
+            issue(&mut tx, scope, team, RUNTIME_TOKEN_NAME, now)
+                .await?
+                .token,
+        ),
+        None => None,
+    };
+    let has_token = tokens::list(&mut tx, org, Some(team))
+        .await?
+        .iter()
+        .any(|t| t.revoked_at.is_none() && t.name != RUNTIME_TOKEN_NAME);
+    let first = if has_token {
+        None
+    } else {
+        Some(issue(&mut tx, scope, team, "provisioned", now).await?)
+    };
+    match req.mode {
+        Mode::Dedicated => {
+            db::cancel_deletion(&mut tx, org, team).await?;
+        }
+        Mode::Shared if previous.as_ref().is_some_and(|p| p.mode == Mode::Dedicated) => {
+            let after = now + grace.as_millis() as i64;
+            db::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
+        }
+        Mode::Shared => {}
+    }
+    let row = DeploymentRow {
+        org: org.clone(),
+        team: team.clone(),
+        mode: req.mode,
+        spec: req.spec.clone(),
+        pipeline: req.pipeline.clone(),
+        runtime_token,
+        run_id: run_id.clone(),
+        generation: previous.as_ref().map_or(1, |p| p.generation + 1),
+        url_set: req.mode == Mode::Dedicated && previous.as_ref().is_some_and(|p| p.url_set),
+        updated_at: now,
+    };
+    db::upsert_deployment(&mut tx, &row).await?;
+    let kind = match req.mode {
+        Mode::Dedicated => "provision_dedicated",
+        Mode::Shared => "provision_shared",
+    };
+    start_run(&mut tx, scope, team, &run_id, kind, now).await?;
+    if let Some(key) = key {
+        db::insert_idempotency(&mut tx, org, key, body_hash, &run_id, now).await?;
+    }
+    let detail = json!({"run_id": run_id, "mode": req.mode.as_str(), "spec": req.spec});
+    let target = format!("{org}/{team}");
+    audit::record(
+        &mut tx,
+        Some(org),
+        scope.actor(),
+        "provision.request",
+        &target,
+        &detail,
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tenancy
+        .catalog()
+        .refresh_node(tenancy.store(), org, team)
+        .await?;
+    Ok(Admitted {
+        run_id,
+        token: first,
+        replayed: false,
+    })
+}
+
+/// Deprovision: back to shared at once (URL removed in this transaction), objects deleted after
+/// `grace`. 404 when the team was never provisioned.
+pub async fn deprovision(
+    tenancy: &Tenancy,
+    scope: &OrgScope,
+    team: &NodeId,
+    grace: Duration,
+) -> Result<String, ProvisionError> {
+    let org = scope.org();
+    let now = now_ms();
+    let mut tx = tenancy.store().begin().await?;
+    let Some(mut row) = db::get_deployment(&mut tx, org, team).await? else {
+        return Err(ProvisionError::NotFound(format!("provisioned team {team}")));
+    };
+    if let Some(node) = nodes::get(&mut tx, org, team).await?
+        && node.config.get("agent_service_url").is_some()
+    {
+        write_team_config(
+            &mut tx,
+            scope,
+            team,
+            &json!({"agent_service_url": null}),
+            now,
+        )
+        .await?;
+    }
+    let run_id = uuid::Uuid::now_v7().to_string();
+    if row.mode == Mode::Dedicated || row.url_set {
+        let after = now + grace.as_millis() as i64;
+        db::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
+    }
+    row.mode = Mode::Shared;
+    row.run_id = run_id.clone();
+    row.generation += 1;
+    row.url_set = false;
+    row.updated_at = now;
+    db::upsert_deployment(&mut tx, &row).await?;
+    start_run(&mut tx, scope, team, &run_id, "deprovision", now).await?;
+    let target = format!("{org}/{team}");
+    audit::record(
+        &mut tx,
+        Some(org),
+        scope.actor(),
+        "provision.deprovision",
+        &target,
+        &json!({"run_id": run_id}),
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tenancy
+        .catalog()
+        .refresh_node(tenancy.store(), org, team)
+        .await?;
+    Ok(run_id)
+}
+
+/// The URL of a converged dedicated team was removed through the config API (the design's
+/// `PUT …/config {"agent_service_url": null}`): record the move back to shared and schedule the
+/// deletion. A newer admission in between wins (nothing is done).
+pub async fn url_removed(
+    tenancy: &Tenancy,
+    seen: &DeploymentRow,
+    grace: Duration,
+) -> Result<(), ProvisionError> {
+    let scope = crate::tenancy::scope::provisioner_scope(&seen.org);
+    let now = now_ms();
+    let mut tx = tenancy.store().begin().await?;
+    let Some(mut row) = db::get_deployment(&mut tx, &seen.org, &seen.team).await? else {
+        return Ok(());
+    };
+    if row.generation != seen.generation {
+        return Ok(());
+    }
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let after = now + grace.as_millis() as i64;
+    db::schedule_deletion(&mut tx, &row.org, &row.team, &run_id, after).await?;
+    row.mode = Mode::Shared;
+    row.run_id = run_id.clone();
+    row.generation += 1;
+    row.url_set = false;
+    row.updated_at = now;
+    db::upsert_deployment(&mut tx, &row).await?;
+    start_run(&mut tx, &scope, &row.team, &run_id, "url_removed", now).await?;
+    let target = format!("{}/{}", row.org, row.team);
+    audit::record(
+        &mut tx,
+        Some(&row.org),
+        scope.actor(),
+        "provision.url_removed",
+        &target,
+        &json!({"run_id": run_id}),
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+async fn start_run(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    team: &NodeId,
+    run_id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let run = RunRow {
+        run_id: run_id.to_owned(),
+        org_id: scope.org().to_string(),
+        team_id: team.to_string(),
+        kind: kind.to_owned(),
+        status: "pending".to_owned(),
+        error: None,
+        created_by: scope.actor().to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    db::insert_run(conn, &run).await?;
+    let plan = if kind == "provision_dedicated" {
+        reconcile::DEDICATED_STEPS
+    } else {
+        reconcile::SHARED_STEPS
+    };
+    for (i, step) in plan.iter().enumerate() {
+        db::put_step(
+            conn, run_id, step, i as i64, "pending", false, None, None, now,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! Desired Kubernetes objects of one dedicated team, built in pure code (no client, no clock, no
+//! randomness): the same input always gives the same objects, byte for byte, which is what the
+//! snapshot tests and the "reconcile twice changes nothing" rule rely on.
+//!
+//! Objects: Deployment, ClusterIP Service and Secret named `agent-dedicated-{org}-{team}`; optional
+//! HorizontalPodAutoscaler, NetworkPolicy, ResourceQuota (same name) and AI-pipeline CronJob
+//! (`…-pipeline`). Names are shortened with a stable hash suffix past their limit ([`shorten`]).
+//! Every object carries the [`MANAGED_BY`] label plus name, component, org and team labels, which
+//! is how the resync finds them again.
+
+use super::objects::{Desired, Kind};
+use super::request::{DedicatedSpec, Pipeline};
+use crate::domain::{NodeId, OrgId};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvFromSource, EnvVar, PodSpec, PodTemplateSpec, ResourceQuota,
+    ResourceQuotaSpec, ResourceRequirements, Secret, SecretEnvSource, Service, ServicePort,
+    ServiceSpec, Toleration,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ifox");
+pub const ORG_LABEL: &str = "ifox.dev/org";
+pub const TEAM_LABEL: &str = "ifox.dev/team";
+/// The port of the agent container and of its Service.
+pub const AGENT_PORT: i32 = 8080;
+/// The env var of the Secret that carries the team's token.
+pub const TOKEN_ENV: &str = "IFOX_TEAM_TOKEN";
+
+/// Everything the objects depend on.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub org: &'a OrgId,
+    pub team: &'a NodeId,
+    pub namespace: &'a str,
+    /// Used when the spec names no image.
+    pub default_image: &'a str,
+    pub spec: &'a DedicatedSpec,
+    pub pipeline: Option<&'a Pipeline>,
+    /// The team token handed to the pods through the Secret.
+    pub token: &'a str,
+}
+
+/// `name` as is when it fits `max`, else its first characters and a 10-hex-digit SHA-256 of the whole
+/// name (distinct long names keep distinct results).
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    let keep = max - 11;
+    let head = name[..keep].trim_end_matches('-');
+    format!("{head}-{}", &digest[..10])
+}
+
+/// The name of the team's Deployment, Service, Secret and optional objects.
+pub fn object_name(org: &OrgId, team: &NodeId) -> String {
+    shorten(&format!("agent-dedicated-{org}-{team}"), 63)
+}
+
+/// `http://<name>.<namespace>.svc.cluster.local:8080`.
+pub fn service_url(org: &OrgId, team: &NodeId, namespace: &str) -> String {
+    format!(
+        "http://{}.{namespace}.svc.cluster.local:{AGENT_PORT}",
+        object_name(org, team)
+    )
+}
+
+/// The labels every managed object of the team carries.
+pub fn labels(org: &OrgId, team: &NodeId, component: &str) -> BTreeMap<String, String> {
+    let name = object_name(org, team);
+    BTreeMap::from([
+        ("app".to_owned(), name.clone()),
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        ("app.kubernetes.io/name".to_owned(), "ifox-agent".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            component.to_owned(),
+        ),
+        (ORG_LABEL.to_owned(), org.to_string()),
+        (TEAM_LABEL.to_owned(), team.to_string()),
+    ])
+}
+
+fn meta(input: &Input<'_>, name: &str, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(input.namespace.to_owned()),
+        labels: Some(labels(input.org, input.team, component)),
+        ..Default::default()
+    }
+}
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu.to_owned())),
+        ("memory".to_owned(), Quantity(memory.to_owned())),
+    ])
+}
+
+/// The env every pod of the team gets: its ids, and its token from the Secret.
+fn env(input: &Input<'_>, secret: &str) -> (Vec<EnvVar>, Vec<EnvFromSource>) {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..Default::default()
+    };
+    let env = vec![
+        var("ORG_ID", input.org.as_str()),
+        var("TEAM_ID", input.team.as_str()),
+    ];
+    let from = vec![EnvFromSource {
+        secret_ref: Some(SecretEnvSource {
+            name: secret.to_owned(),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    }];
+    (env, from)
+}
+
+/// Every desired object of the team, in apply order (the Secret before the pods that read it).
+pub fn build(input: &Input<'_>) -> Vec<Desired> {
+    let name = object_name(input.org, input.team);
+    let spec = input.spec;
+    let selector = BTreeMap::from([("app".to_owned(), name.clone())]);
+    let mut out = Vec::new();
+
+    let secret = Secret {
+        metadata: meta(input, &name, "credentials"),
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            TOKEN_ENV.to_owned(),
+            ByteString(input.token.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    out.push(Desired::new(Kind::Secret, &name, &secret));
+
+    let (env, env_from) = env(input, &name);
+    let image = spec.image.as_deref().unwrap_or(input.default_image);
+    let container = Container {
+        name: "agent".to_owned(),
+        image: Some(image.to_owned()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".to_owned()),
+            container_port: AGENT_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }]),
+        env: Some(env.clone()),
+        env_from: Some(env_from.clone()),
+        resources: Some(ResourceRequirements {
+            limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
+            requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tolerations: Vec<Toleration> = spec
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: t.key.clone(),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let pod_spec = PodSpec {
+        containers: vec![container],
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!tolerations.is_empty()).then(|| tolerations.clone()),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let mut pod_labels = labels(input.org, input.team, "agent");
+    pod_labels.insert("app".to_owned(), name.clone());
+    let deployment = Deployment {
+        metadata: meta(input, &name, "agent"),
+        spec: Some(DeploymentSpec {
+            // With an HPA the replica count is the autoscaler's field, not ours: leaving it out of the
+            // apply keeps the two field managers from fighting.
+            replicas: spec.autoscaling.is_none().then_some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    out.push(Desired::new(Kind::Deployment, &name, &deployment));
+
+    let service = Service {
+        metadata: meta(input, &name, "agent"),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(selector.clone()),
+            ports: Some(vec![ServicePort {
+                name: Some("http".to_owned()),
+                port: AGENT_PORT,
+                target_port: Some(IntOrString::Int(AGENT_PORT)),
+                protocol: Some("TCP".to_owned()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    out.push(Desired::new(Kind::Service, &name, &service));
+
+    if let Some(a) = spec.autoscaling {
+        let hpa = HorizontalPodAutoscaler {
+            metadata: meta(input, &name, "agent"),
+            spec: Some(HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".to_owned()),
+                    kind: "Deployment".to_owned(),
+                    name: name.clone(),
+                },
+                min_replicas: Some(a.min),
+                max_replicas: a.max,
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".to_owned(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".to_owned(),
+                        target: MetricTarget {
+                            type_: "Utilization".to_owned(),
+                            average_utilization: Some(a.cpu_percent),
+                            ..Default::default()
+                        },
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        out.push(Desired::new(Kind::HorizontalPodAutoscaler, &name, &hpa));
+    }
+
+    if spec.network_policy {
+        // Only ifox itself (the bridge) reaches the agent's port; egress stays open (the agent calls
+        // LLM and tool APIs).
+        let policy = NetworkPolicy {
+            metadata: meta(input, &name, "agent"),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    ..Default::default()
+                }),
+                policy_types: Some(vec!["Ingress".to_owned()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(LabelSelector {
+                            match_labels: Some(BTreeMap::from([(
+                                "app.kubernetes.io/name".to_owned(),
+                                "ifox".to_owned(),
+                            )])),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![NetworkPolicyPort {
+                        port: Some(IntOrString::Int(AGENT_PORT)),
+                        protocol: Some("TCP".to_owned()),
+                        ..Default::default()
+                    }]),
+                }]),
+                ..Default::default()
+            }),
+        };
+        out.push(Desired::new(Kind::NetworkPolicy, &name, &policy));
+    }
+
+    if let Some(q) = &spec.resource_quota {
+        let mut hard = BTreeMap::from([
+            ("limits.cpu".to_owned(), Quantity(q.cpu.clone())),
+            ("limits.memory".to_owned(), Quantity(q.memory.clone())),
+        ]);
+        if let Some(pods) = q.pods {
+            hard.insert("pods".to_owned(), Quantity(pods.to_string()));
+        }
+        let quota = ResourceQuota {
+            metadata: meta(input, &name, "quota"),
+            spec: Some(ResourceQuotaSpec {
+                hard: Some(hard),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        out.push(Desired::new(Kind::ResourceQuota, &name, &quota));
+    }
+
+    if let Some(p) = input.pipeline {
+        // A CronJob name is at most 52 characters: its Jobs append an 11-character suffix.
+        let cron_name = shorten(&format!("{name}-pipeline"), 52);
+        let container = Container {
+            name: "pipeline".to_owned(),
+            image: Some(p.image.clone().unwrap_or_else(|| image.to_owned())),
+            args: Some(vec!["pipeline".to_owned()]),
+            env: Some(env),
+            env_from: Some(env_from),
+            resources: Some(ResourceRequirements {
+                limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
+                requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let cron = CronJob {
+            metadata: meta(input, &cron_name, "pipeline"),
+            spec: Some(CronJobSpec {
+                schedule: p.schedule.clone(),
+                concurrency_policy: Some("Forbid".to_owned()),
+                successful_jobs_history_limit: Some(3),
+                failed_jobs_history_limit: Some(3),
+                job_template: JobTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(input.org, input.team, "pipeline")),
+                        ..Default::default()
+                    }),
+                    spec: Some(JobSpec {
+                        backoff_limit: Some(2),
+                        template: PodTemplateSpec {
+                            metadata: Some(ObjectMeta {
+                                labels: Some(labels(input.org, input.team, "pipeline")),
+                                ..Default::default()
+                            }),
+                            spec: Some(PodSpec {
+                                containers: vec![container],
+                                restart_policy: Some("OnFailure".to_owned()),
+                                node_selector: (!spec.node_selector.is_empty())
+                                    .then(|| spec.node_selector.clone()),
+                                tolerations: (!tolerations.is_empty()).then_some(tolerations),
+                                automount_service_account_token: Some(false),
+                                ..Default::default()
+                            }),
+                        },
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        out.push(Desired::new(Kind::CronJob, &cron_name, &cron));
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! Snapshot tests of the built objects: the design's example (REFERENCE.md) and a long-named team
+//! with every optional object. The snapshots are committed YAML compared as text; run with
+//! `IFOX_BLESS=1` to rewrite them after an intended change (and review the diff).
+
+use super::build::{self, Input, object_name, service_url, shorten};
+use super::manifests::to_yaml;
+use super::objects::Kind;
+use super::request;
+use crate::domain::{NodeId, OrgId};
+use serde_json::json;
+
+fn render(objects: &[super::objects::Desired]) -> String {
+    objects
+        .iter()
+        .map(|o| format!("---\n{}", to_yaml(&o.body)))
+        .collect()
+}
+
+fn check_snapshot(file: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/provision/snapshots")
+        .join(file);
+    if std::env::var_os("IFOX_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with IFOX_BLESS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} drifted from the built objects; review and re-bless with IFOX_BLESS=1\n--- actual ---\n{actual}",
+        path.display()
+    );
+}
+
+fn parse(body: serde_json::Value) -> request::ProvisionRequest {
+    request::parse(body).unwrap()
+}
+
+#[test]
+fn the_designs_provisioning_example_builds_its_deployment_service_and_secret() {
+    let req = parse(
+        json!({"org_id":"acme","team_node_id":"enterprise-team","deployment_mode":"dedicated",
+        "dedicated_config":{"replicas":2,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
+        "routing":{"slack_channel_ids":["C0A4967KRBM"]}}),
+    );
+    let spec = req.spec.as_ref().unwrap();
+    assert_eq!(
+        (spec.cpu_request.as_str(), spec.memory_request.as_str()),
+        ("2", "4Gi")
+    );
+    let objects = build::build(&Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "incidentfox",
+        default_image: "ghcr.io/incidentfox/agent:1.0.0",
+        spec,
+        pipeline: None,
+        token: "acme.enterprise-team.test-token",
+    });
+    let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
+    assert_eq!(kinds, [Kind::Secret, Kind::Deployment, Kind::Service]);
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.name == "agent-dedicated-acme-enterprise-team")
+    );
+    assert_eq!(
+        service_url(&req.org, &req.team, "incidentfox"),
+        "http://agent-dedicated-acme-enterprise-team.incidentfox.svc.cluster.local:8080"
+    );
+    check_snapshot("design-example.yaml", &render(&objects));
+}
+
+#[test]
+fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
+    let team = "a".repeat(30) + "-platform-reliability-engineering";
+    let req = parse(
+        json!({"org_id":"acme-corporation-international","team_node_id": team,
+        "deployment_mode":"dedicated","pipeline":{"schedule":"0 */6 * * *"},
+        "dedicated_config":{"replicas":3,"image":"registry.example.com/agent:2.1",
+            "resources":{"cpu":"1500m","memory":"3Gi","requests":{"cpu":"250m"}},
+            "node_selector":{"example.com/pool":"agents"},
+            "tolerations":[{"key":"dedicated","operator":"Equal","value":"agents","effect":"NoSchedule"}],
+            "autoscaling":{"min":2,"max":10,"cpu_percent":70},
+            "network_policy":true,"resource_quota":{"cpu":"20","memory":"40Gi","pods":20}}}),
+    );
+    let objects = build::build(&Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "incidentfox",
+        default_image: "unused",
+        spec: req.spec.as_ref().unwrap(),
+        pipeline: req.pipeline.as_ref(),
+        token: "long-token",
+    });
+    let name = object_name(&req.org, &req.team);
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with("agent-dedicated-acme-corporation-international-aaaa"));
+    let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Secret,
+            Kind::Deployment,
+            Kind::Service,
+            Kind::HorizontalPodAutoscaler,
+            Kind::NetworkPolicy,
+            Kind::ResourceQuota,
+            Kind::CronJob
+        ]
+    );
+    let cron = objects.last().unwrap();
+    assert!(cron.name.len() <= 52, "{}", cron.name);
+    // With an HPA the Deployment leaves replicas to the autoscaler.
+    assert!(objects[1].body.pointer("/spec/replicas").is_none());
+    check_snapshot("long-named-team.yaml", &render(&objects));
+}
+
+#[test]
+fn shortened_names_are_stable_and_distinct_for_names_that_share_a_prefix() {
+    let org = OrgId::parse("acme").unwrap();
+    let a = NodeId::parse(format!("{}-one", "x".repeat(55))).unwrap();
+    let b = NodeId::parse(format!("{}-two", "x".repeat(55))).unwrap();
+    let (na, nb) = (object_name(&org, &a), object_name(&org, &b));
+    assert_ne!(na, nb);
+    assert_eq!(na, object_name(&org, &a));
+    assert!(na.len() <= 63 && nb.len() <= 63);
+    assert_eq!(shorten("short", 63), "short");
+    assert!(crate::domain::ids::check_dns_label("name", &na).is_ok());
+}
+
+#[test]
+fn building_twice_gives_identical_objects() {
+    let req = parse(
+        json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
+        "dedicated_config":{"replicas":1}}),
+    );
+    let input = Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "ns",
+        default_image: "img",
+        spec: req.spec.as_ref().unwrap(),
+        pipeline: None,
+        token: "t",
+    };
+    assert_eq!(build::build(&input), build::build(&input));
+}

@@ -1,0 +1,141 @@
+//! The kinds the provisioner manages and a desired object as plain JSON: what [`super::build`]
+//! produces and every backend consumes. Keeping one untyped shape at the IO seam lets one backend
+//! method serve every kind; the typed k8s-openapi structs stay inside `build`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The kinds the provisioner creates, in apply order. The Role in `deploy/` grants exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Secret,
+    Deployment,
+    Service,
+    HorizontalPodAutoscaler,
+    NetworkPolicy,
+    ResourceQuota,
+    CronJob,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Secret,
+        Kind::Deployment,
+        Kind::Service,
+        Kind::HorizontalPodAutoscaler,
+        Kind::NetworkPolicy,
+        Kind::ResourceQuota,
+        Kind::CronJob,
+    ];
+
+    /// `(group, version, kind, plural)` of the REST path.
+    pub fn gvkp(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Kind::Secret => ("", "v1", "Secret", "secrets"),
+            Kind::Deployment => ("apps", "v1", "Deployment", "deployments"),
+            Kind::Service => ("", "v1", "Service", "services"),
+            Kind::HorizontalPodAutoscaler => (
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+            ),
+            Kind::NetworkPolicy => (
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                "networkpolicies",
+            ),
+            Kind::ResourceQuota => ("", "v1", "ResourceQuota", "resourcequotas"),
+            Kind::CronJob => ("batch", "v1", "CronJob", "cronjobs"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.gvkp().2
+    }
+
+    pub fn plural(self) -> &'static str {
+        self.gvkp().3
+    }
+
+    /// `apps/v1`, or `v1` for the core group.
+    pub fn api_version(self) -> String {
+        match self.gvkp() {
+            ("", v, _, _) => v.to_owned(),
+            (g, v, _, _) => format!("{g}/{v}"),
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One desired object: its kind, name and full body (`apiVersion`, `kind`, `metadata`, `spec`…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub kind: Kind,
+    pub name: String,
+    pub body: Value,
+}
+
+impl Desired {
+    pub fn new(kind: Kind, name: &str, typed: &impl Serialize) -> Desired {
+        Desired {
+            kind,
+            name: name.to_owned(),
+            // k8s-openapi types always serialize (they hold only strings, numbers, maps and lists).
+            body: serde_json::to_value(typed).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// True when every field of `desired` is in `live` with the same value (objects key by key, lists
+/// element by element): the live object already says what we would apply, so applying is skipped.
+/// Fields the server added (defaults, status, managedFields) do not count as a difference.
+pub fn contains(live: &Value, desired: &Value) -> bool {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => d
+            .iter()
+            .all(|(k, dv)| l.get(k).is_some_and(|lv| contains(lv, dv))),
+        (Value::Array(l), Value::Array(d)) => {
+            l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv))
+        }
+        _ => live == desired,
+    }
+}
+
+/// A live object's `metadata.labels[key]`.
+pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/labels")?.get(key)?.as_str()
+}
+
+/// A live object's `metadata.name`.
+pub fn name_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/name")?.as_str()
+}
+
+/// A Deployment that reports itself available: the controller has seen the latest spec and its
+/// `Available` condition is true.
+pub fn deployment_available(obj: &Value) -> bool {
+    let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = obj
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    let seen = match (generation, observed) {
+        (Some(g), Some(o)) => o >= g,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    let available = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Available")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    seen && available
+}

@@ -1,0 +1,121 @@
+//! Validation of the provisioning body: every refusal names its field.
+
+use super::request::{Mode, parse};
+use serde_json::{Value, json};
+
+fn dedicated(config: Value) -> Value {
+    json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated", "dedicated_config": config})
+}
+
+fn refused_field(body: Value) -> String {
+    parse(body).expect_err("should be refused").field
+}
+
+#[test]
+fn a_cpu_that_is_not_a_quantity_is_refused_naming_the_field() {
+    let body = dedicated(json!({"resources": {"cpu": "four", "memory": "8Gi"}}));
+    assert_eq!(refused_field(body), "dedicated_config.resources.cpu");
+    let body = dedicated(json!({"resources": {"cpu": "4", "memory": "8 GB"}}));
+    assert_eq!(refused_field(body), "dedicated_config.resources.memory");
+}
+
+#[test]
+fn quantities_in_cores_millicores_and_binary_units_parse_and_requests_default_to_half() {
+    let spec = parse(dedicated(
+        json!({"resources": {"cpu": "500m", "memory": "1Gi"}}),
+    ))
+    .unwrap()
+    .spec
+    .unwrap();
+    assert_eq!(
+        (spec.cpu_limit.as_str(), spec.cpu_request.as_str()),
+        ("500m", "250m")
+    );
+    assert_eq!(
+        (spec.memory_limit.as_str(), spec.memory_request.as_str()),
+        ("1Gi", "512Mi")
+    );
+    let spec = parse(dedicated(json!({"resources": {"cpu": "0.5", "memory": "8Gi", "requests": {"cpu": "100m", "memory": "1Gi"}}})))
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(
+        (spec.cpu_limit.as_str(), spec.cpu_request.as_str()),
+        ("500m", "100m")
+    );
+    assert_eq!(spec.memory_request, "1Gi");
+}
+
+#[test]
+fn negative_replicas_are_refused() {
+    assert_eq!(
+        refused_field(dedicated(json!({"replicas": -1}))),
+        "dedicated_config.replicas"
+    );
+    assert!(parse(dedicated(json!({"replicas": 0}))).is_ok());
+}
+
+#[test]
+fn an_autoscaling_minimum_above_its_maximum_is_refused() {
+    let body = dedicated(json!({"autoscaling": {"min": 5, "max": 2}}));
+    assert_eq!(refused_field(body), "dedicated_config.autoscaling.min");
+}
+
+#[test]
+fn node_selectors_that_are_not_label_valid_are_refused() {
+    let body = dedicated(json!({"node_selector": {"node type": "x"}}));
+    assert_eq!(
+        refused_field(body),
+        "dedicated_config.node_selector.node type"
+    );
+    let body = dedicated(json!({"node_selector": {"node-type": "high memory"}}));
+    assert_eq!(
+        refused_field(body),
+        "dedicated_config.node_selector.node-type"
+    );
+    let body = dedicated(json!({"node_selector": {"example.com/pool": "agents-1"}}));
+    assert!(parse(body).is_ok());
+}
+
+#[test]
+fn requests_above_limits_bad_tolerations_and_bad_schedules_are_refused() {
+    let body = dedicated(json!({"resources": {"cpu": "1", "requests": {"cpu": "2"}}}));
+    assert_eq!(
+        refused_field(body),
+        "dedicated_config.resources.requests.cpu"
+    );
+    let body = dedicated(json!({"tolerations": [{"key": "k", "operator": "Maybe"}]}));
+    assert_eq!(
+        refused_field(body),
+        "dedicated_config.tolerations[0].operator"
+    );
+    let mut body = dedicated(json!({}));
+    body["pipeline"] = json!({"schedule": "every day"});
+    assert_eq!(refused_field(body), "pipeline.schedule");
+}
+
+#[test]
+fn unknown_fields_and_mode_mismatches_are_refused() {
+    assert_eq!(
+        refused_field(dedicated(json!({"replica": 2}))),
+        "dedicated_config.replica"
+    );
+    let body = json!({"org_id": "acme", "team_node_id": "web", "colour": "red"});
+    assert_eq!(refused_field(body), "colour");
+    let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated"});
+    assert_eq!(refused_field(body), "dedicated_config");
+    let body = json!({"org_id": "acme", "team_node_id": "Web"});
+    assert_eq!(refused_field(body), "team_node_id");
+    let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "hybrid"});
+    assert_eq!(refused_field(body), "deployment_mode");
+}
+
+#[test]
+fn a_shared_request_needs_no_dedicated_config() {
+    let req = parse(
+        json!({"org_id": "acme", "team_node_id": "web", "routing": {"slack_channel_ids": ["C1"]}}),
+    )
+    .unwrap();
+    assert_eq!(req.mode, Mode::Shared);
+    assert!(req.spec.is_none());
+}

@@ -1,0 +1,90 @@
+//! The `kube` and `provision` settings sections (`IFOX__KUBE__…`, `IFOX__PROVISION__…`). Every key
+//! has a default, so a process that never provisions needs none of them.
+
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// A Kubernetes API server (kubeconfig, in-cluster service account, or `kube.url`).
+    Kube,
+    /// YAML files in `kube.manifests_dir`.
+    Manifests,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeSettings {
+    /// `IFOX__KUBE__BACKEND`: `kube` or `manifests`.
+    pub backend: BackendKind,
+    /// `IFOX__KUBE__MANIFESTS_DIR`: where the `manifests` backend writes.
+    pub manifests_dir: PathBuf,
+    /// `IFOX__KUBE__NAMESPACE`: the namespace of every team object.
+    pub namespace: String,
+    /// `IFOX__KUBE__URL`: an API server URL; unset means kubeconfig or in-cluster.
+    pub url: Option<String>,
+    /// `IFOX__KUBE__TIMEOUT`: bound on one API request.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for KubeSettings {
+    fn default() -> Self {
+        KubeSettings {
+            backend: BackendKind::Manifests,
+            manifests_dir: PathBuf::from("manifests"),
+            namespace: "incidentfox".to_owned(),
+            url: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionSettings {
+    /// `IFOX__PROVISION__GRACE`: how long a team's objects outlive its move back to shared.
+    #[serde(deserialize_with = "duration")]
+    pub grace: Duration,
+    /// The agent image when a request names none.
+    pub image: String,
+    /// How often the resync compares the cluster with the database.
+    #[serde(deserialize_with = "duration")]
+    pub resync_interval: Duration,
+    /// How often due deletions and removed URLs are looked for (bounds the lateness of a deletion).
+    #[serde(deserialize_with = "duration")]
+    pub tick: Duration,
+    /// How long a Deployment may take to become available before the run fails.
+    #[serde(deserialize_with = "duration")]
+    pub availability_timeout: Duration,
+    /// Prices for `ifox cost`.
+    pub vcpu_hour_usd: f64,
+    pub gib_hour_usd: f64,
+    pub hours_per_month: f64,
+    /// What the shared runtime costs a month in total, split by each team's share of runs.
+    pub shared_monthly_usd: f64,
+}
+
+impl Default for ProvisionSettings {
+    fn default() -> Self {
+        ProvisionSettings {
+            grace: Duration::from_secs(24 * 3600),
+            image: "ghcr.io/incidentfox/agent:latest".to_owned(),
+            resync_interval: Duration::from_secs(300),
+            tick: Duration::from_secs(1),
+            availability_timeout: Duration::from_secs(600),
+            vcpu_hour_usd: 0.031,
+            gib_hour_usd: 0.0035,
+            hours_per_month: 730.0,
+            shared_monthly_usd: 220.0,
+        }
+    }
+}
+
+/// `"24h"`, `"2s"`… (humantime).
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+}
