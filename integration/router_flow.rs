@@ -138,3 +138,27 @@ async fn a_write_through_one_replica_reaches_another_replicas_catalog_within_a_s
     })
     .await;
 }
+
+#[tokio::test]
+async fn route_explain_shows_identifiers_team_mode_and_subject_without_side_effects() {
+    let stack = Stack::start().await;
+    tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
+    stack.app.put("/api/v1/admin/orgs/acme/nodes/checkout/config", ADMIN_TOKEN, json!({"agent_service_url": "http://agent:8080"})).await;
+    let body = json!({"source": "github", "event_type": "issues", "payload": {"repository": {"full_name": "Acme/Checkout"}}});
+    let a = stack.app.post("/api/v1/admin/route/explain", ADMIN_TOKEN, body.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["identifiers"], json!([{"kind": "github_repos", "value": "acme/checkout"}]));
+    let o = &a.body["outcome"];
+    assert_eq!((o["action"].as_str(), o["team_id"].as_str(), o["deployment_mode"].as_str()), (Some("dispatch"), Some("checkout"), Some("dedicated")));
+    assert_eq!(o["target_subject"], "ifox.agent.dedicated.acme.checkout");
+    assert_eq!(o["config_version"].as_str().map(|v| v.split('.').count()), Some(3));
+    let a = stack.app.post("/api/v1/admin/route/explain", ADMIN_TOKEN, json!({"source": "github", "payload": {"repository": {"full_name": "x/y"}}})).await;
+    assert_eq!((a.body["outcome"]["action"].as_str(), a.body["outcome"]["reason"].as_str()), (Some("dead_letter"), Some("no_route")));
+    // an org admin of another org learns nothing about acme's routes
+    stack.app.org("globex").await;
+    let (globex, _) = stack.app.org_token("globex").await;
+    let a = stack.app.post("/api/v1/admin/route/explain", &globex, body).await;
+    assert_eq!(a.body["outcome"]["reason"], "no_route");
+    assert_eq!(run_count(&stack.app).await, 0, "explain has no side effects");
+    assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 0);
+}

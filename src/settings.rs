@@ -37,12 +37,30 @@ pub struct Settings {
     pub log: LogSettings,
     pub tenancy: TenancySettings,
     pub ingest: IngestSettings,
+    #[serde(default)]
+    pub router: RouterSettings,
     /// `IFOX__KUBE__…`: the cluster the provisioner writes to.
     #[serde(default)]
     pub kube: crate::provision::settings::KubeSettings,
     /// `IFOX__PROVISION__…`: grace, timers, prices.
     #[serde(default)]
     pub provision: crate::provision::settings::ProvisionSettings,
+}
+
+/// The `router` role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSettings {
+    /// Events processed at once by one process (the consumer pulls twice that per batch).
+    pub concurrency: usize,
+    /// Overrides `max_deliver` of `streams/consumers/EVENTS.router.json` (0 = keep the file's).
+    pub max_deliver: i64,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        RouterSettings { concurrency: 64, max_deliver: 0 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,6 +256,9 @@ level = "info"
 reload_interval = "30s"
 [ingest]
 body_limit = 524288
+[router]
+concurrency = 64
+max_deliver = 0
 "#;
 
 /// NATS `max_payload` defaults to 1 MiB and must hold the body and the CloudEvents headers.
@@ -328,6 +349,9 @@ impl Settings {
                 "nats.publish_timeout",
                 "timeouts must be more than zero".into(),
             );
+        }
+        if !(1..=4096).contains(&self.router.concurrency) {
+            return invalid("router.concurrency", "must be between 1 and 4096".into());
         }
         if !(1024..=MAX_INGEST_BODY).contains(&self.ingest.body_limit) {
             return invalid(

@@ -98,3 +98,42 @@ pub async fn route_lookup(
     }
     Ok(Json(json!(s.tenancy.catalog().route(&ids, &hints))))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    source: String,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    /// The provider payload: a JSON value, or a string taken verbatim.
+    #[serde(default)]
+    payload: Value,
+}
+
+/// `POST /api/v1/admin/route/explain`: what the router would do with an event, without side effects.
+/// An org admin's explain is limited to its own org (its id is the org hint).
+pub async fn route_explain(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(b): Body<ExplainRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let mut headers: Vec<(String, String)> = b.headers.into_iter().collect();
+    match &p {
+        Principal::GlobalAdmin => {}
+        Principal::OrgAdmin { org, .. } => {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(crate::router::inputs::ORG_HEADER));
+            headers.push((crate::router::inputs::ORG_HEADER.to_owned(), org.to_string()));
+        }
+        Principal::Team { .. } => return Err(TenancyError::Forbidden("route explain needs an admin token").into()),
+    }
+    let payload = match &b.payload {
+        Value::String(text) => text.clone().into_bytes(),
+        Value::Null => Vec::new(),
+        other => other.to_string().into_bytes(),
+    };
+    let event_type = b.event_type.unwrap_or_else(|| "explain".to_owned());
+    let out = crate::router::explain::explain(s.tenancy.catalog(), &b.source, &event_type, &headers, &payload);
+    Ok(Json(json!(out)))
+}

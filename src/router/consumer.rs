@@ -10,6 +10,7 @@ use super::deadletter::Origin;
 use super::verdict::Event;
 use super::worker::{Delivery, Disposition, Worker};
 use crate::bus::Bus;
+use crate::settings::RouterSettings;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{PullConsumer, pull};
 use futures::{StreamExt, TryStreamExt};
@@ -31,23 +32,27 @@ fn js_err(e: impl std::fmt::Display) -> ConsumerError {
     ConsumerError::JetStream(e.to_string())
 }
 
-/// The consumer definition from the committed file.
-pub fn consumer_config() -> Result<pull::Config, ConsumerError> {
-    Ok(serde_json::from_str(CONSUMER_FILE)?)
+/// The consumer definition from the committed file, with `max_deliver` overridden when > 0.
+pub fn consumer_config(max_deliver: i64) -> Result<pull::Config, ConsumerError> {
+    let mut config: pull::Config = serde_json::from_str(CONSUMER_FILE)?;
+    if max_deliver > 0 {
+        config.max_deliver = max_deliver;
+    }
+    Ok(config)
 }
 
 /// Creates or updates the durable consumer.
-pub async fn ensure(bus: &Bus) -> Result<PullConsumer, ConsumerError> {
-    let config = consumer_config()?;
+pub async fn ensure(bus: &Bus, max_deliver: i64) -> Result<PullConsumer, ConsumerError> {
+    let config = consumer_config(max_deliver)?;
     let stream = bus.jetstream().get_stream(STREAM).await.map_err(js_err)?;
     stream.create_consumer(config).await.map_err(js_err)
 }
 
 /// Consumes until `shutdown`, re-establishing the consumer after NATS outages.
-pub async fn run(worker: Worker, bus: Bus, concurrency: usize, shutdown: CancellationToken) {
+pub async fn run(worker: Worker, bus: Bus, settings: RouterSettings, shutdown: CancellationToken) {
     let mut delay = Duration::from_millis(250);
     while !shutdown.is_cancelled() {
-        match consume(&worker, &bus, concurrency, &shutdown).await {
+        match consume(&worker, &bus, &settings, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "router consumer interrupted; resuming");
@@ -61,8 +66,14 @@ pub async fn run(worker: Worker, bus: Bus, concurrency: usize, shutdown: Cancell
     }
 }
 
-async fn consume(worker: &Worker, bus: &Bus, concurrency: usize, shutdown: &CancellationToken) -> Result<(), ConsumerError> {
-    let consumer = ensure(bus).await?;
+async fn consume(
+    worker: &Worker,
+    bus: &Bus,
+    settings: &RouterSettings,
+    shutdown: &CancellationToken,
+) -> Result<(), ConsumerError> {
+    let concurrency = settings.concurrency;
+    let consumer = ensure(bus, settings.max_deliver).await?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(concurrency.max(1) * 2)
@@ -152,14 +163,14 @@ async fn dead_letter_exhausted(worker: &Worker, bus: &Bus, a: &MaxDeliveries) ->
 }
 
 /// Publishes the consumer's queue depth as gauges every few seconds.
-pub async fn watch_depth(bus: Bus, shutdown: CancellationToken) {
+pub async fn watch_depth(bus: Bus, max_deliver: i64, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(mut consumer) = ensure(&bus).await else { continue };
+        let Ok(mut consumer) = ensure(&bus, max_deliver).await else { continue };
         if let Ok(info) = consumer.info().await {
             metrics::gauge!("ifox_router_consumer_pending").set(info.num_pending as f64);
             metrics::gauge!("ifox_router_consumer_ack_pending").set(info.num_ack_pending as f64);
