@@ -4,7 +4,9 @@
 use crate::support::app::{ADMIN_TOKEN, Answer};
 use crate::support::{DbKind, NatsServer, TestApp, eventually};
 use async_nats::jetstream;
+use ifox::ingest::event::valid_traceparent;
 use ifox::ingest::verify;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -280,4 +282,22 @@ impl Webhook {
 /// A header of a stored message, as text.
 pub fn header(msg: &jetstream::message::StreamMessage, name: &str) -> Option<String> {
     msg.headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+/// Sends `hook`, expects 200 "accepted", and returns the stored message.
+pub async fn stored(stack: &Stack, hook: &Webhook) -> jetstream::message::StreamMessage {
+    let a = stack.send(hook).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["status"], "accepted", "{}", a.body);
+    assert_eq!(a.body["stream"], "EVENTS");
+    let msg = stack.event(a.body["seq"].as_u64().expect("seq")).await;
+    assert_eq!(
+        msg.payload.as_ref(),
+        hook.body.as_slice(),
+        "the body is stored byte for byte"
+    );
+    assert_eq!(header(&msg, "ce-specversion").as_deref(), Some("1.0"));
+    assert!(header(&msg, "ce-time").is_some_and(|t| t.ends_with('Z')));
+    assert!(header(&msg, "traceparent").is_some_and(|t| valid_traceparent(&t)));
+    msg
 }

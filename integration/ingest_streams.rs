@@ -12,12 +12,15 @@ async fn js(nats: &NatsServer) -> jetstream::Context {
     jetstream::new(async_nats::connect(nats.url()).await.expect("connect"))
 }
 
-/// A copy of `streams/` to edit.
+/// A copy of the stream files of `streams/` to edit.
 fn copy_of_streams() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("streams");
     for entry in std::fs::read_dir(src).expect("streams/") {
         let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue; // e.g. streams/consumers/
+        }
         std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
     }
     dir

@@ -7,5 +7,7 @@ mod tenancy_store;
 mod ingest_faults;
 mod ingest_fixtures;
 mod ingest_operator;
+mod ingest_org_secrets;
+mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;

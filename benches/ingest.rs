@@ -1,0 +1,378 @@
+//! `just bench-ingest`: the ingest figure of issue 3.
+//!
+//! In one run, on one nats-server (file store, its own temp folder):
+//! 1. **ingest**: the app (role `ingest` only, in this process) receives signed 8 KB GitHub-style
+//!    webhooks over HTTP/1.1 keep-alive from 64 concurrent clients for `BENCH_SECS` (default 10) s;
+//!    each answer comes after the PubAck. The client is a minimal HTTP/1.1 writer/reader (as `wrk`
+//!    is), so the load generator takes as little as possible of the CPU the app needs;
+//! 2. **raw**: 64 concurrent async-nats publish-with-PubAck of the same message (subject, CloudEvents
+//!    headers with a unique `Nats-Msg-Id`, payload), as a direct publisher following the contract
+//!    sends it, for the same time.
+//!
+//! EVENTS is purged between the phases, so both start from an empty stream. Prints throughput of
+//! both, their ratio (target ≥ 0.6) and p50/p99 latency (target p99 < 10 ms for ingest). Client,
+//! app and nats-server share the machine, so only the ratio of one run is meaningful.
+
+use async_nats::jetstream;
+use ifox::app::{App, Role};
+use ifox::domain::routing::IdentifierKind;
+use ifox::ingest::event::{Signal, envelope};
+use ifox::settings::Settings;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+// The allocator of the `ifox` binary (src/main.rs), since the app runs inside this process.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CONCURRENCY: usize = 64;
+const BODY_BYTES: usize = 8 * 1024;
+const SECRET: &str = "bench-github-secret";
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn free_port() -> AnyResult<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A GitHub `issues` payload padded to 8 KB.
+fn payload() -> Vec<u8> {
+    let head = r#"{"action":"opened","repository":{"full_name":"acme/checkout","owner":{"login":"acme"}},"issue":{"number":7,"title":"checkout is down","body":""#;
+    let tail = r#""}}"#;
+    let pad = BODY_BYTES - head.len() - tail.len();
+    format!("{head}{}{tail}", "x".repeat(pad)).into_bytes()
+}
+
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_nats() -> AnyResult<Nats> {
+    let dir = tempfile::tempdir()?;
+    let (port, monitor) = (free_port()?, free_port()?);
+    let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+    let child = Command::new(bin)
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &monitor.to_string(),
+            "-sd",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let nats = Nats {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
+    let http = reqwest::Client::new();
+    for _ in 0..250 {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(nats);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("nats-server did not become ready".into())
+}
+
+/// Latencies in microseconds and the number of operations done in `secs`.
+#[derive(Default)]
+struct Run {
+    ops: u64,
+    micros: Vec<u64>,
+    secs: f64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+    /// Percentile `p` in milliseconds; `micros` must be sorted.
+    fn pct(&self, p: f64) -> f64 {
+        let i = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
+        self.micros.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    }
+    fn add(&mut self, other: Run) {
+        self.ops += other.ops;
+        self.secs += other.secs;
+        self.micros.extend(other.micros);
+    }
+}
+
+/// Runs `op(n)` from `CONCURRENCY` tasks until `secs` pass; `n` comes from `counter` (unique).
+async fn drive<F, Fut>(secs: f64, op: &Arc<F>, counter: &Arc<AtomicU64>) -> AnyResult<Run>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = AnyResult<()>> + Send,
+{
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (op, counter) = (op.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut micros = Vec::new();
+            while Instant::now() < end {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                op(n).await?;
+                micros.push(t.elapsed().as_micros() as u64);
+            }
+            AnyResult::Ok(micros)
+        }));
+    }
+    let mut micros = Vec::new();
+    for t in tasks {
+        micros.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Run {
+        ops: micros.len() as u64,
+        micros,
+        secs,
+    })
+}
+
+/// A minimal HTTP/1.1 keep-alive client connection (what `wrk` does): the load generator shares the
+/// machine with the app and nats-server, so it must cost as little as possible.
+struct Conn {
+    stream: tokio::net::TcpStream,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> AnyResult<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            out: Vec::with_capacity(16 * 1024),
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends one request and reads the whole answer; returns its status.
+    async fn exchange(&mut self, head: &[u8], body: &[u8]) -> AnyResult<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // One write per request, from a buffer the connection keeps.
+        self.out.clear();
+        self.out.extend_from_slice(head);
+        self.out.extend_from_slice(body);
+        self.stream.write_all(&self.out).await?;
+        self.buf.clear();
+        loop {
+            let mut chunk = [0u8; 2048];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = std::str::from_utf8(&self.buf[..end])?;
+            let status: u16 = head
+                .get(9..12)
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad status line")?;
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse().ok())
+                .ok_or("no content-length")?;
+            while self.buf.len() < end + 4 + length {
+                let n = self.stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err("connection closed".into());
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(status);
+        }
+    }
+}
+
+async fn purge(js: &jetstream::Context) -> AnyResult<()> {
+    js.get_stream("EVENTS").await?.purge().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> AnyResult<()> {
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9.0);
+    let nats = start_nats().await?;
+    let db = tempfile::tempdir()?;
+    let env = [
+        (
+            "IFOX__DATABASE__URL",
+            format!("sqlite://{}?mode=rwc", db.path().join("ifox.db").display()),
+        ),
+        ("IFOX__HTTP__LISTEN", "127.0.0.1:0".to_owned()),
+        ("IFOX__NATS__URL", nats.url.clone()),
+        ("IFOX__INGEST__SECRETS__GITHUB", SECRET.to_owned()),
+    ];
+    let env = env.into_iter().map(|(k, v)| (k.to_owned(), v));
+    let settings = Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env)?;
+    let app = App::build(settings, [Role::Ingest].into_iter().collect()).await?;
+    let port = app.port();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(app.run(shutdown.clone()));
+
+    let js = jetstream::new(async_nats::connect(&nats.url).await?);
+    let ready = Instant::now();
+    while js.get_stream("EVENTS").await.is_err() {
+        if ready.elapsed() > Duration::from_secs(10) {
+            return Err("the app did not create EVENTS".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let body = bytes::Bytes::from(payload());
+    let signature = ifox::ingest::verify::sign_github(SECRET, &body);
+    let addr = format!("127.0.0.1:{port}");
+    let webhook = {
+        let pool = Arc::new(tokio::sync::Mutex::new(Vec::<Conn>::new()));
+        let (addr, body, signature) = (addr.clone(), body.clone(), signature.clone());
+        move |n: u64| {
+            let (pool, addr, body, signature) =
+                (pool.clone(), addr.clone(), body.clone(), signature.clone());
+            async move {
+                let conn = pool.lock().await.pop();
+                let mut conn = match conn {
+                    Some(c) => c,
+                    None => Conn::open(&addr).await?,
+                };
+                let head = format!(
+                    "POST /webhooks/github HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+                     x-github-event: issues\r\nx-github-delivery: bench-{n}\r\nx-hub-signature-256: {signature}\r\n\
+                     content-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let status = conn.exchange(head.as_bytes(), &body).await?;
+                if status != 200 {
+                    return Err(format!("ingest answered {status}").into());
+                }
+                pool.lock().await.push(conn);
+                AnyResult::Ok(())
+            }
+        }
+    };
+    let raw = {
+        let (js, body) = (js.clone(), body.clone());
+        move |n: u64| {
+            let (js, body) = (js.clone(), body.clone());
+            async move {
+                // The very message ingest would publish (subject, CloudEvents headers, payload), as a
+                // direct publisher following the contract sends it.
+                let signal = Signal {
+                    event_type: "issues".into(),
+                    id: format!("raw-{n}"),
+                    content_type: "application/json",
+                    forward: vec![("x-github-event", "issues".into())],
+                    routes: vec![(IdentifierKind::GithubRepos, "acme/checkout".into())],
+                };
+                let e = envelope("github", None, &signal, (None, None), SystemTime::now());
+                js.publish_with_headers(e.subject, e.headers, body)
+                    .await?
+                    .await?;
+                AnyResult::Ok(())
+            }
+        }
+    };
+
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let slice = secs / rounds as f64;
+    println!(
+        "ingest bench: {CONCURRENCY} concurrent, {BODY_BYTES}-byte body, {rounds} rounds of \
+         {slice:.1} s ingest then {slice:.1} s raw"
+    );
+    let (webhook, raw, counter) = (
+        Arc::new(webhook),
+        Arc::new(raw),
+        Arc::new(AtomicU64::new(0)),
+    );
+    drive(1.0, &webhook, &counter).await?; // warm-up: connections, buffers, caches
+    drive(1.0, &raw, &counter).await?;
+    purge(&js).await?;
+    // Interleaved rounds: a burst of load from elsewhere on the machine hits both sides alike.
+    let (mut ingest, mut direct, mut ratios) = (Run::default(), Run::default(), Vec::new());
+    for _ in 0..rounds {
+        let i = drive(slice, &webhook, &counter).await?;
+        purge(&js).await?;
+        let r = drive(slice, &raw, &counter).await?;
+        purge(&js).await?;
+        ratios.push(i.rate() / r.rate());
+        ingest.add(i);
+        direct.add(r);
+    }
+    ingest.micros.sort_unstable();
+    direct.micros.sort_unstable();
+    ratios.sort_by(f64::total_cmp);
+
+    let ratio = ingest.rate() / direct.rate();
+    println!(
+        "ingest (HTTP -> verify -> PubAck): {:>9.0} req/s   p50 {:.2} ms   p99 {:.2} ms   ({} requests)",
+        ingest.rate(),
+        ingest.pct(0.50),
+        ingest.pct(0.99),
+        ingest.ops
+    );
+    println!(
+        "raw JetStream publish + PubAck:    {:>9.0} msg/s   p50 {:.2} ms   p99 {:.2} ms   ({} messages)",
+        direct.rate(),
+        direct.pct(0.50),
+        direct.pct(0.99),
+        direct.ops
+    );
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    println!(
+        "ratio ingest/raw: {ratio:.2} (rounds: {}) (target >= 0.60: {})",
+        each.join(", "),
+        verdict(ratio >= 0.6)
+    );
+    println!(
+        "ingest p99: {:.2} ms (target < 10 ms: {})",
+        ingest.pct(0.99),
+        verdict(ingest.pct(0.99) < 10.0)
+    );
+
+    shutdown.cancel();
+    served.await??;
+    Ok(())
+}
