@@ -34,16 +34,20 @@ lint:
 fmt:
     cargo fmt --all
 
-# Every benchmark.
-bench: bench-tenancy bench-ingest
+# Every benchmark (profile `perf`: optimised, no debug assertions; the first build takes a few minutes).
+bench: bench-tenancy bench-ingest bench-router
 
 # Tenancy figures: route lookup, effective config from cache and from SQLite (10,000 teams, 100,000 claims).
 bench-tenancy:
-    cargo bench --profile dev --bench tenancy
+    cargo bench --profile perf --bench tenancy
 
 # Ingest throughput and latency against raw JetStream publish (needs nats-server).
 bench-ingest: setup
-    cargo bench --profile dev --bench ingest
+    cargo bench --profile perf --bench ingest
+
+# Router throughput end to end against a raw JetStream loop (10,000 teams, 50,000 events; needs nats-server).
+bench-router: setup
+    cargo bench --profile perf --bench router
 
 # Stop the throwaway PostgreSQL cluster that `just test` started.
 pg-down:

@@ -10,84 +10,14 @@
 //! Sub-microsecond operations are timed in batches of 1,000 (one `Instant` pair per batch), so the clock
 //! does not dominate; the database path is timed per call.
 
+mod common;
+
+use common::{report, rss_mib};
 use ifox::domain::routing::{Identifier, IdentifierKind, RouteOutcome};
-use ifox::domain::{NodeId, NodeType, OrgId};
-use ifox::store::{Store, claims, nodes};
+use ifox::store::Store;
 use ifox::tenancy::Tenancy;
 use ifox::tenancy::scope::cli_scope;
-use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
 use std::time::Instant;
-
-const DIVISIONS: usize = 10;
-const GROUPS_PER_DIVISION: usize = 10;
-const TEAMS_PER_GROUP: usize = 100;
-
-fn keys(prefix: &str, n: usize) -> Value {
-    let mut m = Map::new();
-    for i in 0..n {
-        m.insert(
-            format!("{prefix}_key_{i}"),
-            json!({"value": i, "enabled": i % 2 == 0}),
-        );
-    }
-    Value::Object(m)
-}
-
-fn row(org: &OrgId, id: &str, parent: Option<&str>, t: NodeType, config: Value) -> nodes::NodeRow {
-    nodes::NodeRow {
-        org_id: org.clone(),
-        node_id: NodeId::parse(id).unwrap(),
-        parent_id: parent.map(|p| NodeId::parse(p).unwrap()),
-        node_type: t,
-        name: id.to_owned(),
-        config,
-        locked_paths: vec![],
-        version: 1,
-        created_at: 0,
-        updated_at: 0,
-    }
-}
-
-fn team_claims(i: usize) -> BTreeSet<Identifier> {
-    (0..5)
-        .flat_map(|j| {
-            [
-                Identifier::new(IdentifierKind::SlackChannelIds, &format!("C{i:06}X{j}")),
-                Identifier::new(
-                    IdentifierKind::GithubRepos,
-                    &format!("acme/service-{i}-{j}"),
-                ),
-            ]
-        })
-        .collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn report(name: &str, unit: &str, mut samples: Vec<f64>, goal: &str) {
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "{name:<44} median {:>9.3} {unit}   p99 {:>9.3} {unit}   (goal {goal}; {} samples)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples.len()
-    );
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 #[tokio::main]
 async fn main() {
@@ -98,59 +28,8 @@ async fn main() {
     );
     let store = Store::connect(&url, 4).await.unwrap();
     store.migrate().await.unwrap();
-    let org = OrgId::parse("acme").unwrap();
     let started = Instant::now();
-    let mut tx = store.begin().await.unwrap();
-    nodes::insert(
-        &mut tx,
-        &row(&org, "acme", None, NodeType::Org, keys("org", 150)),
-    )
-    .await
-    .unwrap();
-    let mut teams = Vec::new();
-    for d in 0..DIVISIONS {
-        let div = format!("div-{d}");
-        nodes::insert(
-            &mut tx,
-            &row(&org, &div, Some("acme"), NodeType::Unit, keys("div", 30)),
-        )
-        .await
-        .unwrap();
-        for g in 0..GROUPS_PER_DIVISION {
-            let group = format!("grp-{d}-{g}");
-            nodes::insert(
-                &mut tx,
-                &row(&org, &group, Some(&div), NodeType::Unit, keys("grp", 15)),
-            )
-            .await
-            .unwrap();
-            for _ in 0..TEAMS_PER_GROUP {
-                let i = teams.len();
-                let team = format!("team-{i}");
-                let mut config = keys("team", 5);
-                config["routing"] = json!({
-                    "slack_channel_ids": team_claims(i).iter().filter(|c| c.kind == IdentifierKind::SlackChannelIds).map(|c| c.value.clone()).collect::<Vec<_>>(),
-                    "github_repos": team_claims(i).iter().filter(|c| c.kind == IdentifierKind::GithubRepos).map(|c| c.value.clone()).collect::<Vec<_>>(),
-                });
-                nodes::insert(
-                    &mut tx,
-                    &row(&org, &team, Some(&group), NodeType::Team, config),
-                )
-                .await
-                .unwrap();
-                claims::replace_team(
-                    &mut tx,
-                    &org,
-                    &NodeId::parse(&team).unwrap(),
-                    &team_claims(i),
-                )
-                .await
-                .unwrap();
-                teams.push(NodeId::parse(team).unwrap());
-            }
-        }
-    }
-    tx.commit().await.unwrap();
+    let (org, teams) = common::build_tree(&store).await;
     println!(
         "setup: {} teams, 4 levels, written in {:.1?}",
         teams.len(),

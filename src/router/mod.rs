@@ -4,7 +4,8 @@
 //! - [`inputs`], [`payload`]: what an event names (headers first, the provider payload as fallback);
 //! - [`decision`], [`run`], [`verdict`]: pure decisions — route, shared or dedicated, the run document;
 //! - [`deadletter`]: the dead-letter envelope;
-//! - [`worker`]: the effects of one verdict (record the run, publish it, ack; or dead-letter; or NAK);
+//! - [`worker`]: the effects of one verdict (publish the run, record it, ack; or dead-letter; or NAK);
+//! - [`recorder`]: group commit of run records;
 //! - [`consumer`]: the durable pull consumer loop, the MAX_DELIVERIES advisory listener;
 //! - [`notice`]: config change notices that keep every replica's catalog fresh.
 
@@ -15,6 +16,7 @@ pub mod decision;
 pub mod inputs;
 pub mod notice;
 pub mod payload;
+pub mod recorder;
 pub mod run;
 pub mod verdict;
 pub mod worker;

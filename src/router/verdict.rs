@@ -87,7 +87,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
             );
         }
     };
-    let Some(effective) = catalog.effective(&org, &team) else {
+    let Some(effective) = catalog.effective_keys(&org, &team, &["agent_service_url", "entrance_agent"]) else {
         return Verdict::Transient { detail: format!("the config of {org}/{team} is not loaded yet") };
     };
     let deployment = match decide(&effective.config) {

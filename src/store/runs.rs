@@ -23,9 +23,9 @@ pub struct RunRow {
     pub created_at: i64,
 }
 
-/// Records a `queued` run unless it exists. Returns the stored row (new or earlier).
-pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<RunRow, StoreError> {
-    sqlx::query(
+/// Records a run unless one with its id exists; returns whether this call inserted it.
+pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<bool, StoreError> {
+    let done = sqlx::query(
         "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
          config_version, status, replay_of, document, dispatched_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (run_id) DO NOTHING",
@@ -45,11 +45,15 @@ pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<RunRow, StoreError> {
     .bind(r.dispatched_at)
     .bind(r.created_at)
     .bind(r.created_at)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    get(conn, &r.run_id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("run {} vanished after insert", r.run_id)))
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether a run with this id exists.
+pub async fn exists(conn: &mut Conn, run_id: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 AS one FROM runs WHERE run_id = $1").bind(run_id).fetch_optional(conn).await?;
+    Ok(row.is_some())
 }
 
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
@@ -81,15 +85,65 @@ pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreE
     .transpose()
 }
 
-/// Notes that the run's AGENT_RUNS message was stored (PubAck received).
-pub async fn mark_dispatched(conn: &mut Conn, run_id: &str, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE runs SET dispatched_at = $1, updated_at = $2 WHERE run_id = $3 AND dispatched_at IS NULL")
-        .bind(now)
-        .bind(now)
-        .bind(run_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+const COLUMNS: usize = 15;
+
+/// Records many runs in one statement; returns the ids this call inserted (the others existed).
+pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in rows.chunks(1_000) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let marks: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
+             config_version, status, replay_of, document, dispatched_at, created_at, updated_at) VALUES {} \
+             ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.run_id.clone())
+                .bind(r.event_id.clone())
+                .bind(r.org_id.clone())
+                .bind(r.team_id.clone())
+                .bind(r.source.clone())
+                .bind(r.event_type.clone())
+                .bind(r.deployment_mode.clone())
+                .bind(r.subject.clone())
+                .bind(r.config_version.clone())
+                .bind(r.status.clone())
+                .bind(r.replay_of.clone())
+                .bind(r.document.to_string())
+                .bind(r.dispatched_at)
+                .bind(r.created_at)
+                .bind(r.created_at);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get::<String, _>("run_id")?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Which of `ids` exist.
+pub async fn existing(conn: &mut Conn, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(1_000) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT run_id FROM runs WHERE run_id IN ({})", marks.join(", "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            found.insert(row.try_get::<String, _>("run_id")?);
+        }
+    }
+    Ok(found)
 }
 
 /// Runs per team of an org, for reports (cost split, noisy neighbours).

@@ -1,0 +1,182 @@
+//! Shared by the benchmarks: the 4-level tenancy fixture (10,000 teams, ~200-key effective configs,
+//! 100,000 claims) written straight into a store, percentiles, and the process's memory.
+#![allow(dead_code)]
+
+use ifox::domain::routing::{Identifier, IdentifierKind};
+use ifox::domain::{NodeId, NodeType, OrgId};
+use ifox::store::{Store, claims, nodes};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+
+const DIVISIONS: usize = 10;
+const GROUPS_PER_DIVISION: usize = 10;
+const TEAMS_PER_GROUP: usize = 100;
+
+pub fn keys(prefix: &str, n: usize) -> Value {
+    let mut m = Map::new();
+    for i in 0..n {
+        m.insert(
+            format!("{prefix}_key_{i}"),
+            json!({"value": i, "enabled": i % 2 == 0}),
+        );
+    }
+    Value::Object(m)
+}
+
+pub fn row(org: &OrgId, id: &str, parent: Option<&str>, t: NodeType, config: Value) -> nodes::NodeRow {
+    nodes::NodeRow {
+        org_id: org.clone(),
+        node_id: NodeId::parse(id).unwrap(),
+        parent_id: parent.map(|p| NodeId::parse(p).unwrap()),
+        node_type: t,
+        name: id.to_owned(),
+        config,
+        locked_paths: vec![],
+        version: 1,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+pub fn team_claims(i: usize) -> BTreeSet<Identifier> {
+    (0..5)
+        .flat_map(|j| {
+            [
+                Identifier::new(IdentifierKind::SlackChannelIds, &format!("C{i:06}X{j}")),
+                Identifier::new(
+                    IdentifierKind::GithubRepos,
+                    &format!("acme/service-{i}-{j}"),
+                ),
+            ]
+        })
+        .collect()
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn report(name: &str, unit: &str, mut samples: Vec<f64>, goal: &str) {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{name:<44} median {:>9.3} {unit}   p99 {:>9.3} {unit}   (goal {goal}; {} samples)",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        samples.len()
+    );
+}
+
+pub fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+
+/// Peak resident memory of this process (VmHWM), MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Writes org `acme` → 10 divisions → 100 groups → 10,000 teams (10 claims each) in one transaction.
+pub async fn build_tree(store: &Store) -> (OrgId, Vec<NodeId>) {
+    let org = OrgId::parse("acme").unwrap();
+    let mut tx = store.begin().await.unwrap();
+    nodes::insert(
+        &mut tx,
+        &row(&org, "acme", None, NodeType::Org, keys("org", 150)),
+    )
+    .await
+    .unwrap();
+    let mut teams = Vec::new();
+    for d in 0..DIVISIONS {
+        let div = format!("div-{d}");
+        nodes::insert(
+            &mut tx,
+            &row(&org, &div, Some("acme"), NodeType::Unit, keys("div", 30)),
+        )
+        .await
+        .unwrap();
+        for g in 0..GROUPS_PER_DIVISION {
+            let group = format!("grp-{d}-{g}");
+            nodes::insert(
+                &mut tx,
+                &row(&org, &group, Some(&div), NodeType::Unit, keys("grp", 15)),
+            )
+            .await
+            .unwrap();
+            for _ in 0..TEAMS_PER_GROUP {
+                let i = teams.len();
+                let team = format!("team-{i}");
+                let mut config = keys("team", 5);
+                config["routing"] = json!({
+                    "slack_channel_ids": team_claims(i).iter().filter(|c| c.kind == IdentifierKind::SlackChannelIds).map(|c| c.value.clone()).collect::<Vec<_>>(),
+                    "github_repos": team_claims(i).iter().filter(|c| c.kind == IdentifierKind::GithubRepos).map(|c| c.value.clone()).collect::<Vec<_>>(),
+                });
+                nodes::insert(
+                    &mut tx,
+                    &row(&org, &team, Some(&group), NodeType::Team, config),
+                )
+                .await
+                .unwrap();
+                claims::replace_team(
+                    &mut tx,
+                    &org,
+                    &NodeId::parse(&team).unwrap(),
+                    &team_claims(i),
+                )
+                .await
+                .unwrap();
+                teams.push(NodeId::parse(team).unwrap());
+            }
+        }
+    }
+    tx.commit().await.unwrap();
+    (org, teams)
+}
+
+/// A nats-server with JetStream on free ports and its own store; killed on drop.
+pub struct Nats {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn start_nats() -> Nats {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, monitor) = (free(), free());
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+    let child = std::process::Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string(), "-sd"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server on PATH (just setup)");
+    let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
+    for _ in 0..250 {
+        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Nats { url: format!("nats://127.0.0.1:{port}"), child, _dir: dir }
+}
