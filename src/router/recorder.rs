@@ -1,22 +1,34 @@
-//! Batched run-record IO. Every in-flight event asks one task "is this run recorded?" and later
-//! "record this run"; the task answers whatever is waiting (up to 512 requests) with one `SELECT … IN`
-//! and one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` in a transaction, and answers each
-//! caller only after the commit. On SQLite this turns 64 writers fighting for the one write lock (and
-//! a thread hop per statement) into one statement per batch; on PostgreSQL it saves a commit per
-//! event. Nobody is answered before their row is durable, so the caller's ack still follows its effect.
+//! Batched run-record IO. Every in-flight event hands its run row to one task ("record this run",
+//! later "it was dispatched"); the task serves whatever is waiting (up to 512 requests) with one
+//! multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, one `SELECT` of the already-dispatched among
+//! the rest, and one `UPDATE … IN (…)`, in one transaction, and answers each caller after the commit.
+//! On SQLite this turns 64 writers fighting for the one write lock (and a thread hop per statement)
+//! into three statements per batch; on PostgreSQL it saves a commit per event. Nobody is answered
+//! before their row is durable, so the caller's ack still follows its effect.
 
+use crate::domain::now_ms;
 use crate::store::{Store, StoreError, runs};
+use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// Where a run stands after `record`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Recorded by this call: publish it.
+    New,
+    /// Recorded earlier but its publish was never confirmed (a crash in between): publish again.
+    Pending,
+    /// Recorded and published earlier: nothing to do.
+    Dispatched,
+}
+
+type Reply = oneshot::Sender<Result<RunState, String>>;
 
 enum Request {
-    /// Does the run exist?
-    Exists(String, Reply),
-    /// Record it; answers whether this call inserted it.
     Record(Box<runs::RunRow>, Reply),
+    Dispatched(String, Reply),
 }
 
 #[derive(Clone)]
@@ -32,67 +44,71 @@ impl Recorder {
         Recorder { tx }
     }
 
-    async fn ask(&self, make: impl FnOnce(Reply) -> Request) -> Result<bool, String> {
+    async fn ask(&self, request: impl FnOnce(Reply) -> Request) -> Result<RunState, String> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| "the run recorder stopped".to_owned())?;
+        self.tx.send(request(reply)).await.map_err(|_| "the run recorder stopped".to_owned())?;
         answer.await.map_err(|_| "the run recorder stopped".to_owned())?
     }
 
-    pub async fn exists(&self, run_id: &str) -> Result<bool, String> {
-        self.ask(|reply| Request::Exists(run_id.to_owned(), reply)).await
+    /// Records a run (`queued`) unless it exists; says where it stands.
+    pub async fn record(&self, row: runs::RunRow) -> Result<RunState, String> {
+        self.ask(|reply| Request::Record(Box::new(row), reply)).await
     }
 
-    pub async fn record(&self, row: runs::RunRow) -> Result<bool, String> {
-        self.ask(|reply| Request::Record(Box::new(row), reply)).await
+    /// Notes the PubAck of a run's AGENT_RUNS message.
+    pub async fn dispatched(&self, run_id: &str) -> Result<(), String> {
+        self.ask(|reply| Request::Dispatched(run_id.to_owned(), reply)).await.map(|_| ())
     }
 }
 
 async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (mut asks, mut rows) = (Vec::new(), Vec::new());
+        let (mut rows, mut records, mut marks) = (Vec::new(), Vec::new(), Vec::new());
         for req in batch.drain(..) {
             match req {
-                Request::Exists(id, reply) => asks.push((id, reply)),
-                Request::Record(row, reply) => rows.push((*row, reply)),
+                Request::Record(row, reply) => {
+                    records.push((row.run_id.clone(), reply));
+                    rows.push(*row);
+                }
+                Request::Dispatched(id, reply) => marks.push((id, reply)),
             }
         }
-        if !asks.is_empty() {
-            let ids: Vec<String> = asks.iter().map(|(id, _)| id.clone()).collect();
-            answer(asks, lookup(&store, &ids).await);
-        }
-        if !rows.is_empty() {
-            let (rows, replies): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-            let ids: Vec<String> = rows.iter().map(|r: &runs::RunRow| r.run_id.clone()).collect();
-            answer(ids.into_iter().zip(replies).collect(), insert(&store, &rows).await);
+        let marked: Vec<String> = marks.iter().map(|(id, _)| id.clone()).collect();
+        match write(&store, &rows, &marked).await {
+            Ok((inserted, done)) => {
+                for (id, reply) in records {
+                    let state = if inserted.contains(&id) {
+                        RunState::New
+                    } else if done.contains(&id) {
+                        RunState::Dispatched
+                    } else {
+                        RunState::Pending
+                    };
+                    let _ = reply.send(Ok(state));
+                }
+                for (_, reply) in marks {
+                    let _ = reply.send(Ok(RunState::Dispatched));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (_, reply) in records.into_iter().chain(marks) {
+                    let _ = reply.send(Err(msg.clone()));
+                }
+            }
         }
     }
 }
 
-fn answer(pending: Vec<(String, Reply)>, result: Result<std::collections::HashSet<String>, StoreError>) {
-    match result {
-        Ok(hits) => {
-            for (id, reply) in pending {
-                let _ = reply.send(Ok(hits.contains(&id)));
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            for (_, reply) in pending {
-                let _ = reply.send(Err(msg.clone()));
-            }
-        }
-    }
-}
-
-async fn lookup(store: &Store, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    runs::existing(&mut conn, ids).await
-}
-
-async fn insert(store: &Store, rows: &[runs::RunRow]) -> Result<std::collections::HashSet<String>, StoreError> {
+async fn write(store: &Store, rows: &[runs::RunRow], marks: &[String]) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
     let mut tx = store.begin().await?;
-    let inserted = runs::record_many(&mut tx, rows).await?;
+    let inserted = if rows.is_empty() { HashSet::new() } else { runs::record_many(&mut tx, rows).await? };
+    let earlier: Vec<String> = rows.iter().map(|r| r.run_id.clone()).filter(|id| !inserted.contains(id)).collect();
+    let done = if earlier.is_empty() { HashSet::new() } else { runs::dispatched(&mut tx, &earlier).await? };
+    if !marks.is_empty() {
+        runs::mark_dispatched(&mut tx, marks, now_ms()).await?;
+    }
     tx.commit().await?;
-    Ok(inserted)
+    Ok((inserted, done))
 }

@@ -1,9 +1,9 @@
 //! The effects of one event's verdict, in an order that loses nothing and duplicates nothing:
-//! is the run recorded? then it was dispatched: ack. Otherwise publish it to AGENT_RUNS with
-//! `Nats-Msg-Id = run id` and wait for the PubAck → record the run (an idempotent insert) → ack.
-//! A crash before the record redelivers the event (after `ack_wait`, well inside AGENT_RUNS'
-//! one-hour duplicate window), and the second publish collapses on `Nats-Msg-Id`; a crash after
-//! it only costs the ack. One read and one write per event.
+//! record the run (`queued`, an idempotent insert) → publish it to AGENT_RUNS with
+//! `Nats-Msg-Id = run id` and wait for the PubAck → note it dispatched → ack. A crash anywhere before
+//! the ack redelivers the event: the record is found; a run not yet noted dispatched is published
+//! again (collapsing on `Nats-Msg-Id`), a dispatched one is only acked. While the database is down
+//! nothing is dispatched: the event waits. Records are written in batches (see [`super::recorder`]).
 //!
 //! Permanent failures are copied to DEADLETTER (PubAck first) and then terminated; transient ones are
 //! NAKed with a delay that doubles per delivery (0.5 s … 30 s).
@@ -12,6 +12,7 @@ use super::deadletter::{self, Origin};
 use super::verdict::{Event, Verdict, verdict};
 use crate::bus::{Bus, PublishError};
 use crate::domain::now_ms;
+use super::recorder::RunState;
 use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
@@ -111,8 +112,9 @@ impl Worker {
             dispatched_at: None,
             created_at: now,
         };
-        if self.recorder.exists(&row.run_id).await.map_err(Transient::Other)? {
-            return Ok(true);
+        match self.recorder.record(row.clone()).await.map_err(Transient::Other)? {
+            RunState::Dispatched => return Ok(true),
+            RunState::New | RunState::Pending => {}
         }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", row.run_id.as_str());
@@ -124,8 +126,7 @@ impl Worker {
         }
         let payload = Bytes::from(serde_json::to_vec(&row.document).map_err(|e| Transient::Other(e.to_string()))?);
         self.bus.publish(subject.to_owned(), headers, payload).await?;
-        let row = runs::RunRow { dispatched_at: Some(now_ms()), ..row };
-        self.recorder.record(row).await.map_err(Transient::Other)?;
+        self.recorder.dispatched(&row.run_id).await.map_err(Transient::Other)?;
         Ok(false)
     }
 

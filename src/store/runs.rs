@@ -50,12 +50,6 @@ pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<bool, StoreError> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Whether a run with this id exists.
-pub async fn exists(conn: &mut Conn, run_id: &str) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT 1 AS one FROM runs WHERE run_id = $1").bind(run_id).fetch_optional(conn).await?;
-    Ok(row.is_some())
-}
-
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
     let row = sqlx::query(
         "SELECT run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, config_version, \
@@ -129,12 +123,12 @@ pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collec
     Ok(inserted)
 }
 
-/// Which of `ids` exist.
-pub async fn existing(conn: &mut Conn, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+/// Of `ids`, those whose AGENT_RUNS message is confirmed (`dispatched_at` set).
+pub async fn dispatched(conn: &mut Conn, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut found = std::collections::HashSet::new();
     for chunk in ids.chunks(1_000) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT run_id FROM runs WHERE run_id IN ({})", marks.join(", "));
+        let sql = format!("SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({})", marks.join(", "));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(id.clone());
@@ -144,6 +138,23 @@ pub async fn existing(conn: &mut Conn, ids: &[String]) -> Result<std::collection
         }
     }
     Ok(found)
+}
+
+/// Notes that these runs' AGENT_RUNS messages were stored (PubAck received).
+pub async fn mark_dispatched(conn: &mut Conn, ids: &[String], now: i64) -> Result<(), StoreError> {
+    for chunk in ids.chunks(1_000) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE runs SET dispatched_at = $1, updated_at = $2 WHERE dispatched_at IS NULL AND run_id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Runs per team of an org, for reports (cost split, noisy neighbours).
