@@ -1,6 +1,6 @@
 //! The `ingest` role: provider webhooks in, CloudEvents in the EVENTS stream out.
 //!
-//! Each request goes through one pipeline ([`Ingest::receive`]): find the secrets (the global ones
+//! Each request goes through one pipeline (`receive.rs`): find the secrets (the global ones
 //! from settings, or the org's own on `/webhooks/orgs/{org}/…`), read the body (at most
 //! `ingest.body_limit`), let the provider module verify the signature on the raw bytes and read what
 //! it needs, publish with `Nats-Msg-Id` = the delivery id, and answer **only after the PubAck**. A
