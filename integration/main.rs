@@ -11,3 +11,6 @@ mod ingest_org_secrets;
 mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;
+mod provision_api;
+mod provision_e2e;
+mod provision_kube;

@@ -21,14 +21,17 @@ pub enum Role {
     Admin,
     /// Provider webhooks into the EVENTS stream.
     Ingest,
+    /// PROVISION → dedicated teams' Kubernetes objects → `agent_service_url`.
+    Provisioner,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Admin, Role::Ingest];
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Ingest, Role::Provisioner];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Ingest => "ingest",
+            Role::Provisioner => "provisioner",
         }
     }
 }
@@ -63,6 +66,8 @@ pub enum AppError {
     Bus(#[from] crate::bus::BusError),
     #[error(transparent)]
     Streams(#[from] crate::bus::StreamError),
+    #[error(transparent)]
+    Cluster(#[from] crate::provision::backend::BackendError),
 }
 
 pub struct App {
@@ -73,6 +78,7 @@ pub struct App {
     /// Present when a role that uses NATS runs.
     bus: Option<(Bus, Vec<StreamSpec>)>,
     ingest: Option<Ingest>,
+    provisioner: Option<crate::provision::worker::Worker>,
 }
 
 impl App {
@@ -92,20 +98,28 @@ impl App {
                 source,
             })?;
         let (mut bus, mut ingest) = (None, None);
-        if roles.contains(&Role::Ingest) {
+        // The admin API nudges the provisioner, which consumes PROVISION: both need NATS too.
+        if roles.contains(&Role::Ingest)
+            || roles.contains(&Role::Admin)
+            || roles.contains(&Role::Provisioner)
+        {
             // Streams are checked before NATS is needed, so a bad file stops start-up at once.
             let specs = StreamSpec::embedded()?
                 .into_iter()
                 .map(|s| s.with_replicas(settings.nats.stream_replicas))
                 .collect();
             let connected = Bus::connect_lazily(&settings.nats).await?;
-            ingest = Some(Ingest::new(
-                &settings.ingest,
-                connected.clone(),
-                tenancy.clone(),
-            ));
+            ingest = roles
+                .contains(&Role::Ingest)
+                .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
             bus = Some((connected, specs));
         }
+        let provisioner = match roles.contains(&Role::Provisioner) {
+            true => Some(
+                crate::provision::worker::Worker::from_settings(&settings, tenancy.clone()).await?,
+            ),
+            false => None,
+        };
         let state = AppState {
             tenancy,
             metrics: crate::telemetry::metrics(),
@@ -117,6 +131,7 @@ impl App {
             state,
             bus,
             ingest,
+            provisioner,
         })
     }
 
@@ -137,7 +152,9 @@ impl App {
             state,
             bus,
             ingest,
+            provisioner,
         } = self;
+        let nudges = bus.as_ref().map(|(bus, _)| bus.clone());
         let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), roles = ?roles_list, "ifox serving");
         let reload = tokio::spawn(reload_loop(
@@ -148,12 +165,22 @@ impl App {
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
         let streams =
             bus.map(|(bus, specs)| tokio::spawn(bus.keep_streams_applied(specs, shutdown.clone())));
+        let provisioning =
+            provisioner.map(|w| tokio::spawn(w.run(nudges.clone(), shutdown.clone())));
         let admin = roles.contains(&Role::Admin);
         let mut router = http::router(state.clone(), admin, settings.http.admin_body_limit);
         if admin {
             let secrets = crate::ingest::org_secrets::routes().layer(
                 axum::extract::DefaultBodyLimit::max(settings.http.admin_body_limit),
             );
+            let provision = crate::provision::api::routes(crate::provision::api::ProvisionApi {
+                bus: nudges,
+                settings: settings.provision.clone(),
+            })
+            .layer(axum::extract::DefaultBodyLimit::max(
+                settings.http.admin_body_limit,
+            ));
+            router = router.merge(provision.with_state(state.clone()));
             router = router.merge(secrets.with_state(state));
         }
         if let Some(ingest) = ingest {
@@ -167,6 +194,9 @@ impl App {
         let _ = reload.await;
         if let Some(streams) = streams {
             let _ = streams.await;
+        }
+        if let Some(provisioning) = provisioning {
+            let _ = provisioning.await;
         }
         tracing::info!("ifox stopped");
         served

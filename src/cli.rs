@@ -43,6 +43,11 @@ pub enum Command {
     /// The JetStream streams of `streams/` (built into the binary unless --dir is given).
     #[command(subcommand)]
     Streams(StreamsCommand),
+    /// Monthly cost estimate per team of an org (dedicated resources, share of the shared runtime).
+    Cost {
+        #[arg(long)]
+        org: OrgId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +158,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Streams(cmd) => streams(settings, cmd).await,
+        Command::Cost { org } => {
+            let store = Store::connect(settings.database.url.expose(), 2).await?;
+            store.migrate().await?;
+            let tenancy = Tenancy::open(store, None).await?;
+            let scope = crate::tenancy::scope::cli_scope(&org);
+            tenancy
+                .get_node(&scope, &crate::domain::NodeId::root_of(&org))
+                .await?;
+            let report =
+                crate::provision::api::org_report(&tenancy, &scope, &settings.provision).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Admin(cmd) => {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;

@@ -17,6 +17,7 @@ macro_rules! both_databases {
 
 pub mod app;
 pub mod db;
+pub mod fake_kube;
 pub mod nats;
 
 pub use app::TestApp;

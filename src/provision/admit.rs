@@ -145,10 +145,8 @@ pub async fn provision(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    tenancy
-        .catalog()
-        .refresh_node(tenancy.store(), org, team)
-        .await?;
+    // This process's catalog at once, then a change notice for the router's caches.
+    tenancy.changed(org, Some(team)).await?;
     Ok(Admitted {
         run_id,
         token: first,
@@ -206,10 +204,8 @@ pub async fn deprovision(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    tenancy
-        .catalog()
-        .refresh_node(tenancy.store(), org, team)
-        .await?;
+    // This process's catalog at once, then a change notice for the router's caches.
+    tenancy.changed(org, Some(team)).await?;
     Ok(run_id)
 }
 

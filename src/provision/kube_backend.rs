@@ -43,6 +43,9 @@ impl KubeBackend {
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
         config.default_namespace = namespace.to_owned();
+        // Retries are ours (reconcile's backoff, then the worker's delayed redelivery); kube-rs's own
+        // retry layer would multiply them and hide how long a pass really waits.
+        config.default_retry = false;
         let client =
             kube::Client::try_from(config).map_err(|e| BackendError::Config(e.to_string()))?;
         Ok(KubeBackend {

@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const STREAM: &str = "PROVISION";
 pub const CONSUMER: &str = "provisioner";
+/// A run still pending this long after admission lost its nudge.
+const STALE_PENDING_MS: i64 = 10_000;
 
 /// The subject of a team's nudge.
 pub fn subject(org: &OrgId, team: &NodeId) -> String {
@@ -52,6 +54,46 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The role from settings: the backend of `kube.backend` (a `kube` backend connects here, so
+    /// a bad kubeconfig stops start-up) and the timers of `provision.*`.
+    pub async fn from_settings(
+        settings: &crate::settings::Settings,
+        tenancy: crate::tenancy::Tenancy,
+    ) -> Result<Worker, super::backend::BackendError> {
+        use super::settings::BackendKind;
+        let kube = &settings.kube;
+        let backend = match kube.backend {
+            BackendKind::Manifests => {
+                AnyBackend::Manifests(super::manifests::ManifestsBackend::new(&kube.manifests_dir))
+            }
+            BackendKind::Kube => AnyBackend::Kube(
+                super::kube_backend::KubeBackend::connect(
+                    kube.url.as_deref(),
+                    &kube.namespace,
+                    kube.timeout,
+                )
+                .await?,
+            ),
+        };
+        let p = &settings.provision;
+        Ok(Worker {
+            reconciler: Reconciler {
+                tenancy,
+                backend,
+                options: super::reconcile::Options {
+                    namespace: kube.namespace.clone(),
+                    image: p.image.clone(),
+                    availability_timeout: p.availability_timeout,
+                    wait_delay: Duration::from_secs(2),
+                    retries: 4,
+                },
+            },
+            grace: p.grace,
+            tick: p.tick,
+            resync_interval: p.resync_interval,
+        })
+    }
+
     /// Runs until `shutdown`: the consumer (when `bus` is given), the tick and the resync.
     pub async fn run(self, bus: Option<Bus>, shutdown: CancellationToken) {
         let tick = tokio::spawn(self.clone().tick_loop(shutdown.clone()));
@@ -127,6 +169,25 @@ impl Worker {
             if node.is_none_or(|n| n.config.get("agent_service_url").is_none()) {
                 tracing::info!(org = %row.org, team = %row.team, "agent_service_url removed: back to shared, deletion scheduled");
                 admit::url_removed(tenancy, row, self.grace).await?;
+                self.reconciler.reconcile_team(&row.org, &row.team).await?;
+            }
+        }
+        // A run whose nudge never arrived (NATS down at admission, stream not there yet) is taken
+        // up here rather than at the next resync.
+        let stale = now_ms() - STALE_PENDING_MS;
+        for row in rows
+            .iter()
+            .filter(|r| r.mode == Mode::Dedicated && r.updated_at < stale)
+        {
+            let mut conn = tenancy
+                .store()
+                .pool()
+                .acquire()
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            let run = db::get_run(&mut conn, &row.run_id).await?;
+            drop(conn);
+            if run.is_some_and(|r| r.status == "pending") {
                 self.reconciler.reconcile_team(&row.org, &row.team).await?;
             }
         }

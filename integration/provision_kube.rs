@@ -1,0 +1,353 @@
+//! The provisioner against a fake Kubernetes API server, through the real kube-rs client. The tests
+//! drive one reconcile pass (or one resync, one tick) at a time, so each step's effect is checked.
+
+use crate::support::fake_kube::FakeKube;
+use crate::support::{DbKind, NatsServer, TestApp, TestDb, app::ADMIN_TOKEN, eventually};
+use ifox::app::Role;
+use ifox::domain::{NodeId, OrgId};
+use ifox::provision::backend::AnyBackend;
+use ifox::provision::db;
+use ifox::provision::kube_backend::KubeBackend;
+use ifox::provision::reconcile::{Options, Outcome, Reconciler};
+use ifox::provision::worker::Worker;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const NAME: &str = "agent-dedicated-acme-enterprise-team";
+const URL: &str = "http://agent-dedicated-acme-enterprise-team.incidentfox.svc.cluster.local:8080";
+
+struct Rig {
+    app: TestApp,
+    _nats: NatsServer,
+    fake: FakeKube,
+    worker: Worker,
+}
+
+impl Rig {
+    fn rec(&self) -> &Reconciler<AnyBackend> {
+        &self.worker.reconciler
+    }
+    async fn pass(&self) -> Outcome {
+        let (org, team) = ids();
+        self.rec()
+            .reconcile_team(&org, &team)
+            .await
+            .expect("a pass without transient errors")
+    }
+    async fn config(&self) -> Value {
+        let a = self
+            .app
+            .get(
+                "/api/v1/admin/orgs/acme/nodes/enterprise-team/config",
+                ADMIN_TOKEN,
+            )
+            .await;
+        a.body["config"].clone()
+    }
+    async fn run(&self, id: &str) -> Value {
+        self.app
+            .get(&format!("/api/v1/admin/provision/runs/{id}"), ADMIN_TOKEN)
+            .await
+            .body
+    }
+    async fn row(&self) -> db::DeploymentRow {
+        let (org, team) = ids();
+        let mut conn = self
+            .app
+            .state
+            .tenancy
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
+        db::get_deployment(&mut conn, &org, &team)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn ids() -> (OrgId, NodeId) {
+    (
+        OrgId::parse("acme").unwrap(),
+        NodeId::parse("enterprise-team").unwrap(),
+    )
+}
+
+fn design_example() -> Value {
+    json!({"org_id":"acme","team_node_id":"enterprise-team","deployment_mode":"dedicated",
+        "dedicated_config":{"replicas":2,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
+        "routing":{"slack_channel_ids":["C0A4967KRBM"]}})
+}
+
+async fn rig(grace: Duration) -> Rig {
+    let nats = NatsServer::start().await;
+    let db = TestDb::new(DbKind::Sqlite).await;
+    let app = TestApp::spawn_roles(db, &[("IFOX__NATS__URL", &nats.url())], &[Role::Admin]).await;
+    app.org("acme").await;
+    let fake = FakeKube::start().await;
+    let backend = KubeBackend::connect(Some(&fake.url), "incidentfox", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let worker = Worker {
+        reconciler: Reconciler {
+            tenancy: app.state.tenancy.clone(),
+            backend: AnyBackend::Kube(backend),
+            options: Options {
+                namespace: "incidentfox".into(),
+                image: "ghcr.io/incidentfox/agent:test".into(),
+                availability_timeout: Duration::from_secs(60),
+                wait_delay: Duration::from_millis(100),
+                retries: 4,
+            },
+        },
+        grace,
+        tick: Duration::from_millis(100),
+        resync_interval: Duration::from_secs(300),
+    };
+    Rig {
+        app,
+        _nats: nats,
+        fake,
+        worker,
+    }
+}
+
+async fn provision(rig: &Rig, body: Value) -> String {
+    let a = rig
+        .app
+        .post("/api/v1/admin/provision/team", ADMIN_TOKEN, body)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    a.body["run_id"].as_str().unwrap().to_owned()
+}
+
+async fn converged(grace: Duration) -> (Rig, String) {
+    let rig = rig(grace).await;
+    let run = provision(&rig, design_example()).await;
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    (rig, run)
+}
+
+#[tokio::test]
+async fn provisioning_creates_the_objects_and_sets_the_url_only_once_the_deployment_is_available() {
+    let rig = rig(Duration::from_secs(60)).await;
+    rig.fake.hold_availability(true);
+    let run = provision(&rig, design_example()).await;
+    assert!(matches!(rig.pass().await, Outcome::Wait(_)));
+    for plural in ["secrets", "deployments", "services"] {
+        assert!(rig.fake.get(plural, NAME).is_some(), "{plural} missing");
+    }
+    assert!(
+        rig.config().await.get("agent_service_url").is_none(),
+        "routed before the service was ready"
+    );
+    let shown = rig.run(&run).await;
+    assert_eq!(shown["status"], "running", "{shown}");
+    assert_eq!(shown["steps"][1]["step"], "wait_available");
+    assert_eq!(shown["steps"][1]["status"], "waiting");
+
+    rig.fake.hold_availability(false);
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+    let shown = rig.run(&run).await;
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    let deployment = rig.fake.get("deployments", NAME).unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["nodeSelector"]["node-type"],
+        "high-memory"
+    );
+    assert!(rig.fake.field_managers().iter().all(|m| m == "ifox"));
+}
+
+#[tokio::test]
+async fn reconciling_the_same_desired_state_again_issues_no_mutating_request() {
+    let (rig, _) = converged(Duration::from_secs(60)).await;
+    let before = (rig.fake.mutating_requests(), rig.fake.changes());
+    assert_eq!(before.1, 3, "three objects created");
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    let report = rig.worker.resync().await.unwrap();
+    assert_eq!(report.repaired, 0);
+    assert_eq!((rig.fake.mutating_requests(), rig.fake.changes()), before);
+}
+
+#[tokio::test]
+async fn the_resync_repairs_edited_replicas_and_a_deleted_service() {
+    let (rig, _) = converged(Duration::from_secs(60)).await;
+    rig.fake
+        .edit("deployments", NAME, json!({"spec": {"replicas": 7}}));
+    rig.fake.remove("services", NAME);
+    let report = rig.worker.resync().await.unwrap();
+    assert_eq!(report.repaired, 2, "{report:?}");
+    assert_eq!(
+        rig.fake.get("deployments", NAME).unwrap()["spec"]["replicas"],
+        2
+    );
+    assert!(rig.fake.get("services", NAME).is_some());
+}
+
+#[tokio::test]
+async fn an_orphan_is_deleted_once_the_grace_has_passed_and_not_before() {
+    let rig = rig(Duration::from_millis(1500)).await;
+    let labels = json!({"app.kubernetes.io/managed-by": "ifox", "ifox.dev/org": "acme", "ifox.dev/team": "ghost"});
+    let orphan = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "agent-dedicated-acme-ghost", "namespace": "incidentfox", "labels": labels, "resourceVersion": "1"},
+        "spec": {"ports": [{"port": 8080}]}});
+    rig.fake.insert("services", "incidentfox", orphan);
+    let found = std::time::Instant::now();
+    assert_eq!(rig.worker.resync().await.unwrap().orphans, 1);
+    rig.worker.tick_once().await.unwrap();
+    assert!(
+        rig.fake
+            .get("services", "agent-dedicated-acme-ghost")
+            .is_some(),
+        "deleted before the grace"
+    );
+    eventually("the orphan deleted", Duration::from_secs(10), || async {
+        rig.worker.tick_once().await.unwrap();
+        rig.fake
+            .get("services", "agent-dedicated-acme-ghost")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        found.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        found.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn api_5xx_409_and_429_answers_are_retried_until_the_pass_converges() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let run = provision(&rig, design_example()).await;
+    rig.fake.fail_next(1, 500);
+    rig.fake.fail_next(1, 409);
+    rig.fake.fail_next(1, 429);
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+    // A longer outage outlasts the in-pass retries: the pass reports a transient error (the worker
+    // NAKs with a growing delay) and the next pass converges.
+    rig.fake.remove("services", NAME);
+    rig.fake.fail_next(100, 503);
+    let (org, team) = ids();
+    let err = rig.rec().reconcile_team(&org, &team).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    rig.fake.clear_failures();
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert!(rig.fake.get("services", NAME).is_some());
+    assert_eq!(rig.run(&run).await["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn an_object_the_api_rejects_fails_the_run_with_the_apis_message_and_routes_nothing() {
+    let rig = rig(Duration::from_secs(60)).await;
+    rig.fake.reject_kind(
+        "deployments",
+        "spec.template.spec.containers[0].image: Required value",
+    );
+    let run = provision(&rig, design_example()).await;
+    let Outcome::Failed(e) = rig.pass().await else {
+        panic!("the run should fail")
+    };
+    assert_eq!(e.reason(), "object_rejected");
+    let shown = rig.run(&run).await;
+    assert_eq!(shown["status"], "failed");
+    assert!(
+        shown["error"].as_str().unwrap().contains("Required value"),
+        "{shown}"
+    );
+    assert_eq!(shown["steps"][0]["status"], "failed");
+    assert!(rig.config().await.get("agent_service_url").is_none());
+}
+
+#[tokio::test]
+async fn a_crash_between_apply_and_the_url_update_resumes_without_duplicates() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let run = provision(&rig, design_example()).await;
+    let (org, team) = ids();
+    // The first pass applied everything and died before touching the team's config.
+    let row = rig.row().await;
+    rig.rec()
+        .apply_objects(&org, &team, &rig.rec().desired(&row))
+        .await
+        .unwrap();
+    let (mutating, objects) = (rig.fake.mutating_requests(), rig.fake.names().len());
+    assert!(rig.config().await.get("agent_service_url").is_none());
+    // The redelivered nudge resumes from the database.
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert_eq!(
+        rig.fake.mutating_requests(),
+        mutating,
+        "objects applied twice"
+    );
+    assert_eq!(rig.fake.names().len(), objects);
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+    let shown = rig.run(&run).await;
+    let steps: Vec<_> = shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["apply", "wait_available", "set_url"]);
+    assert_eq!(shown["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn deprovisioning_switches_routing_at_once_and_reprovisioning_in_the_grace_cancels_the_deletion()
+ {
+    // A grace of zero: the deletion is due at once, unless the re-provisioning cancelled it.
+    let (rig, _) = converged(Duration::ZERO).await;
+    let a = rig
+        .app
+        .post(
+            "/api/v1/admin/provision/team/acme/enterprise-team/deprovision",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    assert!(
+        rig.config().await.get("agent_service_url").is_none(),
+        "still routed to dedicated"
+    );
+    provision(&rig, design_example()).await;
+    rig.worker.tick_once().await.unwrap();
+    assert!(
+        rig.fake.get("deployments", NAME).is_some(),
+        "deleted although re-provisioned"
+    );
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+}
+
+#[tokio::test]
+async fn a_slow_api_server_times_out_as_a_transient_error_and_the_next_pass_converges() {
+    let rig = rig(Duration::from_secs(60)).await;
+    provision(&rig, design_example()).await;
+    let backend = KubeBackend::connect(
+        Some(&rig.fake.url),
+        "incidentfox",
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    let mut rec = rig.rec().clone();
+    rec.backend = AnyBackend::Kube(backend);
+    rec.options.retries = 1;
+    rig.fake.set_delay(Duration::from_millis(600));
+    let (org, team) = ids();
+    let err = rec.reconcile_team(&org, &team).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    rig.fake.set_delay(Duration::ZERO);
+    assert!(matches!(
+        rec.reconcile_team(&org, &team).await.unwrap(),
+        Outcome::Done
+    ));
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+}
