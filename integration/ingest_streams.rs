@@ -2,11 +2,12 @@
 //! in place when a file changes, never recreated; and the `ifox streams` commands.
 
 use crate::ingest_fixtures::Stack;
-use crate::support::NatsServer;
+use crate::support::{NatsServer, eventually};
 use async_nats::jetstream;
 use ifox::bus::streams::{self, Action};
 use ifox::bus::{StreamError, StreamSpec};
 use std::path::Path;
+use std::time::Duration;
 
 async fn js(nats: &NatsServer) -> jetstream::Context {
     jetstream::new(async_nats::connect(nats.url()).await.expect("connect"))
@@ -44,11 +45,12 @@ async fn start_up_creates_every_stream_of_the_design() {
         ("DEADLETTER", "ifox.deadletter.>"),
         ("RUNS", "ifox.runs.>"),
     ] {
-        let mut stream = stack
-            .js
-            .get_stream(name)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The app applies the files one after the other; EVENTS (which Stack waits for) is first.
+        let mut stream = eventually(name, Duration::from_secs(10), || {
+            let js = stack.js.clone();
+            async move { js.get_stream(name).await.ok() }
+        })
+        .await;
         let info = stream.info().await.expect("info");
         assert_eq!(info.config.subjects, [subject], "{name}");
     }
