@@ -70,11 +70,14 @@ async fn provision_dedicated(app: &TestApp, dir: &Path) -> Value {
         (url(app).await.as_deref() == Some(URL)).then_some(())
     })
     .await;
-    let run = a.body["run_id"].as_str().unwrap();
-    let shown = app
-        .get(&format!("/api/v1/admin/provision/runs/{run}"), ADMIN_TOKEN)
-        .await;
-    assert_eq!(shown.body["status"], "succeeded", "{}", shown.body);
+    let path = format!(
+        "/api/v1/admin/provision/runs/{}",
+        a.body["run_id"].as_str().unwrap()
+    );
+    eventually("the run succeeded", Duration::from_secs(10), || async {
+        (app.get(&path, ADMIN_TOKEN).await.body["status"] == "succeeded").then_some(())
+    })
+    .await;
     a.body
 }
 
@@ -150,4 +153,59 @@ async fn removing_the_url_through_the_config_api_schedules_the_deletion_after_th
         switched.elapsed()
     );
     assert_eq!(url(&app).await, None, "the provisioner put the URL back");
+}
+
+#[tokio::test]
+async fn an_object_the_cluster_rejects_fails_the_run_and_leaves_a_dead_letter_with_the_apis_message()
+ {
+    let nats = NatsServer::start().await;
+    let fake = crate::support::fake_kube::FakeKube::start().await;
+    fake.reject_kind("deployments", "spec.replicas: Invalid value: 100000");
+    let db = TestDb::new(DbKind::Sqlite).await;
+    let app = TestApp::spawn_on(
+        db,
+        &[
+            ("IFOX__NATS__URL", &nats.url()),
+            ("IFOX__KUBE__BACKEND", "kube"),
+            ("IFOX__KUBE__URL", &fake.url),
+        ],
+    )
+    .await;
+    app.org("acme").await;
+    let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated",
+        "dedicated_config": {"replicas": 1}});
+    let a = app
+        .post("/api/v1/admin/provision/team", ADMIN_TOKEN, body)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    let path = format!(
+        "/api/v1/admin/provision/runs/{}",
+        a.body["run_id"].as_str().unwrap()
+    );
+    let shown = eventually("the run failed", Duration::from_secs(20), || async {
+        let shown = app.get(&path, ADMIN_TOKEN).await.body;
+        (shown["status"] == "failed").then_some(shown)
+    })
+    .await;
+    assert!(
+        shown["error"].as_str().unwrap().contains("Invalid value"),
+        "{shown}"
+    );
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let letter = eventually("the dead letter", Duration::from_secs(10), || async {
+        let stream = js.get_stream("DEADLETTER").await.ok()?;
+        stream
+            .get_last_raw_message_by_subject("ifox.deadletter.provisioner.object_rejected")
+            .await
+            .ok()
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&letter.payload).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("Invalid value"),
+        "{body}"
+    );
+    assert_eq!(body["subject"], "ifox.provision.acme.web");
+    assert_eq!(url(&app).await, None);
 }

@@ -106,6 +106,7 @@ async fn rig(grace: Duration) -> Rig {
         grace,
         tick: Duration::from_millis(100),
         resync_interval: Duration::from_secs(300),
+        bus: None,
     };
     Rig {
         app,

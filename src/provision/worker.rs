@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub const STREAM: &str = "PROVISION";
 pub const CONSUMER: &str = "provisioner";
 /// A run still pending this long after admission lost its nudge.
-const STALE_PENDING_MS: i64 = 10_000;
+const STALE_PENDING_MS: i64 = 3_000;
 
 /// The subject of a team's nudge.
 pub fn subject(org: &OrgId, team: &NodeId) -> String {
@@ -51,6 +51,8 @@ pub struct Worker {
     pub grace: Duration,
     pub tick: Duration,
     pub resync_interval: Duration,
+    /// Where dead letters go (set by [`Worker::run`]).
+    pub bus: Option<Bus>,
 }
 
 impl Worker {
@@ -91,11 +93,13 @@ impl Worker {
             grace: p.grace,
             tick: p.tick,
             resync_interval: p.resync_interval,
+            bus: None,
         })
     }
 
     /// Runs until `shutdown`: the consumer (when `bus` is given), the tick and the resync.
-    pub async fn run(self, bus: Option<Bus>, shutdown: CancellationToken) {
+    pub async fn run(mut self, bus: Option<Bus>, shutdown: CancellationToken) {
+        self.bus = bus.clone();
         let tick = tokio::spawn(self.clone().tick_loop(shutdown.clone()));
         let resync = tokio::spawn(self.clone().resync_loop(shutdown.clone()));
         if let Some(bus) = bus {
@@ -169,7 +173,7 @@ impl Worker {
             if node.is_none_or(|n| n.config.get("agent_service_url").is_none()) {
                 tracing::info!(org = %row.org, team = %row.team, "agent_service_url removed: back to shared, deletion scheduled");
                 admit::url_removed(tenancy, row, self.grace).await?;
-                self.reconciler.reconcile_team(&row.org, &row.team).await?;
+                self.pass(&row.org, &row.team).await?;
             }
         }
         // A run whose nudge never arrived (NATS down at admission, stream not there yet) is taken
@@ -188,7 +192,7 @@ impl Worker {
             let run = db::get_run(&mut conn, &row.run_id).await?;
             drop(conn);
             if run.is_some_and(|r| r.status == "pending") {
-                self.reconciler.reconcile_team(&row.org, &row.team).await?;
+                self.pass(&row.org, &row.team).await?;
             }
         }
         self.reconciler.delete_due().await?;
@@ -241,7 +245,7 @@ impl Worker {
                 Some("failed") | None => {}
                 // A run whose nudge may have been lost (NATS down at admission): do it now.
                 Some(_) => {
-                    r.reconcile_team(&row.org, &row.team).await?;
+                    self.pass(&row.org, &row.team).await?;
                 }
             }
         }
@@ -367,6 +371,17 @@ impl Worker {
             if let Err(e) = msg.ack_with(ack).await {
                 tracing::warn!(error = %e, "cannot ack a provisioning nudge; it will be redelivered");
             }
+        }
+        Ok(())
+    }
+
+    /// One pass outside the consumer (tick, resync): a permanent failure is dead-lettered here too.
+    async fn pass(&self, org: &OrgId, team: &NodeId) -> Result<(), ProvisionError> {
+        if let Outcome::Failed(e) = self.reconciler.reconcile_team(org, team).await?
+            && let Some(bus) = &self.bus
+        {
+            self.dead_letter(bus, &subject(org, team), e.reason(), &e.to_string())
+                .await;
         }
         Ok(())
     }
