@@ -5,7 +5,7 @@ use crate::support::fake_kube::FakeKube;
 use crate::support::{DbKind, NatsServer, TestApp, TestDb, app::ADMIN_TOKEN, eventually};
 use ifox::app::Role;
 use ifox::domain::{NodeId, OrgId};
-use ifox::provision::backend::AnyBackend;
+use ifox::provision::backend::{AnyBackend, Backend};
 use ifox::provision::db;
 use ifox::provision::kube_backend::KubeBackend;
 use ifox::provision::reconcile::{Options, Outcome, Reconciler};
@@ -173,6 +173,16 @@ async fn reconciling_the_same_desired_state_again_issues_no_mutating_request() {
     let report = rig.worker.resync().await.unwrap();
     assert_eq!(report.repaired, 0);
     assert_eq!((rig.fake.mutating_requests(), rig.fake.changes()), before);
+    // The server-side apply itself is a no-op too: the request arrives, nothing changes.
+    let rv = rig.fake.get("deployments", NAME).unwrap()["metadata"]["resourceVersion"].clone();
+    let desired = rig.rec().desired(&rig.row().await);
+    rig.rec().backend.apply(&desired[1]).await.unwrap();
+    assert_eq!(rig.fake.mutating_requests(), before.0 + 1);
+    assert_eq!(rig.fake.changes(), before.1);
+    assert_eq!(
+        rig.fake.get("deployments", NAME).unwrap()["metadata"]["resourceVersion"],
+        rv
+    );
 }
 
 #[tokio::test]

@@ -139,3 +139,37 @@ pub fn deployment_available(obj: &Value) -> bool {
         });
     seen && available
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_live_object_with_server_defaults_still_contains_the_desired_one() {
+        let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 8080}]}});
+        let live = json!({"metadata": {"uid": "u"}, "spec": {"replicas": 2, "ports": [{"port": 8080, "protocol": "TCP"}]}, "status": {}});
+        assert!(contains(&live, &desired));
+        let edited = json!({"spec": {"replicas": 7, "ports": [{"port": 8080}]}});
+        assert!(!contains(&edited, &desired));
+        let extra_port =
+            json!({"spec": {"replicas": 2, "ports": [{"port": 8080}, {"port": 9090}]}});
+        assert!(!contains(&extra_port, &desired));
+    }
+
+    #[test]
+    fn a_deployment_is_available_only_when_its_controller_saw_the_latest_spec() {
+        let ok = json!({"metadata": {"generation": 3}, "status": {"observedGeneration": 3,
+            "conditions": [{"type": "Available", "status": "True"}]}});
+        assert!(deployment_available(&ok));
+        let stale = json!({"metadata": {"generation": 4}, "status": {"observedGeneration": 3,
+            "conditions": [{"type": "Available", "status": "True"}]}});
+        assert!(!deployment_available(&stale));
+        let down = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+            "conditions": [{"type": "Available", "status": "False"}]}});
+        assert!(!deployment_available(&down));
+        assert!(!deployment_available(
+            &json!({"metadata": {"generation": 1}})
+        ));
+    }
+}

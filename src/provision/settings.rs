@@ -88,3 +88,40 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, crate::settings::SettingsError> {
+        let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env)
+    }
+
+    #[test]
+    fn the_kube_and_provision_keys_come_from_the_environment_with_defaults() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.kube.backend, super::BackendKind::Manifests);
+        assert_eq!(s.kube.namespace, "incidentfox");
+        assert_eq!(s.provision.grace, std::time::Duration::from_secs(86_400));
+        let s = load(&[
+            ("IFOX__KUBE__BACKEND", "kube"),
+            ("IFOX__KUBE__MANIFESTS_DIR", "/tmp/m"),
+            ("IFOX__KUBE__NAMESPACE", "agents"),
+            ("IFOX__PROVISION__GRACE", "2s"),
+        ])
+        .unwrap();
+        assert_eq!(s.kube.backend, super::BackendKind::Kube);
+        assert_eq!(s.kube.manifests_dir, std::path::PathBuf::from("/tmp/m"));
+        assert_eq!(s.kube.namespace, "agents");
+        assert_eq!(s.provision.grace, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_bad_backend_or_grace_is_refused_naming_the_key() {
+        let err = load(&[("IFOX__KUBE__BACKEND", "helm")]).unwrap_err();
+        assert!(err.to_string().contains("backend"), "{err}");
+        let err = load(&[("IFOX__PROVISION__GRACE", "soon")]).unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+    }
+}
