@@ -8,7 +8,7 @@ use super::cost::{self, Prices, TeamInput};
 use super::db;
 use super::request::{self, Mode};
 use super::settings::ProvisionSettings;
-use super::{ProvisionError, worker};
+use super::{ProvisionError, consumer};
 use crate::admin::error::ApiError;
 use crate::admin::extract::{Auth, Body};
 use crate::bus::Bus;
@@ -69,7 +69,7 @@ impl From<ProvisionError> for ApiError {
 
 async fn nudge(ctx: &ProvisionApi, org: &OrgId, team: &NodeId, run_id: &str) -> bool {
     let Some(bus) = &ctx.bus else { return false };
-    match worker::nudge(bus, org, team, run_id).await {
+    match consumer::nudge(bus, org, team, run_id).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(%org, %team, run_id, error = %e, "provisioning nudge not published; the resync will pick the run up");

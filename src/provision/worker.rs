@@ -1,9 +1,7 @@
 //! The `provisioner` role: a durable JetStream consumer on PROVISION plus two timers.
 //!
 //! - Nudges (`ifox.provision.<org>.<team>`) only say which team to look at; the pass reads the
-//!   database. Ack after the pass converged; NAK with a delay while a Deployment becomes available
-//!   or when the cluster or database is unavailable (the delay grows with each delivery); on a
-//!   permanent failure, dead-letter on `ifox.deadletter.provisioner.<reason>`, then TERM.
+//!   database ([`super::consumer`]: acks, delayed NAKs, dead letters).
 //! - The tick (`provision.tick`, 1 s): deletes objects whose grace has passed (so a deletion is at
 //!   most a tick late, not a resync late) and notices teams whose `agent_service_url` someone removed
 //!   through the config API (dedicated → shared: the deletion is scheduled).
@@ -13,6 +11,7 @@
 
 use super::backend::{AnyBackend, Backend};
 use super::build::{ORG_LABEL, TEAM_LABEL};
+use super::consumer::subject;
 use super::db;
 use super::objects::{self, Kind};
 use super::reconcile::{DRIFT, MANAGED, Outcome, Reconciler};
@@ -20,29 +19,12 @@ use super::request::Mode;
 use super::{ProvisionError, admit};
 use crate::bus::Bus;
 use crate::domain::{NodeId, OrgId, now_ms};
-use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
-use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub const STREAM: &str = "PROVISION";
-pub const CONSUMER: &str = "provisioner";
 /// A run still pending this long after admission lost its nudge.
 const STALE_PENDING_MS: i64 = 3_000;
-
-/// The subject of a team's nudge.
-pub fn subject(org: &OrgId, team: &NodeId) -> String {
-    format!("ifox.provision.{org}.{team}")
-}
-
-fn parse_subject(subject: &str) -> Option<(OrgId, NodeId)> {
-    let mut parts = subject.strip_prefix("ifox.provision.")?.split('.');
-    let org = OrgId::parse(parts.next()?).ok()?;
-    let team = NodeId::parse(parts.next()?).ok()?;
-    parts.next().is_none().then_some((org, team))
-}
 
 /// The role's timers and consumer, sharing one reconciler.
 #[derive(Clone)]
@@ -297,84 +279,6 @@ impl Worker {
         Ok(report)
     }
 
-    async fn consume(&self, bus: Bus, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match self.consume_once(&bus, &shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?delay, "provisioner consumer unavailable")
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-    }
-
-    async fn consume_once(&self, bus: &Bus, shutdown: &CancellationToken) -> Result<(), String> {
-        let stream = bus
-            .jetstream()
-            .get_stream(STREAM)
-            .await
-            .map_err(|e| e.to_string())?;
-        let consumer: pull::Stream = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.to_owned()),
-                    filter_subject: "ifox.provision.>".to_owned(),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(120),
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = Box::pin(consumer.take_until(shutdown.clone().cancelled_owned()));
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| e.to_string())?;
-            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-            let ack = match parse_subject(&msg.subject) {
-                None => {
-                    self.dead_letter(
-                        bus,
-                        &msg.subject,
-                        "bad_subject",
-                        "not ifox.provision.<org>.<team>",
-                    )
-                    .await;
-                    AckKind::Term
-                }
-                Some((org, team)) => match self.reconciler.reconcile_team(&org, &team).await {
-                    Ok(Outcome::Done) => AckKind::Ack,
-                    Ok(Outcome::Wait(d)) => AckKind::Nak(Some(d)),
-                    Ok(Outcome::Failed(e)) => {
-                        self.dead_letter(bus, &msg.subject, e.reason(), &e.to_string())
-                            .await;
-                        AckKind::Term
-                    }
-                    Err(e) => {
-                        let backoff = Duration::from_millis(500)
-                            * 2u32.saturating_pow(delivered.min(7) as u32);
-                        tracing::warn!(%org, %team, error = %e, retry_in = ?backoff, "provisioning pass failed; will retry");
-                        AckKind::Nak(Some(backoff.min(Duration::from_secs(60))))
-                    }
-                },
-            };
-            if let Err(e) = msg.ack_with(ack).await {
-                tracing::warn!(error = %e, "cannot ack a provisioning nudge; it will be redelivered");
-            }
-        }
-        Ok(())
-    }
-
     /// One pass outside the consumer (tick, resync): a permanent failure is dead-lettered here too.
     async fn pass(&self, org: &OrgId, team: &NodeId) -> Result<(), ProvisionError> {
         if let Outcome::Failed(e) = self.reconciler.reconcile_team(org, team).await?
@@ -385,17 +289,6 @@ impl Worker {
         }
         Ok(())
     }
-
-    async fn dead_letter(&self, bus: &Bus, subject: &str, reason: &str, error: &str) {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("ifox-original-subject", subject);
-        headers.insert("ifox-reason", reason);
-        let body = serde_json::json!({"stage": "provisioner", "reason": reason, "subject": subject, "error": error});
-        let to = format!("ifox.deadletter.provisioner.{reason}");
-        if let Err(e) = bus.publish(to, headers, body.to_string().into()).await {
-            tracing::error!(error = %e, %subject, "cannot dead-letter a failed provisioning run");
-        }
-    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -403,20 +296,4 @@ pub struct ResyncReport {
     pub managed: usize,
     pub repaired: usize,
     pub orphans: usize,
-}
-
-/// Publishes a nudge for a team (the API after admission). `Nats-Msg-Id` is the run id, so a retried
-/// publish is one message.
-pub async fn nudge(
-    bus: &Bus,
-    org: &OrgId,
-    team: &NodeId,
-    run_id: &str,
-) -> Result<(), crate::bus::PublishError> {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", run_id);
-    let body = serde_json::json!({"org_id": org, "team_id": team, "run_id": run_id});
-    bus.publish(subject(org, team), headers, body.to_string().into())
-        .await
-        .map(|_| ())
 }
