@@ -52,6 +52,26 @@ pub async fn provision(
     body_hash: &str,
     grace: Duration,
 ) -> Result<Admitted, ProvisionError> {
+    // Two concurrent requests for the same key or team: on PostgreSQL both may pass the reads and
+    // one loses on a unique index. Its transaction is gone; running it again answers as a replay
+    // (same key), a mismatch, or on top of the winner's writes.
+    let mut attempt = 0;
+    loop {
+        match provision_once(tenancy, scope, req, key, body_hash, grace).await {
+            Err(ProvisionError::Store(e)) if e.is_unique_violation() && attempt < 2 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn provision_once(
+    tenancy: &Tenancy,
+    scope: &OrgScope,
+    req: &ProvisionRequest,
+    key: Option<&str>,
+    body_hash: &str,
+    grace: Duration,
+) -> Result<Admitted, ProvisionError> {
     let org = scope.org();
     let team = &req.team;
     let now = now_ms();

@@ -14,7 +14,7 @@
 //!   [`spec`]: the stored desired runtime). [`build`]: desired objects (pure).
 //! - [`objects`]: kinds and the untyped object shape at the IO seam. [`backend`], [`kube_backend`],
 //!   [`manifests`]: the cluster. [`db`]: the tables of migration 0004.
-//! - [`admit`]: the API's transaction (with `team_tx`: its team-level writes). [`reconcile`]: one team, one pass. [`worker`]: the role ([`consumer`]: its
+//! - [`admit`]: the API's transaction (with `team_tx`: its team-level writes). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
 //! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). [`settings`]: configuration.
 
@@ -25,6 +25,7 @@ pub mod build;
 pub mod consumer;
 pub mod cost;
 pub mod db;
+pub mod deletion;
 pub mod kube_backend;
 pub mod manifests;
 pub mod objects;
