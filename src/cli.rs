@@ -163,9 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.migrate().await?;
             let tenancy = Tenancy::open(store, None).await?;
             let scope = crate::tenancy::scope::cli_scope(&org);
-            tenancy
-                .get_node(&scope, &crate::domain::NodeId::root_of(&org))
-                .await?;
+            anyhow::ensure!(tenancy.catalog().has_org(&org), "org {org} not found");
             let report =
                 crate::provision::api::org_report(&tenancy, &scope, &settings.provision).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -63,8 +63,9 @@ pub struct CostReport {
     pub total_monthly_usd: f64,
 }
 
+/// Rounded to cents; `+ 0.0` turns the `-0.0` of an empty sum into `0.0`.
 fn cents(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+    (v * 100.0).round() / 100.0 + 0.0
 }
 
 /// Dollars a month for one dedicated team. Autoscaled teams are priced at their minimum.
