@@ -144,6 +144,20 @@ impl Worker {
             .iter()
             .filter(|r| r.mode == Mode::Dedicated && r.url_set)
         {
+            // The in-memory catalog is the cheap filter (no query per team per tick); it may lag
+            // behind another replica's write, so the database confirms before anything changes.
+            let gone_in_catalog = tenancy
+                .catalog()
+                .raw_chain(&row.org, &row.team)
+                .and_then(|chain| {
+                    chain
+                        .last()
+                        .map(|(_, _, raw, _)| raw.get("agent_service_url").is_none())
+                })
+                .unwrap_or(true);
+            if !gone_in_catalog {
+                continue;
+            }
             let mut conn = tenancy
                 .store()
                 .pool()
