@@ -29,7 +29,19 @@ const CONCURRENCY: usize = 256;
 async fn main() {
     let nats = common::start_nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    // SQLite by default; `IFOX_BENCH_POSTGRES_URL` (a server URL whose user may create databases)
+    // runs the same bench on a fresh PostgreSQL database — the production setup.
+    let db_url = match std::env::var("IFOX_BENCH_POSTGRES_URL") {
+        Ok(admin) => {
+            use sqlx::Executor;
+            let name = format!("ifox_bench_{}", std::process::id());
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
+            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+        Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+    };
+    println!("database: {}", db_url.split(':').next().unwrap_or(""));
     let store = Store::connect(&db_url, 16).await.unwrap();
     store.migrate().await.unwrap();
     let (_, teams) = common::build_tree(&store).await;

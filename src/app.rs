@@ -21,16 +21,19 @@ pub enum Role {
     Admin,
     /// Provider webhooks into the EVENTS stream.
     Ingest,
+    /// EVENTS → route → AGENT_RUNS (or DEADLETTER).
+    Router,
     /// PROVISION → dedicated teams' Kubernetes objects → `agent_service_url`.
     Provisioner,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Ingest, Role::Provisioner];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Ingest, Role::Router, Role::Provisioner];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Ingest => "ingest",
+            Role::Router => "router",
             Role::Provisioner => "provisioner",
         }
     }
@@ -97,23 +100,18 @@ impl App {
                 addr: addr.to_string(),
                 source,
             })?;
-        let (mut bus, mut ingest) = (None, None);
-        // The admin API nudges the provisioner, which consumes PROVISION: both need NATS too.
-        if roles.contains(&Role::Ingest)
-            || roles.contains(&Role::Admin)
-            || roles.contains(&Role::Provisioner)
-        {
-            // Streams are checked before NATS is needed, so a bad file stops start-up at once.
-            let specs = StreamSpec::embedded()?
-                .into_iter()
-                .map(|s| s.with_replicas(settings.nats.stream_replicas))
-                .collect();
-            let connected = Bus::connect_lazily(&settings.nats).await?;
-            ingest = roles
-                .contains(&Role::Ingest)
-                .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
-            bus = Some((connected, specs));
-        }
+        // Every role uses NATS: ingest and router for streams, admin for change notices.
+        // Streams are checked before NATS is needed, so a bad file stops start-up at once.
+        let specs: Vec<StreamSpec> = StreamSpec::embedded()?
+            .into_iter()
+            .map(|s| s.with_replicas(settings.nats.stream_replicas))
+            .collect();
+        let connected = Bus::connect_lazily(&settings.nats).await?;
+        tenancy.attach_notifier(connected.client().clone());
+        let ingest = roles
+            .contains(&Role::Ingest)
+            .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
+        let bus = Some((connected, specs));
         let provisioner = match roles.contains(&Role::Provisioner) {
             true => Some(
                 crate::provision::worker::Worker::from_settings(&settings, tenancy.clone()).await?,
@@ -163,10 +161,37 @@ impl App {
             shutdown.clone(),
         ));
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
-        let streams =
-            bus.map(|(bus, specs)| tokio::spawn(bus.keep_streams_applied(specs, shutdown.clone())));
-        let provisioning =
-            provisioner.map(|w| tokio::spawn(w.run(nudges.clone(), shutdown.clone())));
+        let mut tasks = Vec::new();
+        if let Some(worker) = provisioner {
+            tasks.push(tokio::spawn(worker.run(nudges.clone(), shutdown.clone())));
+        }
+        if let Some((bus, specs)) = bus {
+            tasks.push(tokio::spawn(bus.clone().keep_streams_applied(specs, shutdown.clone())));
+            tasks.push(tokio::spawn(crate::router::notice::listen(
+                bus.client().clone(),
+                state.tenancy.clone(),
+                shutdown.clone(),
+            )));
+            if roles.contains(&Role::Router) {
+                let worker = crate::router::worker::Worker::new(state.tenancy.clone(), bus.clone());
+                tasks.push(tokio::spawn(crate::router::consumer::run(
+                    worker.clone(),
+                    bus.clone(),
+                    settings.router.clone(),
+                    shutdown.clone(),
+                )));
+                tasks.push(tokio::spawn(crate::router::consumer::watch_max_deliveries(
+                    worker,
+                    bus.clone(),
+                    shutdown.clone(),
+                )));
+                tasks.push(tokio::spawn(crate::router::consumer::watch_depth(
+                    bus,
+                    settings.router.max_deliver,
+                    shutdown.clone(),
+                )));
+            }
+        }
         let admin = roles.contains(&Role::Admin);
         let mut router = http::router(state.clone(), admin, settings.http.admin_body_limit);
         if admin {
@@ -192,11 +217,9 @@ impl App {
             .map_err(AppError::Serve);
         shutdown.cancel();
         let _ = reload.await;
-        if let Some(streams) = streams {
-            let _ = streams.await;
-        }
-        if let Some(provisioning) = provisioning {
-            let _ = provisioning.await;
+        // The router finishes (and acks) the events it holds before the process exits.
+        for task in tasks {
+            let _ = task.await;
         }
         tracing::info!("ifox stopped");
         served

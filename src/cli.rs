@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the given roles (default: all) until SIGINT/SIGTERM.
     Serve {
-        /// Comma-separated roles: admin, ingest.
+        /// Comma-separated roles: admin, ingest, router (and any added since; see README).
         #[arg(long, value_delimiter = ',')]
         roles: Vec<Role>,
     },
@@ -43,6 +43,12 @@ pub enum Command {
     /// The JetStream streams of `streams/` (built into the binary unless --dir is given).
     #[command(subcommand)]
     Streams(StreamsCommand),
+    /// Republish stored events or dead letters so the router processes them again.
+    #[command(subcommand)]
+    Replay(crate::replay::ReplayCommand),
+    /// Routing tools for operators.
+    #[command(subcommand)]
+    Route(crate::router::explain::RouteCommand),
     /// Monthly cost estimate per team of an org (dedicated resources, share of the shared runtime).
     Cost {
         #[arg(long)]
@@ -158,6 +164,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Streams(cmd) => streams(settings, cmd).await,
+        Command::Replay(cmd) => {
+            let bus = crate::bus::Bus::connect(&settings.nats).await?;
+            let summary = crate::replay::run_cli(&bus, cmd).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Route(crate::router::explain::RouteCommand::Explain { source, event_type, headers, payload }) => {
+            let headers = crate::router::explain::parse_headers(&headers).map_err(anyhow::Error::msg)?;
+            let body = if payload.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+                buf
+            } else {
+                std::fs::read(&payload).with_context(|| format!("reading {}", payload.display()))?
+            };
+            let store = Store::connect(settings.database.url.expose(), 2).await?;
+            store.migrate().await?;
+            let tenancy = Tenancy::open(store, None).await?;
+            let out = crate::router::explain::explain(tenancy.catalog(), &source, &event_type, &headers, &body);
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::Cost { org } => {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;

@@ -19,7 +19,10 @@ pub struct AppState {
 
 pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {
     let mut app = Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
     if admin {
@@ -30,19 +33,27 @@ pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.tenancy.store().ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready", "database": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ready", "database": "ok"})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "not_ready", "reason": "database_unavailable", "message": e.to_string()})),
+                axum::Json(
+                    json!({"status": "not_ready", "reason": "database_unavailable", "message": e.to_string()}),
+                ),
             )
         }
     }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 async fn not_found() -> crate::admin::error::ApiError {

@@ -8,7 +8,9 @@
 //! - [`bus`]: JetStream: the connection, the streams of `streams/`, publishing with PubAck.
 //! - [`ingest`]: the `ingest` role: provider webhooks verified and published to EVENTS as CloudEvents.
 //! - [`http`]: the one HTTP listener: health, readiness, metrics, and the routes of each role.
+//! - [`router`]: the router's pure core: routing inputs of an event, shared/dedicated decision, agent-run document.
 //! - [`provision`]: the `provisioner` role and the provisioning API: desired Kubernetes objects (pure), applied by server-side apply; cost report.
+//! - [`replay`]: republish stored events or dead letters for the router to process again.
 //! - [`settings`], [`telemetry`], [`app`]: configuration, logs and metrics, and the assembled process.
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,8 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod provision;
+pub mod replay;
+pub mod router;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

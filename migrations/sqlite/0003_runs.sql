@@ -1,5 +1,6 @@
 -- Agent runs, one row per run the router dispatched. The run id derives from the event id, so the
 -- primary key is the router's idempotency rule: a redelivered or replayed event cannot make a second run.
+-- (No index on event_id: the run id of an event is computable from its id, UUIDv5.)
 CREATE TABLE runs (
     run_id          TEXT   PRIMARY KEY,
     event_id        TEXT   NOT NULL,
@@ -18,4 +19,3 @@ CREATE TABLE runs (
     updated_at      BIGINT NOT NULL
 );
 CREATE INDEX runs_team ON runs (org_id, team_id, created_at);
-CREATE INDEX runs_event ON runs (event_id);

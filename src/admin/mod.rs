@@ -16,28 +16,69 @@ use axum::routing::{delete, get, post};
 pub fn routes() -> Router<AppState> {
     let a = "/api/v1/admin";
     Router::new()
-        .route(&format!("{a}/orgs"), post(nodes::create_org).get(nodes::list_orgs))
-        .route(&format!("{a}/orgs/{{org}}"), get(nodes::get_org).delete(nodes::delete_org))
-        .route(&format!("{a}/orgs/{{org}}/nodes"), post(nodes::create_node).get(nodes::list_nodes))
+        .route(
+            &format!("{a}/orgs"),
+            post(nodes::create_org).get(nodes::list_orgs),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}"),
+            get(nodes::get_org).delete(nodes::delete_org),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/nodes"),
+            post(nodes::create_node).get(nodes::list_nodes),
+        )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}"),
-            get(nodes::get_node).patch(nodes::change_node).delete(nodes::delete_node),
+            get(nodes::get_node)
+                .patch(nodes::change_node)
+                .delete(nodes::delete_node),
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/config"),
-            get(nodes::get_config).put(nodes::put_config).patch(nodes::patch_config),
+            get(nodes::get_config)
+                .put(nodes::put_config)
+                .patch(nodes::patch_config),
         )
-        .route(&format!("{a}/orgs/{{org}}/nodes/{{node}}/config/history"), get(nodes::config_history))
-        .route(&format!("{a}/orgs/{{org}}/nodes/{{node}}/config/rollback"), post(nodes::rollback))
-        .route(&format!("{a}/orgs/{{org}}/nodes/{{node}}/effective"), get(nodes::effective))
-        .route(&format!("{a}/orgs/{{org}}/nodes/{{node}}/locks"), get(nodes::get_locks).put(nodes::put_locks))
+        .route(
+            &format!("{a}/orgs/{{org}}/nodes/{{node}}/config/history"),
+            get(nodes::config_history),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/nodes/{{node}}/config/rollback"),
+            post(nodes::rollback),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/nodes/{{node}}/effective"),
+            get(nodes::effective),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/nodes/{{node}}/locks"),
+            get(nodes::get_locks).put(nodes::put_locks),
+        )
         .route(&format!("{a}/orgs/{{org}}/claims"), get(nodes::claims))
         .route(&format!("{a}/orgs/{{org}}/audit"), get(nodes::audit))
-        .route(&format!("{a}/orgs/{{org}}/tokens"), post(tokens::issue_org).get(tokens::list_org))
-        .route(&format!("{a}/orgs/{{org}}/tokens/{{token}}"), delete(tokens::revoke_org))
-        .route(&format!("{a}/orgs/{{org}}/teams/{{team}}/tokens"), post(tokens::issue_team).get(tokens::list_team))
-        .route(&format!("{a}/orgs/{{org}}/teams/{{team}}/tokens/{{token}}"), delete(tokens::revoke_team))
+        .route(
+            &format!("{a}/orgs/{{org}}/tokens"),
+            post(tokens::issue_org).get(tokens::list_org),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/tokens/{{token}}"),
+            delete(tokens::revoke_org),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/teams/{{team}}/tokens"),
+            post(tokens::issue_team).get(tokens::list_team),
+        )
+        .route(
+            &format!("{a}/orgs/{{org}}/teams/{{team}}/tokens/{{token}}"),
+            delete(tokens::revoke_team),
+        )
         .route(&format!("{a}/route/lookup"), post(me::route_lookup))
-        .route("/api/v1/config/me", get(me::get_config).patch(me::patch_config))
+        .route(&format!("{a}/route/explain"), post(me::route_explain))
+        .route(
+            "/api/v1/config/me",
+            get(me::get_config).patch(me::patch_config),
+        )
         .route("/api/v1/config/me/effective", get(me::effective))
 }

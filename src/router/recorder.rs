@@ -37,10 +37,34 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the task; it stops when the last `Recorder` clone is dropped.
+    /// Starts the writer on a thread and runtime of its own, with its own pool: its few sequential
+    /// statements per batch must not queue behind hundreds of event tasks for a turn on the shared
+    /// runtime (that wait, not SQL, dominated a batch on 2 cores). It stops when the last `Recorder`
+    /// clone is dropped.
     pub fn spawn(store: Store) -> Recorder {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(serve(store, rx));
+        let spawned = std::thread::Builder::new().name("ifox-run-recorder".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the run recorder's runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let own = match store.reconnect(2).await {
+                    Ok(own) => own,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "run recorder: no pool of its own yet; sharing the main one");
+                        store
+                    }
+                };
+                serve(own, rx).await;
+            });
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the run recorder thread");
+        }
         Recorder { tx }
     }
 

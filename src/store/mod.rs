@@ -52,6 +52,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: crate::settings::Secret,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -69,12 +70,15 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
+            // A broken connection shows on use (and the caller retries); a ping per acquire would
+            // double the round trips of every query.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy timeout makes writers
                         // queue instead of failing; foreign keys are off by default in SQLite.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").await?;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;").await?;
                     }
                     Ok(())
                 })
@@ -82,7 +86,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, url: crate::settings::Secret::new(url) })
+    }
+
+    /// A second, independent pool on the same database (for a task that runs on its own runtime).
+    pub async fn reconnect(&self, max_connections: u32) -> Result<Store, StoreError> {
+        Store::connect(self.url.expose(), max_connections).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -114,6 +123,17 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// `count` bind placeholders starting at position `first` (1-based), for statements built at run
+/// time: `$n` on PostgreSQL, `?` on SQLite. (SQLite resolves a named `$n` by a linear search per
+/// bind, which makes statements with thousands of parameters quadratic.)
+pub(crate) fn marks(conn: &Conn, first: usize, count: usize) -> Vec<String> {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        vec!["?".to_owned(); count]
+    } else {
+        (first..first + count).map(|i| format!("${i}")).collect()
     }
 }
 

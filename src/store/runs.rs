@@ -1,7 +1,7 @@
 //! The `runs` table: agent runs the router dispatched. `run_id` is the primary key and derives from
 //! the event id, so recording a run is idempotent.
 
-use super::{Conn, StoreError, json_col};
+use super::{Conn, StoreError, json_col, marks};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -84,12 +84,9 @@ const COLUMNS: usize = 15;
 /// Records many runs in one statement; returns the ids this call inserted (the others existed).
 pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut inserted = std::collections::HashSet::new();
-    for chunk in rows.chunks(1_000) {
+    for chunk in rows.chunks(500) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let marks: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
-                format!("({})", marks.join(", "))
-            })
+            .map(|r| format!("({})", marks(conn, r * COLUMNS + 1, COLUMNS).join(", ")))
             .collect();
         let sql = format!(
             "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
@@ -127,8 +124,8 @@ pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collec
 pub async fn dispatched(conn: &mut Conn, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut found = std::collections::HashSet::new();
     for chunk in ids.chunks(1_000) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({})", marks.join(", "));
+        let list = marks(conn, 1, chunk.len()).join(", ");
+        let sql = format!("SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({list})");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(id.clone());
@@ -143,10 +140,11 @@ pub async fn dispatched(conn: &mut Conn, ids: &[String]) -> Result<std::collecti
 /// Notes that these runs' AGENT_RUNS messages were stored (PubAck received).
 pub async fn mark_dispatched(conn: &mut Conn, ids: &[String], now: i64) -> Result<(), StoreError> {
     for chunk in ids.chunks(1_000) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let head = marks(conn, 1, 2);
+        let list = marks(conn, 3, chunk.len()).join(", ");
         let sql = format!(
-            "UPDATE runs SET dispatched_at = $1, updated_at = $2 WHERE dispatched_at IS NULL AND run_id IN ({})",
-            marks.join(", ")
+            "UPDATE runs SET dispatched_at = {}, updated_at = {} WHERE dispatched_at IS NULL AND run_id IN ({list})",
+            head[0], head[1]
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
         for id in chunk {
