@@ -33,16 +33,30 @@ pub async fn publish_event(
         h.insert(*k, *v);
     }
     let subject = format!("ifox.events.{source}.{}", event_type.replace('.', "_"));
-    let ack = js.publish_with_headers(subject, h, body.to_vec().into()).await.expect("publish").await.expect("PubAck");
+    let ack = js
+        .publish_with_headers(subject, h, body.to_vec().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("PubAck");
     ack.sequence
 }
 
 /// The last message stored on `subject` in `stream`, waiting up to `deadline` for it.
-pub async fn last_on(js: &jetstream::Context, stream: &str, subject: &str, deadline: Duration) -> StreamMessage {
-    eventually(&format!("a message on {subject}"), deadline, || async move {
-        let stream = js.get_stream(stream).await.ok()?;
-        stream.get_last_raw_message_by_subject(subject).await.ok()
-    })
+pub async fn last_on(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    deadline: Duration,
+) -> StreamMessage {
+    eventually(
+        &format!("a message on {subject}"),
+        deadline,
+        || async move {
+            let stream = js.get_stream(stream).await.ok()?;
+            stream.get_last_raw_message_by_subject(subject).await.ok()
+        },
+    )
     .await
 }
 
@@ -51,20 +65,11 @@ pub async fn stream_count(js: &jetstream::Context, stream: &str) -> u64 {
     s.info().await.expect("info").state.messages
 }
 
-/// Messages of `stream` on `subject` (a filter) right now.
-pub async fn subject_count(js: &jetstream::Context, stream: &str, subject: &str) -> u64 {
-    let mut s = js.get_stream(stream).await.expect("stream");
-    let info = s.info_with_subjects(subject).await.expect("subjects");
-    let mut total = 0;
-    let mut info = info;
-    while let Some(Ok((_, n))) = futures::StreamExt::next(&mut info).await {
-        total += n as u64;
-    }
-    total
-}
-
 pub async fn run_count(app: &TestApp) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs").fetch_one(app.state.tenancy.store().pool()).await.expect("count runs");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs")
+        .fetch_one(app.state.tenancy.store().pool())
+        .await
+        .expect("count runs");
     n
 }
 
@@ -78,9 +83,20 @@ pub async fn tenants(app: &TestApp, claims: &[(&str, &str, &str)]) {
         app.node("acme", team, Some("platform"), "team").await;
         let mut routing = serde_json::Map::new();
         for (_, kind, value) in claims.iter().filter(|(t, _, _)| *t == team) {
-            routing.entry(kind.to_string()).or_insert_with(|| json!([])).as_array_mut().unwrap().push(json!(value));
+            routing
+                .entry(kind.to_string())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(json!(value));
         }
-        let a = app.put(&format!("/api/v1/admin/orgs/acme/nodes/{team}/config"), ADMIN_TOKEN, json!({"routing": routing})).await;
+        let a = app
+            .put(
+                &format!("/api/v1/admin/orgs/acme/nodes/{team}/config"),
+                ADMIN_TOKEN,
+                json!({"routing": routing}),
+            )
+            .await;
         assert_eq!(a.status, 200, "{}", a.body);
     }
 }

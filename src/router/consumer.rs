@@ -94,14 +94,31 @@ async fn consume(
 
 async fn handle(worker: &Worker, msg: async_nats::jetstream::Message) {
     let (stream, stream_seq, delivered) = match msg.info() {
-        Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered.max(1) as u64),
+        Ok(info) => (
+            info.stream.to_owned(),
+            info.stream_sequence,
+            info.delivered.max(1) as u64,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "a delivery without JetStream info; leaving it to redelivery");
             return;
         }
     };
-    let ev = Event { subject: msg.subject.as_str(), headers: msg.headers.as_ref(), payload: &msg.payload };
-    let disposition = worker.process(&ev, Delivery { stream: &stream, stream_seq, delivered }).await;
+    let ev = Event {
+        subject: msg.subject.as_str(),
+        headers: msg.headers.as_ref(),
+        payload: &msg.payload,
+    };
+    let disposition = worker
+        .process(
+            &ev,
+            Delivery {
+                stream: &stream,
+                stream_seq,
+                delivered,
+            },
+        )
+        .await;
     let acked = match disposition {
         Disposition::Ack => msg.double_ack().await,
         Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
@@ -123,7 +140,11 @@ struct MaxDeliveries {
 /// of them handles each advisory (and the dead letter's `Nats-Msg-Id` collapses any double).
 pub async fn watch_max_deliveries(worker: Worker, bus: Bus, shutdown: CancellationToken) {
     let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.router");
-    let mut sub = match bus.client().queue_subscribe(subject, "ifox-router".into()).await {
+    let mut sub = match bus
+        .client()
+        .queue_subscribe(subject, "ifox-router".into())
+        .await
+    {
         Ok(sub) => sub,
         Err(e) => {
             tracing::error!(error = %e, "cannot watch MAX_DELIVERIES advisories");
@@ -151,13 +172,29 @@ pub async fn watch_max_deliveries(worker: Worker, bus: Bus, shutdown: Cancellati
     }
 }
 
-async fn dead_letter_exhausted(worker: &Worker, bus: &Bus, a: &MaxDeliveries) -> Result<(), ConsumerError> {
+async fn dead_letter_exhausted(
+    worker: &Worker,
+    bus: &Bus,
+    a: &MaxDeliveries,
+) -> Result<(), ConsumerError> {
     let stream = bus.jetstream().get_stream(STREAM).await.map_err(js_err)?;
     let raw = stream.get_raw_message(a.stream_seq).await.map_err(js_err)?;
-    let origin = Origin { stage: "router", subject: raw.subject.as_str(), stream: STREAM, stream_seq: a.stream_seq, attempts: a.deliveries };
+    let origin = Origin {
+        stage: "router",
+        subject: raw.subject.as_str(),
+        stream: STREAM,
+        stream_seq: a.stream_seq,
+        attempts: a.deliveries,
+    };
     let detail = format!("gave up after {} deliveries", a.deliveries);
     worker
-        .publish_dead_letter(&origin, "max_deliveries", &detail, Some(&raw.headers), raw.payload.clone())
+        .publish_dead_letter(
+            &origin,
+            "max_deliveries",
+            &detail,
+            Some(&raw.headers),
+            raw.payload.clone(),
+        )
         .await
         .map_err(js_err)
 }
@@ -170,7 +207,9 @@ pub async fn watch_depth(bus: Bus, max_deliver: i64, shutdown: CancellationToken
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Ok(mut consumer) = ensure(&bus, max_deliver).await else { continue };
+        let Ok(mut consumer) = ensure(&bus, max_deliver).await else {
+            continue;
+        };
         if let Ok(info) = consumer.info().await {
             metrics::gauge!("ifox_router_consumer_pending").set(info.num_pending as f64);
             metrics::gauge!("ifox_router_consumer_ack_pending").set(info.num_ack_pending as f64);

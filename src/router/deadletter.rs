@@ -25,7 +25,12 @@ pub struct Origin<'a> {
 }
 
 /// Subject and headers of the dead letter of a message with `headers`.
-pub fn envelope(origin: &Origin<'_>, reason: &str, detail: &str, headers: Option<&HeaderMap>) -> (String, HeaderMap) {
+pub fn envelope(
+    origin: &Origin<'_>,
+    reason: &str,
+    detail: &str,
+    headers: Option<&HeaderMap>,
+) -> (String, HeaderMap) {
     let mut out = HeaderMap::new();
     if let Some(headers) = headers {
         for (name, values) in headers.iter() {
@@ -39,8 +44,18 @@ pub fn envelope(origin: &Origin<'_>, reason: &str, detail: &str, headers: Option
             }
         }
     }
-    let detail: String = detail.chars().filter(|c| !c.is_control()).take(512).collect();
-    out.insert("Nats-Msg-Id", format!("dl:{}:{}:{}", origin.stage, origin.stream, origin.stream_seq));
+    let detail: String = detail
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(512)
+        .collect();
+    out.insert(
+        "Nats-Msg-Id",
+        format!(
+            "dl:{}:{}:{}",
+            origin.stage, origin.stream, origin.stream_seq
+        ),
+    );
     out.insert(REASON, reason);
     out.insert("Ifox-DL-Detail", detail.as_str());
     out.insert("Ifox-DL-Stage", origin.stage);
@@ -48,7 +63,12 @@ pub fn envelope(origin: &Origin<'_>, reason: &str, detail: &str, headers: Option
     out.insert("Ifox-DL-Stream", origin.stream);
     out.insert(STREAM_SEQ, origin.stream_seq.to_string().as_str());
     out.insert(ATTEMPTS, origin.attempts.to_string().as_str());
-    out.insert("Ifox-DL-Time", humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().as_str());
+    out.insert(
+        "Ifox-DL-Time",
+        humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            .to_string()
+            .as_str(),
+    );
     (format!("ifox.deadletter.{}.{reason}", origin.stage), out)
 }
 
@@ -61,14 +81,29 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("ce-id", "ev1");
         h.insert("Nats-Msg-Id", "github:ev1");
-        let origin = Origin { stage: "router", subject: "ifox.events.github.issues", stream: "EVENTS", stream_seq: 42, attempts: 3 };
+        let origin = Origin {
+            stage: "router",
+            subject: "ifox.events.github.issues",
+            stream: "EVENTS",
+            stream_seq: 42,
+            attempts: 3,
+        };
         let (subject, out) = envelope(&origin, "no_route", "no team claims\nacme/x", Some(&h));
         assert_eq!(subject, "ifox.deadletter.router.no_route");
         assert_eq!(out.get("ce-id").map(|v| v.as_str()), Some("ev1"));
-        assert_eq!(out.get("Nats-Msg-Id").map(|v| v.as_str()), Some("dl:router:EVENTS:42"));
-        assert_eq!(out.get(SUBJECT).map(|v| v.as_str()), Some("ifox.events.github.issues"));
+        assert_eq!(
+            out.get("Nats-Msg-Id").map(|v| v.as_str()),
+            Some("dl:router:EVENTS:42")
+        );
+        assert_eq!(
+            out.get(SUBJECT).map(|v| v.as_str()),
+            Some("ifox.events.github.issues")
+        );
         assert_eq!(out.get(STREAM_SEQ).map(|v| v.as_str()), Some("42"));
         assert_eq!(out.get(ATTEMPTS).map(|v| v.as_str()), Some("3"));
-        assert_eq!(out.get("Ifox-DL-Detail").map(|v| v.as_str()), Some("no team claimsacme/x"));
+        assert_eq!(
+            out.get("Ifox-DL-Detail").map(|v| v.as_str()),
+            Some("no team claimsacme/x")
+        );
     }
 }

@@ -19,7 +19,13 @@ pub struct Explanation {
 
 /// Explains an event of `source`/`event_type` with `headers` and `payload`. A missing `ce-id` is
 /// filled in (an explain is not an event), so the answer is about routing.
-pub fn explain(catalog: &Catalog, source: &str, event_type: &str, headers: &[(String, String)], payload: &[u8]) -> Explanation {
+pub fn explain(
+    catalog: &Catalog,
+    source: &str,
+    event_type: &str,
+    headers: &[(String, String)],
+    payload: &[u8],
+) -> Explanation {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         map.append(k.as_str(), v.as_str());
@@ -29,11 +35,24 @@ pub fn explain(catalog: &Catalog, source: &str, event_type: &str, headers: &[(St
     }
     map.insert("ce-source", source);
     map.insert("ce-type", event_type);
-    let subject = format!("ifox.events.{source}.{}", crate::ingest::event::subject_token(event_type));
-    let ev = Event { subject: &subject, headers: Some(&map), payload };
-    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let subject = format!(
+        "ifox.events.{source}.{}",
+        crate::ingest::event::subject_token(event_type)
+    );
+    let ev = Event {
+        subject: &subject,
+        headers: Some(&map),
+        payload,
+    };
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let (mut identifiers, org_hints) = match inputs(pairs) {
-        Ok(found) => (found.identifiers, found.org_hints.iter().map(ToString::to_string).collect()),
+        Ok(found) => (
+            found.identifiers,
+            found.org_hints.iter().map(ToString::to_string).collect(),
+        ),
         Err(_) => (Vec::new(), Vec::new()),
     };
     if identifiers.is_empty() {
@@ -59,7 +78,10 @@ pub fn explain(catalog: &Catalog, source: &str, event_type: &str, headers: &[(St
     };
     Explanation {
         subject,
-        identifiers: identifiers.iter().map(|i| json!({"kind": i.kind, "value": i.value})).collect(),
+        identifiers: identifiers
+            .iter()
+            .map(|i| json!({"kind": i.kind, "value": i.value}))
+            .collect(),
         org_hints,
         outcome,
     }

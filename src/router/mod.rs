@@ -11,8 +11,8 @@
 
 pub mod consumer;
 pub mod deadletter;
-pub mod explain;
 pub mod decision;
+pub mod explain;
 pub mod inputs;
 pub mod notice;
 pub mod payload;

@@ -24,9 +24,15 @@ pub async fn publish(client: &async_nats::Client, org: &OrgId, node: Option<&Nod
     if client.connection_state() != async_nats::connection::State::Connected {
         return;
     }
-    let notice = Notice { org_id: org.clone(), node_id: node.cloned() };
+    let notice = Notice {
+        org_id: org.clone(),
+        node_id: node.cloned(),
+    };
     let payload = serde_json::to_vec(&notice).unwrap_or_default();
-    if let Err(e) = client.publish(format!("ifox.changes.{org}"), payload.into()).await {
+    if let Err(e) = client
+        .publish(format!("ifox.changes.{org}"), payload.into())
+        .await
+    {
         tracing::warn!(error = %e, %org, "change notice not sent; other replicas catch up at the next reload");
     }
 }
@@ -51,7 +57,11 @@ pub async fn listen(client: async_nats::Client, tenancy: Tenancy, shutdown: Canc
         };
         let catalog = tenancy.catalog();
         let refreshed = match &notice.node_id {
-            Some(node) => catalog.refresh_node(tenancy.store(), &notice.org_id, node).await,
+            Some(node) => {
+                catalog
+                    .refresh_node(tenancy.store(), &notice.org_id, node)
+                    .await
+            }
             None => catalog.reload_org(tenancy.store(), &notice.org_id).await,
         };
         if let Err(e) = refreshed {

@@ -70,18 +70,26 @@ impl Recorder {
 
     async fn ask(&self, request: impl FnOnce(Reply) -> Request) -> Result<RunState, String> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(request(reply)).await.map_err(|_| "the run recorder stopped".to_owned())?;
-        answer.await.map_err(|_| "the run recorder stopped".to_owned())?
+        self.tx
+            .send(request(reply))
+            .await
+            .map_err(|_| "the run recorder stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the run recorder stopped".to_owned())?
     }
 
     /// Records a run (`queued`) unless it exists; says where it stands.
     pub async fn record(&self, row: runs::RunRow) -> Result<RunState, String> {
-        self.ask(|reply| Request::Record(Box::new(row), reply)).await
+        self.ask(|reply| Request::Record(Box::new(row), reply))
+            .await
     }
 
     /// Notes the PubAck of a run's AGENT_RUNS message.
     pub async fn dispatched(&self, run_id: &str) -> Result<(), String> {
-        self.ask(|reply| Request::Dispatched(run_id.to_owned(), reply)).await.map(|_| ())
+        self.ask(|reply| Request::Dispatched(run_id.to_owned(), reply))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -125,11 +133,27 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
-async fn write(store: &Store, rows: &[runs::RunRow], marks: &[String]) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+async fn write(
+    store: &Store,
+    rows: &[runs::RunRow],
+    marks: &[String],
+) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
     let mut tx = store.begin().await?;
-    let inserted = if rows.is_empty() { HashSet::new() } else { runs::record_many(&mut tx, rows).await? };
-    let earlier: Vec<String> = rows.iter().map(|r| r.run_id.clone()).filter(|id| !inserted.contains(id)).collect();
-    let done = if earlier.is_empty() { HashSet::new() } else { runs::dispatched(&mut tx, &earlier).await? };
+    let inserted = if rows.is_empty() {
+        HashSet::new()
+    } else {
+        runs::record_many(&mut tx, rows).await?
+    };
+    let earlier: Vec<String> = rows
+        .iter()
+        .map(|r| r.run_id.clone())
+        .filter(|id| !inserted.contains(id))
+        .collect();
+    let done = if earlier.is_empty() {
+        HashSet::new()
+    } else {
+        runs::dispatched(&mut tx, &earlier).await?
+    };
     if !marks.is_empty() {
         runs::mark_dispatched(&mut tx, marks, now_ms()).await?;
     }

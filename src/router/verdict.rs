@@ -25,34 +25,59 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers?.get(name).map(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty())
+        self.headers?
+            .get(name)
+            .map(|v| v.as_str())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
 
     fn header_pairs(&self) -> Vec<(&'a str, &'a str)> {
-        let Some(headers) = self.headers else { return Vec::new() };
-        headers.iter().flat_map(|(name, values)| { let name: &str = name.as_ref(); values.iter().map(move |v| (name, v.as_str())) }).collect()
+        let Some(headers) = self.headers else {
+            return Vec::new();
+        };
+        headers
+            .iter()
+            .flat_map(|(name, values)| {
+                let name: &str = name.as_ref();
+                values.iter().map(move |v| (name, v.as_str()))
+            })
+            .collect()
     }
 
     /// `ce-source`, else the subject's third token.
     pub fn source(&self) -> Option<&'a str> {
-        self.header("ce-source").or_else(|| self.subject.split('.').nth(2))
+        self.header("ce-source")
+            .or_else(|| self.subject.split('.').nth(2))
     }
 
     /// `ce-type`, else the subject's fourth token.
     pub fn event_type(&self) -> Option<&'a str> {
-        self.header("ce-type").or_else(|| self.subject.split('.').nth(3))
+        self.header("ce-type")
+            .or_else(|| self.subject.split('.').nth(3))
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Dispatch { run: Box<AgentRun>, subject: String },
-    Permanent { reason: &'static str, detail: String },
-    Transient { detail: String },
+    Dispatch {
+        run: Box<AgentRun>,
+        subject: String,
+    },
+    Permanent {
+        reason: &'static str,
+        detail: String,
+    },
+    Transient {
+        detail: String,
+    },
 }
 
 fn permanent(reason: &'static str, detail: impl Into<String>) -> Verdict {
-    Verdict::Permanent { reason, detail: detail.into() }
+    Verdict::Permanent {
+        reason,
+        detail: detail.into(),
+    }
 }
 
 /// Decides one event.
@@ -61,7 +86,10 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         return permanent("invalid_event", "the event has no ce-id header");
     };
     let (Some(source), Some(event_type)) = (ev.source(), ev.event_type()) else {
-        return permanent("invalid_event", format!("cannot tell source and type of subject {}", ev.subject));
+        return permanent(
+            "invalid_event",
+            format!("cannot tell source and type of subject {}", ev.subject),
+        );
     };
     let mut found = match inputs(ev.header_pairs()) {
         Ok(found) => found,
@@ -74,32 +102,59 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         return permanent("no_route", "the event carries no routing identifier");
     }
     let (org, team, matched) = match catalog.route(&found.identifiers, &found.org_hints) {
-        RouteOutcome::Found { org_id, team_id, matched } => (org_id, team_id, matched),
+        RouteOutcome::Found {
+            org_id,
+            team_id,
+            matched,
+        } => (org_id, team_id, matched),
         RouteOutcome::NotFound => {
-            let ids: Vec<String> = found.identifiers.iter().map(|i| format!("{}={}", i.kind.key(), i.value)).collect();
+            let ids: Vec<String> = found
+                .identifiers
+                .iter()
+                .map(|i| format!("{}={}", i.kind.key(), i.value))
+                .collect();
             return permanent("no_route", format!("no team claims {}", ids.join(", ")));
         }
         RouteOutcome::Ambiguous { matched, org_ids } => {
             let orgs: Vec<&str> = org_ids.iter().map(|o| o.as_str()).collect();
             return permanent(
                 "ambiguous_route",
-                format!("{}={} is claimed in orgs {} and nothing names one", matched.kind.key(), matched.value, orgs.join(", ")),
+                format!(
+                    "{}={} is claimed in orgs {} and nothing names one",
+                    matched.kind.key(),
+                    matched.value,
+                    orgs.join(", ")
+                ),
             );
         }
     };
-    let Some(effective) = catalog.effective_keys(&org, &team, &["agent_service_url", "entrance_agent"]) else {
-        return Verdict::Transient { detail: format!("the config of {org}/{team} is not loaded yet") };
+    let Some(effective) =
+        catalog.effective_keys(&org, &team, &["agent_service_url", "entrance_agent"])
+    else {
+        return Verdict::Transient {
+            detail: format!("the config of {org}/{team} is not loaded yet"),
+        };
     };
     let deployment = match decide(&effective.config) {
         Ok(d) => d,
         Err(e) => return permanent("invalid_config", format!("{org}/{team}: {e}")),
     };
     let replay_of = ev.header(REPLAY_OF);
-    let forced = ev.header(REPLAY_FORCE).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let forced = ev
+        .header(REPLAY_FORCE)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let root = run_id(replay_of.unwrap_or(event_id));
-    let (run_id, replay_of) = if forced && replay_of.is_some() { (forced_run_id(&root, event_id), Some(root)) } else { (root, None) };
-    let entrance_agent =
-        effective.config.get("entrance_agent").and_then(|v| v.as_str()).unwrap_or("planner").to_owned();
+    let (run_id, replay_of) = if forced && replay_of.is_some() {
+        (forced_run_id(&root, event_id), Some(root))
+    } else {
+        (root, None)
+    };
+    let entrance_agent = effective
+        .config
+        .get("entrance_agent")
+        .and_then(|v| v.as_str())
+        .unwrap_or("planner")
+        .to_owned();
     let subject = deployment.subject(&org, &team);
     let run = AgentRun {
         schema: SCHEMA,
@@ -115,5 +170,8 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         config_version: effective.version.clone(),
         replay_of,
     };
-    Verdict::Dispatch { run: Box::new(run), subject }
+    Verdict::Dispatch {
+        run: Box::new(run),
+        subject,
+    }
 }

@@ -9,10 +9,10 @@
 //! NAKed with a delay that doubles per delivery (0.5 s … 30 s).
 
 use super::deadletter::{self, Origin};
+use super::recorder::RunState;
 use super::verdict::{Event, Verdict, verdict};
 use crate::bus::{Bus, PublishError};
 use crate::domain::now_ms;
-use super::recorder::RunState;
 use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
@@ -61,14 +61,22 @@ pub fn backoff(delivered: u64) -> Duration {
 impl Worker {
     pub fn new(tenancy: Tenancy, bus: Bus) -> Worker {
         let recorder = super::recorder::Recorder::spawn(tenancy.store().clone());
-        Worker { tenancy, bus, recorder }
+        Worker {
+            tenancy,
+            bus,
+            recorder,
+        }
     }
 
     pub async fn process(&self, ev: &Event<'_>, delivery: Delivery<'_>) -> Disposition {
         let started = Instant::now();
-        let outcome = match verdict(self.tenancy.catalog(), ev) {
+        match verdict(self.tenancy.catalog(), ev) {
             Verdict::Dispatch { run, subject } => {
-                let (org, team, mode) = (run.org_id.to_string(), run.team_id.to_string(), run.deployment.mode());
+                let (org, team, mode) = (
+                    run.org_id.to_string(),
+                    run.team_id.to_string(),
+                    run.deployment.mode(),
+                );
                 match self.dispatch(&run, &subject, ev).await {
                     Ok(duplicate) => {
                         let outcome = if duplicate { "duplicate" } else { mode };
@@ -79,10 +87,11 @@ impl Worker {
                     Err(e) => self.retry(&e.to_string(), delivery),
                 }
             }
-            Verdict::Permanent { reason, detail } => self.dead_letter(ev, delivery, reason, &detail).await,
+            Verdict::Permanent { reason, detail } => {
+                self.dead_letter(ev, delivery, reason, &detail).await
+            }
             Verdict::Transient { detail } => self.retry(&detail, delivery),
-        };
-        outcome
+        }
     }
 
     fn retry(&self, detail: &str, delivery: Delivery<'_>) -> Disposition {
@@ -93,7 +102,12 @@ impl Worker {
     }
 
     /// Returns whether the run had been dispatched before (a redelivery or a replay).
-    async fn dispatch(&self, run: &super::run::AgentRun, subject: &str, ev: &Event<'_>) -> Result<bool, Transient> {
+    async fn dispatch(
+        &self,
+        run: &super::run::AgentRun,
+        subject: &str,
+        ev: &Event<'_>,
+    ) -> Result<bool, Transient> {
         let document = serde_json::to_value(run).map_err(|e| Transient::Other(e.to_string()))?;
         let now = now_ms();
         let row = runs::RunRow {
@@ -112,7 +126,12 @@ impl Worker {
             dispatched_at: None,
             created_at: now,
         };
-        match self.recorder.record(row.clone()).await.map_err(Transient::Other)? {
+        match self
+            .recorder
+            .record(row.clone())
+            .await
+            .map_err(Transient::Other)?
+        {
             RunState::Dispatched => return Ok(true),
             RunState::New | RunState::Pending => {}
         }
@@ -124,13 +143,26 @@ impl Worker {
         if let Some(tp) = ev.header("traceparent") {
             headers.insert("traceparent", tp);
         }
-        let payload = Bytes::from(serde_json::to_vec(&row.document).map_err(|e| Transient::Other(e.to_string()))?);
-        self.bus.publish(subject.to_owned(), headers, payload).await?;
-        self.recorder.dispatched(&row.run_id).await.map_err(Transient::Other)?;
+        let payload = Bytes::from(
+            serde_json::to_vec(&row.document).map_err(|e| Transient::Other(e.to_string()))?,
+        );
+        self.bus
+            .publish(subject.to_owned(), headers, payload)
+            .await?;
+        self.recorder
+            .dispatched(&row.run_id)
+            .await
+            .map_err(Transient::Other)?;
         Ok(false)
     }
 
-    async fn dead_letter(&self, ev: &Event<'_>, delivery: Delivery<'_>, reason: &'static str, detail: &str) -> Disposition {
+    async fn dead_letter(
+        &self,
+        ev: &Event<'_>,
+        delivery: Delivery<'_>,
+        reason: &'static str,
+        detail: &str,
+    ) -> Disposition {
         let origin = Origin {
             stage: "router",
             subject: ev.subject,
@@ -138,7 +170,16 @@ impl Worker {
             stream_seq: delivery.stream_seq,
             attempts: delivery.delivered,
         };
-        match self.publish_dead_letter(&origin, reason, detail, ev.headers, Bytes::copy_from_slice(ev.payload)).await {
+        match self
+            .publish_dead_letter(
+                &origin,
+                reason,
+                detail,
+                ev.headers,
+                Bytes::copy_from_slice(ev.payload),
+            )
+            .await
+        {
             Ok(()) => Disposition::Term,
             Err(e) => self.retry(&format!("dead letter not stored: {e}"), delivery),
         }
@@ -155,7 +196,13 @@ impl Worker {
     ) -> Result<(), PublishError> {
         let (subject, headers) = deadletter::envelope(origin, reason, detail, headers);
         self.bus.publish(subject, headers, payload).await?;
-        tracing::warn!(reason, detail, subject = origin.subject, stream_seq = origin.stream_seq, "event dead-lettered");
+        tracing::warn!(
+            reason,
+            detail,
+            subject = origin.subject,
+            stream_seq = origin.stream_seq,
+            "event dead-lettered"
+        );
         metrics::counter!("ifox_router_events_total", "org" => "", "team" => "", "outcome" => format!("dead_lettered:{reason}")).increment(1);
         metrics::counter!("ifox_router_dead_letters_total", "reason" => reason).increment(1);
         Ok(())

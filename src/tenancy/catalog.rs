@@ -24,6 +24,9 @@ struct CatNode {
     version: i64,
 }
 
+/// One link of a node's chain: id, type, raw config, version.
+pub type ChainLink = (NodeId, NodeType, Arc<Value>, i64);
+
 #[derive(Default)]
 struct Inner {
     orgs: HashMap<OrgId, HashMap<NodeId, CatNode>>,
@@ -254,20 +257,11 @@ impl Catalog {
     }
 
     /// The chain of raw configs from the org down to `node` (for explain).
-    pub fn raw_chain(
-        &self,
-        org: &OrgId,
-        node: &NodeId,
-    ) -> Option<Vec<(NodeId, NodeType, Arc<Value>, i64)>> {
+    pub fn raw_chain(&self, org: &OrgId, node: &NodeId) -> Option<Vec<ChainLink>> {
         self.raw_chain_at(org, node).map(|(chain, _)| chain)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn raw_chain_at(
-        &self,
-        org: &OrgId,
-        node: &NodeId,
-    ) -> Option<(Vec<(NodeId, NodeType, Arc<Value>, i64)>, u64)> {
+    fn raw_chain_at(&self, org: &OrgId, node: &NodeId) -> Option<(Vec<ChainLink>, u64)> {
         let inner = self.inner.read().expect("catalog lock");
         let nodes = inner.orgs.get(org)?;
         let mut chain = Vec::new();
@@ -318,8 +312,15 @@ impl Catalog {
             node_id: (*last_id).clone(),
             node_type: last.node_type,
             config: Value::Object(subset),
-            version: chain.iter().map(|(_, n)| n.version.to_string()).collect::<Vec<_>>().join("."),
-            chain: chain.iter().map(|(id, n)| ((*id).clone(), n.version)).collect(),
+            version: chain
+                .iter()
+                .map(|(_, n)| n.version.to_string())
+                .collect::<Vec<_>>()
+                .join("."),
+            chain: chain
+                .iter()
+                .map(|(id, n)| ((*id).clone(), n.version))
+                .collect(),
         })
     }
 

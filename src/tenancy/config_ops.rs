@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// For each effective leaf (a JSON Pointer), the node that set it.
+pub type Sources = BTreeMap<String, NodeId>;
+
 /// How a write changes the raw config.
 #[derive(Debug, Clone)]
 pub enum ConfigWrite {
@@ -240,7 +243,7 @@ impl Tenancy {
         scope: &OrgScope,
         node: &NodeId,
         explain: bool,
-    ) -> Result<(Arc<Effective>, Option<BTreeMap<String, NodeId>>), TenancyError> {
+    ) -> Result<(Arc<Effective>, Option<Sources>), TenancyError> {
         let not_found = || TenancyError::not_found(format!("node {node}"));
         let eff = self
             .catalog

@@ -115,7 +115,11 @@ impl Tenancy {
 
     /// After a commit: refresh this process's catalog (the node, or the whole org for structural
     /// changes), then tell the other replicas.
-    pub(crate) async fn changed(&self, org: &OrgId, node: Option<&NodeId>) -> Result<(), TenancyError> {
+    pub(crate) async fn changed(
+        &self,
+        org: &OrgId,
+        node: Option<&NodeId>,
+    ) -> Result<(), TenancyError> {
         match node {
             Some(node) => self.catalog.refresh_node(&self.store, org, node).await?,
             None => self.catalog.reload_org(&self.store, org).await?,
