@@ -25,6 +25,7 @@ pub mod build;
 pub mod consumer;
 pub mod cost;
 pub mod db;
+pub mod db_runs;
 pub mod deletion;
 pub mod kube_backend;
 pub mod manifests;

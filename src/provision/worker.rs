@@ -174,22 +174,17 @@ impl Worker {
         }
         // A run whose nudge never arrived (NATS down at admission, stream not there yet) is taken
         // up here rather than at the next resync.
-        let stale = now_ms() - STALE_PENDING_MS;
-        for row in rows
-            .iter()
-            .filter(|r| r.mode == Mode::Dedicated && r.updated_at < stale)
-        {
+        let stale = {
             let mut conn = tenancy
                 .store()
                 .pool()
                 .acquire()
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            let run = db::get_run(&mut conn, &row.run_id).await?;
-            drop(conn);
-            if run.is_some_and(|r| r.status == "pending") {
-                self.pass(&row.org, &row.team).await?;
-            }
+            db::stale_pending(&mut conn, now_ms() - STALE_PENDING_MS).await?
+        };
+        for (org, team) in stale {
+            self.pass(&org, &team).await?;
         }
         self.reconciler.delete_due().await?;
         Ok(())
