@@ -69,7 +69,10 @@ fn classify(kind: Kind, name: &str, e: kube::Error) -> BackendError {
     match e {
         kube::Error::Api(status) => {
             let code = status.code;
-            if code >= 500 || code == 409 || code == 429 || code == 408 {
+            // Only a refusal of the object itself is final. Everything else (5xx, 409, 429, but also
+            // 401/403/404: a rotated credential, a missing RBAC rule or namespace) is retried until an
+            // operator fixes it, rather than failing every run meanwhile.
+            if !matches!(code, 400 | 413 | 415 | 422) {
                 BackendError::Transient(format!(
                     "{} {name}: {code} {}",
                     kind.name(),
