@@ -120,3 +120,68 @@ impl Backend for ManifestsBackend {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(replicas: i64) -> Desired {
+        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "agent-dedicated-acme-web", "labels": {"app.kubernetes.io/managed-by": "ifox"}},
+            "spec": {"replicas": replicas}});
+        Desired {
+            kind: Kind::Deployment,
+            name: "agent-dedicated-acme-web".into(),
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_file_per_object_is_written_once_listed_and_removed_with_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = ManifestsBackend::new(dir.path().join("out"));
+        let path = dir
+            .path()
+            .join("out/agent-dedicated-acme-web.deployment.yaml");
+        backend.apply(&object(2)).await.unwrap();
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        backend.apply(&object(2)).await.unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            written,
+            "rewritten unchanged"
+        );
+        let live = backend
+            .get(Kind::Deployment, "agent-dedicated-acme-web")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(live, object(2).body);
+        assert_eq!(
+            backend.list_managed(Kind::Deployment).await.unwrap().len(),
+            1
+        );
+        assert!(
+            backend
+                .list_managed(Kind::Service)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            backend
+                .delete(Kind::Deployment, "agent-dedicated-acme-web")
+                .await
+                .unwrap()
+        );
+        assert!(!path.exists());
+        assert!(
+            !backend
+                .delete(Kind::Deployment, "agent-dedicated-acme-web")
+                .await
+                .unwrap()
+        );
+        assert!(!backend.observes_status());
+    }
+}
