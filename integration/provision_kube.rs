@@ -362,3 +362,40 @@ async fn a_slow_api_server_times_out_as_a_transient_error_and_the_next_pass_conv
     ));
     assert_eq!(rig.config().await["agent_service_url"], URL);
 }
+
+#[tokio::test]
+async fn every_optional_kind_is_applied_on_its_own_rest_path_and_removed_when_no_longer_wanted() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let mut body = design_example();
+    body["dedicated_config"]["autoscaling"] = json!({"min": 2, "max": 10, "cpu_percent": 70});
+    body["dedicated_config"]["network_policy"] = json!(true);
+    body["dedicated_config"]["resource_quota"] = json!({"cpu": "20", "memory": "40Gi"});
+    body["pipeline"] = json!({"schedule": "0 3 * * *"});
+    provision(&rig, body).await;
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    let mut plurals: Vec<String> = rig.fake.names().into_iter().map(|(p, _)| p).collect();
+    plurals.sort();
+    assert_eq!(
+        plurals,
+        [
+            "cronjobs",
+            "deployments",
+            "horizontalpodautoscalers",
+            "networkpolicies",
+            "resourcequotas",
+            "secrets",
+            "services"
+        ]
+    );
+    assert!(
+        rig.fake.get("deployments", NAME).unwrap()["spec"]
+            .get("replicas")
+            .is_none()
+    );
+    // Back to the plain example: the optional objects go, the rest stays.
+    provision(&rig, design_example()).await;
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    let mut plurals: Vec<String> = rig.fake.names().into_iter().map(|(p, _)| p).collect();
+    plurals.sort();
+    assert_eq!(plurals, ["deployments", "secrets", "services"]);
+}
