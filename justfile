@@ -20,9 +20,9 @@ test: setup
     set -euo pipefail
     export IFOX_TEST_POSTGRES_URL="${IFOX_TEST_POSTGRES_URL:-$(scripts/pg-up)}"
     if cargo nextest --version >/dev/null 2>&1; then
-      cargo nextest run --all-targets --no-fail-fast
+      cargo nextest run --lib --bins --tests --no-fail-fast
     else
-      cargo test --all-targets --no-fail-fast
+      cargo test --lib --bins --tests --no-fail-fast
     fi
 
 # Formatting and lints, zero warnings.

@@ -35,23 +35,45 @@ async fn main() {
         Ok(admin) => {
             use sqlx::Executor;
             let name = format!("ifox_bench_{}", std::process::id());
-            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
-            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin)
+                .await
+                .unwrap();
+            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
             format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
         }
-        Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+        Err(_) => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
     };
     println!("database: {}", db_url.split(':').next().unwrap_or(""));
     let store = Store::connect(&db_url, 16).await.unwrap();
     store.migrate().await.unwrap();
     let (_, teams) = common::build_tree(&store).await;
     let tenancy = Tenancy::open(store, None).await.unwrap();
-    println!("fixture: {} teams, {} claims", teams.len(), tenancy.catalog().claim_count());
+    println!(
+        "fixture: {} teams, {} claims",
+        teams.len(),
+        tenancy.catalog().claim_count()
+    );
 
-    let env = [("IFOX__NATS__URL".to_owned(), nats.url.clone()), ("IFOX__ROUTER__CONCURRENCY".to_owned(), CONCURRENCY.to_string())];
-    let settings = Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env).unwrap();
+    let env = [
+        ("IFOX__NATS__URL".to_owned(), nats.url.clone()),
+        (
+            "IFOX__ROUTER__CONCURRENCY".to_owned(),
+            CONCURRENCY.to_string(),
+        ),
+    ];
+    let settings =
+        Settings::load_from(Some(std::path::Path::new("/nonexistent/ifox.toml")), env).unwrap();
     let bus = Bus::connect(&settings.nats).await.unwrap();
-    streams::apply(bus.jetstream(), &StreamSpec::embedded().unwrap()).await.unwrap();
+    streams::apply(bus.jetstream(), &StreamSpec::embedded().unwrap())
+        .await
+        .unwrap();
     let js = bus.jetstream().clone();
     js.create_stream(jetstream::stream::Config {
         name: "RAWOUT".into(),
@@ -72,8 +94,15 @@ async fn main() {
             h.insert("ce-source", "github");
             h.insert("ce-type", "issues");
             h.insert("Nats-Msg-Id", format!("github:bench-{i}").as_str());
-            h.insert("ifox-route-github_repos", format!("acme/service-{team}-{}", i % 5).as_str());
-            acks.push(js.publish_with_headers("ifox.events.github.issues", h, payload.clone()).await.unwrap());
+            h.insert(
+                "ifox-route-github_repos",
+                format!("acme/service-{team}-{}", i % 5).as_str(),
+            );
+            acks.push(
+                js.publish_with_headers("ifox.events.github.issues", h, payload.clone())
+                    .await
+                    .unwrap(),
+            );
         }
         for a in acks {
             a.await.unwrap();
@@ -93,26 +122,44 @@ async fn main() {
         .await
         .unwrap();
     let started = Instant::now();
-    let messages = raw.stream().max_messages_per_batch(CONCURRENCY * 2).messages().await.unwrap().take(EVENTS);
+    let messages = raw
+        .stream()
+        .max_messages_per_batch(CONCURRENCY * 2)
+        .messages()
+        .await
+        .unwrap()
+        .take(EVENTS);
     messages
         .for_each_concurrent(CONCURRENCY, |m| {
             let js = js.clone();
             async move {
                 let m = m.unwrap();
                 let seq = m.info().unwrap().stream_sequence;
-                js.publish(format!("bench.raw.{}", seq % 1000), m.payload.clone()).await.unwrap().await.unwrap();
+                js.publish(format!("bench.raw.{}", seq % 1000), m.payload.clone())
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
                 m.double_ack().await.unwrap();
             }
         })
         .await;
     let raw_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-    println!("raw JetStream loop      {raw_rate:>9.0} msg/s  ({:.1?})", started.elapsed());
+    println!(
+        "raw JetStream loop      {raw_rate:>9.0} msg/s  ({:.1?})",
+        started.elapsed()
+    );
 
     // 2. the router
     let shutdown = CancellationToken::new();
     let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone());
     let started = Instant::now();
-    let task = tokio::spawn(ifox::router::consumer::run(worker, bus.clone(), settings.router.clone(), shutdown.clone()));
+    let task = tokio::spawn(ifox::router::consumer::run(
+        worker,
+        bus.clone(),
+        settings.router.clone(),
+        shutdown.clone(),
+    ));
     let mut agent_runs = js.get_stream("AGENT_RUNS").await.unwrap();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -128,9 +175,20 @@ async fn main() {
     shutdown.cancel();
     task.await.unwrap();
     let router_rate = EVENTS as f64 / router_elapsed.as_secs_f64();
-    let (runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs").fetch_one(tenancy.store().pool()).await.unwrap();
-    println!("router end to end       {router_rate:>9.0} msg/s  ({router_elapsed:.1?}; {runs} runs recorded)");
-    println!("ratio router/raw        {:>9.2}   (goal >= 0.5)", router_rate / raw_rate);
-    println!("peak RSS                {:>9.0} MiB", common::peak_rss_mib());
+    let (runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs")
+        .fetch_one(tenancy.store().pool())
+        .await
+        .unwrap();
+    println!(
+        "router end to end       {router_rate:>9.0} msg/s  ({router_elapsed:.1?}; {runs} runs recorded)"
+    );
+    println!(
+        "ratio router/raw        {:>9.2}   (goal >= 0.5)",
+        router_rate / raw_rate
+    );
+    println!(
+        "peak RSS                {:>9.0} MiB",
+        common::peak_rss_mib()
+    );
     let _ = AckKind::Ack;
 }

@@ -1,9 +1,5 @@
 //! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
 
-mod support;
-mod tenancy_access;
-mod tenancy_api;
-mod tenancy_store;
 mod ingest_faults;
 mod ingest_fixtures;
 mod ingest_operator;
@@ -11,10 +7,14 @@ mod ingest_org_secrets;
 mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;
-mod router_fixtures;
-mod router_flow;
-mod router_replay;
-mod router_durability;
 mod provision_api;
 mod provision_e2e;
 mod provision_kube;
+mod router_durability;
+mod router_fixtures;
+mod router_flow;
+mod router_replay;
+mod support;
+mod tenancy_access;
+mod tenancy_api;
+mod tenancy_store;

@@ -23,14 +23,29 @@ async fn bus(stack: &Stack) -> Bus {
 }
 
 async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
-    let sel = Selection { stream: "EVENTS".into(), subject: Some(subject.into()), ..Selection::default() };
-    replay(bus, &sel, &Options { force, ..Options::default() }, |_, _| {}).await.unwrap()
+    let sel = Selection {
+        stream: "EVENTS".into(),
+        subject: Some(subject.into()),
+        ..Selection::default()
+    };
+    replay(
+        bus,
+        &sel,
+        &Options {
+            force,
+            ..Options::default()
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap()
 }
 
 async fn settled(stack: &Stack) {
     eventually("the router to finish", WAIT, || async {
         let stream = stack.js.get_stream("EVENTS").await.ok()?;
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer("router").await.ok()?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("router").await.ok()?;
         let info = consumer.info().await.ok()?;
         (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
     })
@@ -41,15 +56,36 @@ async fn settled(stack: &Stack) {
 async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one() {
     let stack = Stack::start().await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
-    publish_event(&stack.js, "github", "issues", Some("orig-1"), &[("github_repos", "acme/checkout")], &[], b"{}").await;
-    let first = json_of(&last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.acme.checkout", WAIT).await);
+    publish_event(
+        &stack.js,
+        "github",
+        "issues",
+        Some("orig-1"),
+        &[("github_repos", "acme/checkout")],
+        &[],
+        b"{}",
+    )
+    .await;
+    let first = json_of(
+        &last_on(
+            &stack.js,
+            "AGENT_RUNS",
+            "ifox.agent.shared.acme.checkout",
+            WAIT,
+        )
+        .await,
+    );
     settled(&stack).await;
     let bus = bus(&stack).await;
 
     let summary = replay_events(&bus, "ifox.events.github.>", false).await;
     assert_eq!(summary.republished, 1);
     settled(&stack).await;
-    assert_eq!(run_count(&stack.app).await, 1, "a plain replay makes no second run");
+    assert_eq!(
+        run_count(&stack.app).await,
+        1,
+        "a plain replay makes no second run"
+    );
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 1);
 
     // replaying the replay (2 events now) is still the same single run
@@ -57,12 +93,25 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
     settled(&stack).await;
     assert_eq!(run_count(&stack.app).await, 1);
 
-    let summary = Summary { ..replay_events(&bus, "ifox.events.github.issues", true).await };
+    let summary = Summary {
+        ..replay_events(&bus, "ifox.events.github.issues", true).await
+    };
     assert!(summary.republished >= 1);
     settled(&stack).await;
-    let forced = json_of(&last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.acme.checkout", WAIT).await);
+    let forced = json_of(
+        &last_on(
+            &stack.js,
+            "AGENT_RUNS",
+            "ifox.agent.shared.acme.checkout",
+            WAIT,
+        )
+        .await,
+    );
     assert_ne!(forced["run_id"], first["run_id"]);
-    assert_eq!(forced["replay_of"], first["run_id"], "a forced run names the run it replays");
+    assert_eq!(
+        forced["replay_of"], first["run_id"],
+        "a forced run names the run it replays"
+    );
     assert!(run_count(&stack.app).await >= 2);
 }
 
@@ -70,23 +119,73 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
 async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
     let stack = Stack::start().await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
-    publish_event(&stack.js, "github", "issues", Some("lost-1"), &[("github_repos", "acme/search")], &[], b"{\"x\":1}").await;
-    last_on(&stack.js, "DEADLETTER", "ifox.deadletter.router.no_route", WAIT).await;
+    publish_event(
+        &stack.js,
+        "github",
+        "issues",
+        Some("lost-1"),
+        &[("github_repos", "acme/search")],
+        &[],
+        b"{\"x\":1}",
+    )
+    .await;
+    last_on(
+        &stack.js,
+        "DEADLETTER",
+        "ifox.deadletter.router.no_route",
+        WAIT,
+    )
+    .await;
     settled(&stack).await;
 
-    stack.app.node("acme", "search", Some("platform"), "team").await;
-    let a = stack.app.put("/api/v1/admin/orgs/acme/nodes/search/config", ADMIN_TOKEN, json!({"routing": {"github_repos": ["acme/search"]}})).await;
+    stack
+        .app
+        .node("acme", "search", Some("platform"), "team")
+        .await;
+    let a = stack
+        .app
+        .put(
+            "/api/v1/admin/orgs/acme/nodes/search/config",
+            ADMIN_TOKEN,
+            json!({"routing": {"github_repos": ["acme/search"]}}),
+        )
+        .await;
     assert_eq!(a.status, 200);
 
     let bus = bus(&stack).await;
-    let dry = replay(&bus, &Selection::deadletter(Some("no_route")), &Options { dry_run: true, ..Options::default() }, |_, _| {}).await.unwrap();
+    let dry = replay(
+        &bus,
+        &Selection::deadletter(Some("no_route")),
+        &Options {
+            dry_run: true,
+            ..Options::default()
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((dry.matched, dry.republished), (1, 0));
     for _ in 0..2 {
-        let s = replay(&bus, &Selection::deadletter(Some("no_route")), &Options::default(), |_, _| {}).await.unwrap();
+        let s = replay(
+            &bus,
+            &Selection::deadletter(Some("no_route")),
+            &Options::default(),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(s.republished, 1);
         settled(&stack).await;
     }
-    let run = json_of(&last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.acme.search", WAIT).await);
+    let run = json_of(
+        &last_on(
+            &stack.js,
+            "AGENT_RUNS",
+            "ifox.agent.shared.acme.search",
+            WAIT,
+        )
+        .await,
+    );
     assert_eq!(run["team_id"], "search");
     assert_eq!(run_count(&stack.app).await, 1, "dispatched once");
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 1);

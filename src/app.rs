@@ -166,7 +166,9 @@ impl App {
             tasks.push(tokio::spawn(worker.run(nudges.clone(), shutdown.clone())));
         }
         if let Some((bus, specs)) = bus {
-            tasks.push(tokio::spawn(bus.clone().keep_streams_applied(specs, shutdown.clone())));
+            tasks.push(tokio::spawn(
+                bus.clone().keep_streams_applied(specs, shutdown.clone()),
+            ));
             tasks.push(tokio::spawn(crate::router::notice::listen(
                 bus.client().clone(),
                 state.tenancy.clone(),

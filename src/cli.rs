@@ -170,8 +170,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
-        Command::Route(crate::router::explain::RouteCommand::Explain { source, event_type, headers, payload }) => {
-            let headers = crate::router::explain::parse_headers(&headers).map_err(anyhow::Error::msg)?;
+        Command::Route(crate::router::explain::RouteCommand::Explain {
+            source,
+            event_type,
+            headers,
+            payload,
+        }) => {
+            let headers =
+                crate::router::explain::parse_headers(&headers).map_err(anyhow::Error::msg)?;
             let body = if payload.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
@@ -182,7 +188,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;
             let tenancy = Tenancy::open(store, None).await?;
-            let out = crate::router::explain::explain(tenancy.catalog(), &source, &event_type, &headers, &body);
+            let out = crate::router::explain::explain(
+                tenancy.catalog(),
+                &source,
+                &event_type,
+                &headers,
+                &body,
+            );
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }

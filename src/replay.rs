@@ -50,7 +50,9 @@ impl Selection {
     pub fn deadletter(reason: Option<&str>) -> Selection {
         Selection {
             stream: "DEADLETTER".into(),
-            subject: Some(reason.map_or("ifox.deadletter.>".to_owned(), |r| format!("ifox.deadletter.*.{r}"))),
+            subject: Some(reason.map_or("ifox.deadletter.>".to_owned(), |r| {
+                format!("ifox.deadletter.*.{r}")
+            })),
             ..Selection::default()
         }
     }
@@ -72,20 +74,36 @@ pub struct Summary {
 }
 
 /// Headers and subject of the replay of a message stored on `subject`.
-pub fn replayed(subject: &str, headers: Option<&HeaderMap>, force: bool) -> Result<(String, HeaderMap, String), ReplayError> {
-    let get = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+pub fn replayed(
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    force: bool,
+) -> Result<(String, HeaderMap, String), ReplayError> {
+    let get = |name: &str| {
+        headers
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
     let target = get(deadletter::SUBJECT).unwrap_or_else(|| subject.to_owned());
     if !target.starts_with("ifox.events.") {
-        return Err(ReplayError::Invalid(format!("{subject}: cannot tell the original event subject")));
+        return Err(ReplayError::Invalid(format!(
+            "{subject}: cannot tell the original event subject"
+        )));
     }
-    let root = get(REPLAY_OF).or_else(|| get("ce-id")).ok_or_else(|| ReplayError::Invalid(format!("{subject}: no ce-id")))?;
+    let root = get(REPLAY_OF)
+        .or_else(|| get("ce-id"))
+        .ok_or_else(|| ReplayError::Invalid(format!("{subject}: no ce-id")))?;
     let new_id = format!("replay-{}", uuid::Uuid::now_v7());
     let mut out = HeaderMap::new();
     if let Some(headers) = headers {
         for (name, values) in headers.iter() {
             let name: &str = name.as_ref();
             let lower = name.to_ascii_lowercase();
-            if lower == "nats-msg-id" || lower == "ce-id" || lower.starts_with("ifox-dl-") || lower.starts_with("ifox-replay-") {
+            if lower == "nats-msg-id"
+                || lower == "ce-id"
+                || lower.starts_with("ifox-dl-")
+                || lower.starts_with("ifox-replay-")
+            {
                 continue;
             }
             for v in values {
@@ -103,13 +121,25 @@ pub fn replayed(subject: &str, headers: Option<&HeaderMap>, force: bool) -> Resu
 }
 
 /// Replays the selection; `progress` gets (done, total) now and then.
-pub async fn replay(bus: &Bus, sel: &Selection, opts: &Options, mut progress: impl FnMut(&Summary, u64)) -> Result<Summary, ReplayError> {
+pub async fn replay(
+    bus: &Bus,
+    sel: &Selection,
+    opts: &Options,
+    mut progress: impl FnMut(&Summary, u64),
+) -> Result<Summary, ReplayError> {
     let mut stream = bus.jetstream().get_stream(&sel.stream).await.map_err(js)?;
     let info = stream.info().await.map_err(js)?;
-    let last = sel.end_seq.unwrap_or(info.state.last_sequence).min(info.state.last_sequence);
+    let last = sel
+        .end_seq
+        .unwrap_or(info.state.last_sequence)
+        .min(info.state.last_sequence);
     let deliver_policy = match (sel.start_seq, sel.since) {
-        (Some(seq), _) => DeliverPolicy::ByStartSequence { start_sequence: seq.max(1) },
-        (None, Some(t)) => DeliverPolicy::ByStartTime { start_time: time::OffsetDateTime::from(t) },
+        (Some(seq), _) => DeliverPolicy::ByStartSequence {
+            start_sequence: seq.max(1),
+        },
+        (None, Some(t)) => DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from(t),
+        },
         (None, None) => DeliverPolicy::All,
     };
     let mut summary = Summary::default();
@@ -125,7 +155,10 @@ pub async fn replay(bus: &Bus, sel: &Selection, opts: &Options, mut progress: im
         .await
         .map_err(js)?;
     let mut messages = consumer.messages().await.map_err(js)?;
-    let gap = opts.rate.filter(|r| *r > 0).map(|r| Duration::from_secs_f64(1.0 / f64::from(r)));
+    let gap = opts
+        .rate
+        .filter(|r| *r > 0)
+        .map(|r| Duration::from_secs_f64(1.0 / f64::from(r)));
     let mut last_report = Instant::now();
     let total = last;
     loop {
@@ -146,11 +179,16 @@ pub async fn replay(bus: &Bus, sel: &Selection, opts: &Options, mut progress: im
         summary.matched += 1;
         match replayed(&msg.subject, msg.headers.as_ref(), opts.force) {
             Ok((subject, headers, _)) if !opts.dry_run => {
-                bus.publish(subject, headers, msg.payload.clone()).await.map_err(js)?;
+                bus.publish(subject, headers, msg.payload.clone())
+                    .await
+                    .map_err(js)?;
                 summary.republished += 1;
             }
             Ok((subject, _, root)) => {
-                eprintln!("dry-run: seq {seq} {} → {subject} (replay of {root})", msg.subject);
+                eprintln!(
+                    "dry-run: seq {seq} {} → {subject} (replay of {root})",
+                    msg.subject
+                );
             }
             Err(e) => {
                 eprintln!("skipped seq {seq}: {e}");
@@ -184,8 +222,12 @@ mod tests {
         h.insert("Nats-Msg-Id", "dl:router:EVENTS:7");
         h.insert(deadletter::SUBJECT, "ifox.events.github.issues");
         h.insert(deadletter::REASON, "no_route");
-        let (subject, out, root) = replayed("ifox.deadletter.router.no_route", Some(&h), false).unwrap();
-        assert_eq!((subject.as_str(), root.as_str()), ("ifox.events.github.issues", "ev1"));
+        let (subject, out, root) =
+            replayed("ifox.deadletter.router.no_route", Some(&h), false).unwrap();
+        assert_eq!(
+            (subject.as_str(), root.as_str()),
+            ("ifox.events.github.issues", "ev1")
+        );
         assert_ne!(out.get("ce-id").unwrap().as_str(), "ev1");
         assert!(out.get(deadletter::REASON).is_none() && out.get(REPLAY_FORCE).is_none());
         assert_eq!(out.get("ce-source").unwrap().as_str(), "github");
@@ -255,26 +297,50 @@ fn when(arg: &Option<String>) -> Result<Option<SystemTime>, ReplayError> {
     if let Ok(t) = humantime::parse_rfc3339_weak(text) {
         return Ok(Some(t));
     }
-    let age = humantime::parse_duration(text)
-        .map_err(|e| ReplayError::Invalid(format!("{text:?} is neither RFC 3339 nor an age like 2h: {e}")))?;
+    let age = humantime::parse_duration(text).map_err(|e| {
+        ReplayError::Invalid(format!(
+            "{text:?} is neither RFC 3339 nor an age like 2h: {e}"
+        ))
+    })?;
     Ok(Some(SystemTime::now() - age))
 }
 
 /// Runs `ifox replay …`.
 pub async fn run_cli(bus: &Bus, cmd: ReplayCommand) -> Result<Summary, ReplayError> {
     let (mut sel, range, opts) = match cmd {
-        ReplayCommand::Events { range, subject, opts } => {
-            (Selection { stream: "EVENTS".into(), subject, ..Selection::default() }, range, opts)
-        }
-        ReplayCommand::Deadletter { reason, range, opts } => (Selection::deadletter(reason.as_deref()), range, opts),
+        ReplayCommand::Events {
+            range,
+            subject,
+            opts,
+        } => (
+            Selection {
+                stream: "EVENTS".into(),
+                subject,
+                ..Selection::default()
+            },
+            range,
+            opts,
+        ),
+        ReplayCommand::Deadletter {
+            reason,
+            range,
+            opts,
+        } => (Selection::deadletter(reason.as_deref()), range, opts),
     };
     sel.start_seq = range.start_seq;
     sel.end_seq = range.end_seq;
     sel.since = when(&range.since)?;
     sel.until = when(&range.until)?;
-    let options = Options { dry_run: opts.dry_run, force: opts.force, rate: opts.rate };
+    let options = Options {
+        dry_run: opts.dry_run,
+        force: opts.force,
+        rate: opts.rate,
+    };
     replay(bus, &sel, &options, |s, last| {
-        eprintln!("replay: {} matched, {} republished, {} skipped (stream up to seq {last})", s.matched, s.republished, s.skipped);
+        eprintln!(
+            "replay: {} matched, {} republished, {} skipped (stream up to seq {last})",
+            s.matched, s.republished, s.skipped
+        );
     })
     .await
 }

@@ -62,7 +62,10 @@ pub struct RouterSettings {
 
 impl Default for RouterSettings {
     fn default() -> Self {
-        RouterSettings { concurrency: 64, max_deliver: 0 }
+        RouterSettings {
+            concurrency: 64,
+            max_deliver: 0,
+        }
     }
 }
 

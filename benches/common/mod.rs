@@ -23,7 +23,13 @@ pub fn keys(prefix: &str, n: usize) -> Value {
     Value::Object(m)
 }
 
-pub fn row(org: &OrgId, id: &str, parent: Option<&str>, t: NodeType, config: Value) -> nodes::NodeRow {
+pub fn row(
+    org: &OrgId,
+    id: &str,
+    parent: Option<&str>,
+    t: NodeType,
+    config: Value,
+) -> nodes::NodeRow {
     nodes::NodeRow {
         org_id: org.clone(),
         node_id: NodeId::parse(id).unwrap(),
@@ -78,12 +84,15 @@ pub fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-
 /// Peak resident memory of this process (VmHWM), MiB.
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -160,12 +169,27 @@ impl Drop for Nats {
 }
 
 pub async fn start_nats() -> Nats {
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
     let (port, monitor) = (free(), free());
     let dir = tempfile::tempdir().unwrap();
     let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
     let child = std::process::Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string(), "-sd"])
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &monitor.to_string(),
+            "-sd",
+        ])
         .arg(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -173,10 +197,17 @@ pub async fn start_nats() -> Nats {
         .expect("nats-server on PATH (just setup)");
     let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
     for _ in 0..250 {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    Nats { url: format!("nats://127.0.0.1:{port}"), child, _dir: dir }
+    Nats {
+        url: format!("nats://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    }
 }

@@ -19,7 +19,10 @@ pub struct TestDb {
 impl TestDb {
     /// Another handle on an existing database (a second app on the same data); owns nothing.
     pub fn shared(url: &str) -> TestDb {
-        TestDb { url: url.to_owned(), _dir: None }
+        TestDb {
+            url: url.to_owned(),
+            _dir: None,
+        }
     }
 
     pub async fn new(kind: DbKind) -> TestDb {

@@ -124,9 +124,14 @@ pub async fn route_explain(
         Principal::GlobalAdmin => {}
         Principal::OrgAdmin { org, .. } => {
             headers.retain(|(k, _)| !k.eq_ignore_ascii_case(crate::router::inputs::ORG_HEADER));
-            headers.push((crate::router::inputs::ORG_HEADER.to_owned(), org.to_string()));
+            headers.push((
+                crate::router::inputs::ORG_HEADER.to_owned(),
+                org.to_string(),
+            ));
         }
-        Principal::Team { .. } => return Err(TenancyError::Forbidden("route explain needs an admin token").into()),
+        Principal::Team { .. } => {
+            return Err(TenancyError::Forbidden("route explain needs an admin token").into());
+        }
     }
     let payload = match &b.payload {
         Value::String(text) => text.clone().into_bytes(),
@@ -134,6 +139,12 @@ pub async fn route_explain(
         other => other.to_string().into_bytes(),
     };
     let event_type = b.event_type.unwrap_or_else(|| "explain".to_owned());
-    let out = crate::router::explain::explain(s.tenancy.catalog(), &b.source, &event_type, &headers, &payload);
+    let out = crate::router::explain::explain(
+        s.tenancy.catalog(),
+        &b.source,
+        &event_type,
+        &headers,
+        &payload,
+    );
     Ok(Json(json!(out)))
 }

@@ -60,6 +60,17 @@ static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/po
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::connect_with(url, max_connections, true).await
+    }
+
+    /// `ping_on_acquire`: check each connection before handing it out (a stale one after a
+    /// database restart is replaced instead of failing the caller's query). Hot paths that retry on
+    /// their own turn it off to save a round trip per query.
+    async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        ping_on_acquire: bool,
+    ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -70,9 +81,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
-            // A broken connection shows on use (and the caller retries); a ping per acquire would
-            // double the round trips of every query.
-            .test_before_acquire(false)
+            .test_before_acquire(ping_on_acquire)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -86,12 +95,17 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Store { pool, backend, url: crate::settings::Secret::new(url) })
+        Ok(Store {
+            pool,
+            backend,
+            url: crate::settings::Secret::new(url),
+        })
     }
 
-    /// A second, independent pool on the same database (for a task that runs on its own runtime).
+    /// A second, independent pool on the same database, for a task that runs on its own runtime and
+    /// retries failed batches itself (so no ping per acquire).
     pub async fn reconnect(&self, max_connections: u32) -> Result<Store, StoreError> {
-        Store::connect(self.url.expose(), max_connections).await
+        Store::connect_with(self.url.expose(), max_connections, false).await
     }
 
     pub fn backend(&self) -> Backend {

@@ -82,7 +82,10 @@ pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreE
 const COLUMNS: usize = 15;
 
 /// Records many runs in one statement; returns the ids this call inserted (the others existed).
-pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collections::HashSet<String>, StoreError> {
+pub async fn record_many(
+    conn: &mut Conn,
+    rows: &[RunRow],
+) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut inserted = std::collections::HashSet::new();
     for chunk in rows.chunks(500) {
         let values: Vec<String> = (0..chunk.len())
@@ -121,11 +124,16 @@ pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<std::collec
 }
 
 /// Of `ids`, those whose AGENT_RUNS message is confirmed (`dispatched_at` set).
-pub async fn dispatched(conn: &mut Conn, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+pub async fn dispatched(
+    conn: &mut Conn,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut found = std::collections::HashSet::new();
     for chunk in ids.chunks(1_000) {
         let list = marks(conn, 1, chunk.len()).join(", ");
-        let sql = format!("SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({list})");
+        let sql = format!(
+            "SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({list})"
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(id.clone());
@@ -161,5 +169,7 @@ pub async fn count_by_team(conn: &mut Conn, org: &str) -> Result<Vec<(String, i6
         .bind(org)
         .fetch_all(conn)
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("team_id")?, r.try_get("n")?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get("team_id")?, r.try_get("n")?)))
+        .collect()
 }
