@@ -1,14 +1,14 @@
 //! Batched run-record IO. Every in-flight event hands its run row to one task ("record this run",
 //! later "it was dispatched"); the task serves whatever is waiting (up to 512 requests) with one
-//! multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, one `SELECT` of the already-dispatched among
-//! the rest, and one `UPDATE … IN (…)`, in one transaction, and answers each caller after the commit.
+//! `SELECT … IN (…)` of those already recorded, one multi-row `INSERT … ON CONFLICT DO NOTHING` of the
+//! rest, and one `UPDATE … IN (…)`, in one transaction, and answers each caller after the commit.
 //! On SQLite this turns 64 writers fighting for the one write lock (and a thread hop per statement)
 //! into three statements per batch; on PostgreSQL it saves a commit per event. Nobody is answered
 //! before their row is durable, so the caller's ack still follows its effect.
 
 use crate::domain::now_ms;
 use crate::store::{Store, StoreError, runs};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
@@ -108,14 +108,12 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
         }
         let marked: Vec<String> = marks.iter().map(|(id, _)| id.clone()).collect();
         match write(&store, &rows, &marked).await {
-            Ok((inserted, done)) => {
+            Ok(earlier) => {
                 for (id, reply) in records {
-                    let state = if inserted.contains(&id) {
-                        RunState::New
-                    } else if done.contains(&id) {
-                        RunState::Dispatched
-                    } else {
-                        RunState::Pending
+                    let state = match earlier.get(&id) {
+                        None => RunState::New,
+                        Some(true) => RunState::Dispatched,
+                        Some(false) => RunState::Pending,
                     };
                     let _ = reply.send(Ok(state));
                 }
@@ -133,30 +131,32 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// One transaction: which runs exist (and are dispatched), insert the others, note the dispatched.
+/// Two routers racing on one new run both see it as new and both publish it; AGENT_RUNS keeps one
+/// (same `Nats-Msg-Id`) and the insert keeps one row.
 async fn write(
     store: &Store,
     rows: &[runs::RunRow],
     marks: &[String],
-) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+) -> Result<HashMap<String, bool>, StoreError> {
     let mut tx = store.begin().await?;
-    let inserted = if rows.is_empty() {
-        HashSet::new()
+    let ids: Vec<String> = rows.iter().map(|r| r.run_id.clone()).collect();
+    let earlier = if ids.is_empty() {
+        HashMap::new()
     } else {
-        runs::record_many(&mut tx, rows).await?
+        runs::states(&mut tx, &ids).await?
     };
-    let earlier: Vec<String> = rows
+    let fresh: Vec<runs::RunRow> = rows
         .iter()
-        .map(|r| r.run_id.clone())
-        .filter(|id| !inserted.contains(id))
+        .filter(|r| !earlier.contains_key(&r.run_id))
+        .cloned()
         .collect();
-    let done = if earlier.is_empty() {
-        HashSet::new()
-    } else {
-        runs::dispatched(&mut tx, &earlier).await?
-    };
+    if !fresh.is_empty() {
+        runs::record_many(&mut tx, &fresh).await?;
+    }
     if !marks.is_empty() {
         runs::mark_dispatched(&mut tx, marks, now_ms()).await?;
     }
     tx.commit().await?;
-    Ok((inserted, done))
+    Ok(earlier)
 }

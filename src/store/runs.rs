@@ -23,33 +23,6 @@ pub struct RunRow {
     pub created_at: i64,
 }
 
-/// Records a run unless one with its id exists; returns whether this call inserted it.
-pub async fn record(conn: &mut Conn, r: &RunRow) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
-         config_version, status, replay_of, document, dispatched_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (run_id) DO NOTHING",
-    )
-    .bind(&r.run_id)
-    .bind(&r.event_id)
-    .bind(&r.org_id)
-    .bind(&r.team_id)
-    .bind(&r.source)
-    .bind(&r.event_type)
-    .bind(&r.deployment_mode)
-    .bind(&r.subject)
-    .bind(&r.config_version)
-    .bind(&r.status)
-    .bind(r.replay_of.clone())
-    .bind(r.document.to_string())
-    .bind(r.dispatched_at)
-    .bind(r.created_at)
-    .bind(r.created_at)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
     let row = sqlx::query(
         "SELECT run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, config_version, \
@@ -81,12 +54,10 @@ pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreE
 
 const COLUMNS: usize = 15;
 
-/// Records many runs in one statement; returns the ids this call inserted (the others existed).
-pub async fn record_many(
-    conn: &mut Conn,
-    rows: &[RunRow],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut inserted = std::collections::HashSet::new();
+/// Records many runs in one statement each of up to 500 rows (existing ids are left alone). No
+/// `RETURNING`: on SQLite every returned row is a thread hop, and the caller already knows which ids
+/// existed (see [`states`]).
+pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<(), StoreError> {
     for chunk in rows.chunks(500) {
         let values: Vec<String> = (0..chunk.len())
             .map(|r| format!("({})", marks(conn, r * COLUMNS + 1, COLUMNS).join(", ")))
@@ -94,7 +65,7 @@ pub async fn record_many(
         let sql = format!(
             "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
              config_version, status, replay_of, document, dispatched_at, created_at, updated_at) VALUES {} \
-             ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+             ON CONFLICT (run_id) DO NOTHING",
             values.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -116,30 +87,27 @@ pub async fn record_many(
                 .bind(r.created_at)
                 .bind(r.created_at);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            inserted.insert(row.try_get::<String, _>("run_id")?);
-        }
+        q.execute(&mut *conn).await?;
     }
-    Ok(inserted)
+    Ok(())
 }
 
-/// Of `ids`, those whose AGENT_RUNS message is confirmed (`dispatched_at` set).
-pub async fn dispatched(
+/// Of `ids`, those recorded already, each with whether its AGENT_RUNS message is confirmed.
+pub async fn states(
     conn: &mut Conn,
     ids: &[String],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut found = std::collections::HashSet::new();
+) -> Result<std::collections::HashMap<String, bool>, StoreError> {
+    let mut found = std::collections::HashMap::new();
     for chunk in ids.chunks(1_000) {
         let list = marks(conn, 1, chunk.len()).join(", ");
-        let sql = format!(
-            "SELECT run_id FROM runs WHERE dispatched_at IS NOT NULL AND run_id IN ({list})"
-        );
+        let sql = format!("SELECT run_id, dispatched_at FROM runs WHERE run_id IN ({list})");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(id.clone());
         }
         for row in q.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get::<String, _>("run_id")?);
+            let dispatched: Option<i64> = row.try_get("dispatched_at")?;
+            found.insert(row.try_get::<String, _>("run_id")?, dispatched.is_some());
         }
     }
     Ok(found)
