@@ -213,6 +213,12 @@ impl App {
         if let Some(ingest) = ingest {
             router = router.merge(ingest.routes());
         }
+        // No Nagle: every answer is one small write that the sender waits for.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
