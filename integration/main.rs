@@ -17,4 +17,5 @@ mod router_replay;
 mod support;
 mod tenancy_access;
 mod tenancy_api;
+mod tenancy_claims;
 mod tenancy_store;

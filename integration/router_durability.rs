@@ -100,14 +100,7 @@ async fn killing_the_router_mid_batch_dispatches_every_event_exactly_once(kind: 
         },
     )
     .await;
-    eventually("the consumer to drain", Duration::from_secs(60), || async {
-        let stream = js.get_stream("EVENTS").await.ok()?;
-        let mut consumer: jetstream::consumer::PullConsumer =
-            stream.get_consumer("router").await.ok()?;
-        let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
-    .await;
+    drained(&js, Duration::from_secs(60)).await;
     router.kill().unwrap();
     router.wait().unwrap();
     assert_eq!(run_count(&admin).await, N as i64, "one run per event");

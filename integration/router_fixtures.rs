@@ -60,6 +60,18 @@ pub async fn last_on(
     .await
 }
 
+/// Waits until the router's consumer holds nothing: no pending and no unacknowledged event.
+pub async fn drained(js: &jetstream::Context, deadline: Duration) {
+    eventually("the router consumer to drain", deadline, || async move {
+        let stream = js.get_stream("EVENTS").await.ok()?;
+        let mut consumer: jetstream::consumer::PullConsumer =
+            stream.get_consumer("router").await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+}
+
 pub async fn stream_count(js: &jetstream::Context, stream: &str) -> u64 {
     let mut s = js.get_stream(stream).await.expect("stream");
     s.info().await.expect("info").state.messages

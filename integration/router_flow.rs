@@ -192,14 +192,7 @@ async fn unroutable_ambiguous_and_invalid_events_are_dead_lettered_with_their_re
     )
     .await;
     // nothing is left unacknowledged
-    eventually("the router consumer to drain", WAIT, || async {
-        let stream = stack.js.get_stream("EVENTS").await.ok()?;
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-            stream.get_consumer("router").await.ok()?;
-        let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
-    .await;
+    drained(&stack.js, WAIT).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 use crate::ingest_fixtures::Stack;
 use crate::router_fixtures::*;
 use crate::support::app::ADMIN_TOKEN;
-use crate::support::eventually;
 use ifox::bus::Bus;
 use ifox::replay::{Options, Selection, Summary, replay};
 use serde_json::json;
@@ -42,14 +41,7 @@ async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
 }
 
 async fn settled(stack: &Stack) {
-    eventually("the router to finish", WAIT, || async {
-        let stream = stack.js.get_stream("EVENTS").await.ok()?;
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-            stream.get_consumer("router").await.ok()?;
-        let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
-    .await;
+    drained(&stack.js, WAIT).await;
 }
 
 #[tokio::test]
