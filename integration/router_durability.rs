@@ -56,7 +56,27 @@ async fn preload(js: &jetstream::Context, n: usize, prefix: &str) {
     }
 }
 
-fn router_process(db_url: &str, nats_url: &str) -> Child {
+/// A router process, killed when dropped (also when a test fails half-way).
+struct RouterProcess(Child);
+
+impl RouterProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn router_process(db_url: &str, nats_url: &str) -> RouterProcess {
+    RouterProcess(spawn_router(db_url, nats_url))
+}
+
+fn spawn_router(db_url: &str, nats_url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ifox"))
         .args(["serve", "--roles", "router"])
         .env("IFOX__DATABASE__URL", db_url)
@@ -80,8 +100,7 @@ async fn killing_the_router_mid_batch_dispatches_every_event_exactly_once(kind: 
         || async { (run_count(&admin).await >= 300).then_some(()) },
     )
     .await;
-    router.kill().expect("SIGKILL");
-    router.wait().unwrap();
+    router.kill();
     let at_kill = run_count(&admin).await;
     assert!(
         at_kill < N as i64,
@@ -101,8 +120,7 @@ async fn killing_the_router_mid_batch_dispatches_every_event_exactly_once(kind: 
     )
     .await;
     drained(&js, Duration::from_secs(60)).await;
-    router.kill().unwrap();
-    router.wait().unwrap();
+    router.kill();
     assert_eq!(run_count(&admin).await, N as i64, "one run per event");
     assert_eq!(
         stream_count(&js, "AGENT_RUNS").await,
