@@ -165,13 +165,10 @@ impl Tenancy {
         }
         drop(tx);
         let found = async {
-            let mut conn = self
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(StoreError::from)?;
-            claims::first_conflict(&mut conn, scope.org(), node, wanted).await
+            let mut conn = self.conn().await?;
+            Ok::<_, TenancyError>(
+                claims::first_conflict(&mut conn, scope.org(), node, wanted).await?,
+            )
         };
         match found.await {
             Ok(Some((identifier, team))) => TenancyError::ClaimConflict { identifier, team },
@@ -225,12 +222,7 @@ impl Tenancy {
         scope: &OrgScope,
         node: &NodeId,
     ) -> Result<Vec<history::HistoryRow>, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         if nodes::get(&mut conn, scope.org(), node).await?.is_none() {
             return Err(TenancyError::not_found(format!("node {node}")));
         }
@@ -268,12 +260,7 @@ impl Tenancy {
         scope: &OrgScope,
         node: &NodeId,
     ) -> Result<Effective, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         let chain = nodes::chain(&mut conn, scope.org(), node).await?;
         let links: Vec<_> = chain
             .iter()
@@ -287,12 +274,7 @@ impl Tenancy {
         &self,
         scope: &OrgScope,
     ) -> Result<Vec<crate::domain::routing::Claim>, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         Ok(claims::list_org(&mut conn, scope.org()).await?)
     }
 }

@@ -100,6 +100,16 @@ impl Tenancy {
         })
     }
 
+    /// A pooled connection for a read (writes take [`Store::begin`]).
+    pub(crate) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, TenancyError> {
+        Ok(self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -87,12 +87,7 @@ impl Tenancy {
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<nodes::NodeRow>, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         Ok(nodes::list_orgs(&mut conn).await?)
     }
 
@@ -164,24 +159,14 @@ impl Tenancy {
         scope: &OrgScope,
         node: &NodeId,
     ) -> Result<nodes::NodeRow, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         nodes::get(&mut conn, scope.org(), node)
             .await?
             .ok_or_else(|| TenancyError::not_found(format!("node {node}")))
     }
 
     pub async fn list_nodes(&self, scope: &OrgScope) -> Result<Vec<nodes::NodeRow>, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         Ok(nodes::list_org(&mut conn, scope.org()).await?)
     }
 

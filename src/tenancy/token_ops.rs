@@ -124,12 +124,7 @@ impl Tenancy {
         {
             return Err(TenancyError::not_found(format!("team {team}")));
         }
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         Ok(tokens::list(&mut conn, scope.org(), team)
             .await?
             .iter()
@@ -174,12 +169,7 @@ impl Tenancy {
             return Ok(Principal::GlobalAdmin);
         }
         let shape = token::parse_shape(presented).map_err(|_| unauthorized("malformed_token"))?;
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         let row = tokens::by_hash(&mut conn, &token::hash(presented))
             .await?
             .ok_or(unauthorized("invalid_token"))?;
@@ -218,12 +208,7 @@ impl Tenancy {
         scope: &OrgScope,
         limit: i64,
     ) -> Result<Vec<audit::AuditEntry>, TenancyError> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
+        let mut conn = self.conn().await?;
         Ok(audit::list_org(&mut conn, scope.org(), limit.clamp(1, 1000)).await?)
     }
 }
