@@ -104,8 +104,13 @@ impl Store {
 
     /// A second, independent pool on the same database, for a task that runs on its own runtime and
     /// retries failed batches itself (so no ping per acquire).
+    /// An in-memory SQLite database exists once per connection pool, so it is shared, not reopened.
     pub async fn reconnect(&self, max_connections: u32) -> Result<Store, StoreError> {
-        Store::connect_with(self.url.expose(), max_connections, false).await
+        let url = self.url.expose();
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Ok(self.clone());
+        }
+        Store::connect_with(url, max_connections, false).await
     }
 
     pub fn backend(&self) -> Backend {
