@@ -249,16 +249,7 @@ async fn an_event_that_exhausts_its_deliveries_is_dead_lettered_from_the_advisor
             async move { outage(DbKind::Postgres, &db_url, Duration::from_secs(20)).await },
         );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seq = publish_event(
-        &js,
-        "github",
-        "issues",
-        Some("doomed"),
-        &[("github_repos", "acme/svc-1")],
-        &[],
-        b"{}",
-    )
-    .await;
+    let seq = github_event(&js, "doomed", "acme/svc-1", &[]).await;
     let dl = last_on(
         &js,
         "DEADLETTER",

@@ -42,6 +42,25 @@ pub async fn publish_event(
     ack.sequence
 }
 
+/// A GitHub `issues` event with body `{}` naming `repo` in its route header.
+pub async fn github_event(
+    js: &jetstream::Context,
+    ce_id: &str,
+    repo: &str,
+    extra: &[(&str, &str)],
+) -> u64 {
+    publish_event(
+        js,
+        "github",
+        "issues",
+        Some(ce_id),
+        &[("github_repos", repo)],
+        extra,
+        b"{}",
+    )
+    .await
+}
+
 /// The last message stored on `subject` in `stream`, waiting up to `deadline` for it.
 pub async fn last_on(
     js: &jetstream::Context,

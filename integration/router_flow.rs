@@ -125,16 +125,7 @@ async fn unroutable_ambiguous_and_invalid_events_are_dead_lettered_with_their_re
         body,
     )
     .await;
-    let ambiguous = publish_event(
-        &stack.js,
-        "github",
-        "issues",
-        Some("ev-amb"),
-        &[("github_repos", "Acme/Checkout")],
-        &[],
-        b"{}",
-    )
-    .await;
+    let ambiguous = github_event(&stack.js, "ev-amb", "Acme/Checkout", &[]).await;
     let invalid = publish_event(
         &stack.js,
         "github",
@@ -174,14 +165,11 @@ async fn unroutable_ambiguous_and_invalid_events_are_dead_lettered_with_their_re
     }
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 0);
     // with "acme" named, the ambiguous identifier routes
-    publish_event(
+    github_event(
         &stack.js,
-        "github",
-        "issues",
-        Some("ev-hint"),
-        &[("github_repos", "acme/checkout")],
+        "ev-hint",
+        "acme/checkout",
         &[("ifox-org", "acme")],
-        b"{}",
     )
     .await;
     last_on(
@@ -199,16 +187,7 @@ async fn unroutable_ambiguous_and_invalid_events_are_dead_lettered_with_their_re
 async fn an_admin_config_change_sends_the_very_next_event_to_the_dedicated_subject() {
     let stack = Stack::start().await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
-    publish_event(
-        &stack.js,
-        "github",
-        "issues",
-        Some("before"),
-        &[("github_repos", "acme/checkout")],
-        &[],
-        b"{}",
-    )
-    .await;
+    github_event(&stack.js, "before", "acme/checkout", &[]).await;
     let first = last_on(
         &stack.js,
         "AGENT_RUNS",
@@ -228,16 +207,7 @@ async fn an_admin_config_change_sends_the_very_next_event_to_the_dedicated_subje
         )
         .await;
     assert_eq!(a.status, 200);
-    publish_event(
-        &stack.js,
-        "github",
-        "issues",
-        Some("after"),
-        &[("github_repos", "acme/checkout")],
-        &[],
-        b"{}",
-    )
-    .await;
+    github_event(&stack.js, "after", "acme/checkout", &[]).await;
     let next = last_on(
         &stack.js,
         "AGENT_RUNS",
@@ -261,16 +231,7 @@ async fn an_admin_config_change_sends_the_very_next_event_to_the_dedicated_subje
             json!({"agent_service_url": null}),
         )
         .await;
-    publish_event(
-        &stack.js,
-        "github",
-        "issues",
-        Some("back"),
-        &[("github_repos", "acme/checkout")],
-        &[],
-        b"{}",
-    )
-    .await;
+    github_event(&stack.js, "back", "acme/checkout", &[]).await;
     eventually("the next run on the shared subject", WAIT, || async {
         let msg = last_on(
             &stack.js,

@@ -40,24 +40,11 @@ async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
     .unwrap()
 }
 
-async fn settled(stack: &Stack) {
-    drained(&stack.js, WAIT).await;
-}
-
 #[tokio::test]
 async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one() {
     let stack = Stack::start().await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
-    publish_event(
-        &stack.js,
-        "github",
-        "issues",
-        Some("orig-1"),
-        &[("github_repos", "acme/checkout")],
-        &[],
-        b"{}",
-    )
-    .await;
+    github_event(&stack.js, "orig-1", "acme/checkout", &[]).await;
     let first = json_of(
         &last_on(
             &stack.js,
@@ -67,12 +54,12 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
         )
         .await,
     );
-    settled(&stack).await;
+    drained(&stack.js, WAIT).await;
     let bus = bus(&stack).await;
 
     let summary = replay_events(&bus, "ifox.events.github.>", false).await;
     assert_eq!(summary.republished, 1);
-    settled(&stack).await;
+    drained(&stack.js, WAIT).await;
     assert_eq!(
         run_count(&stack.app).await,
         1,
@@ -82,14 +69,14 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
 
     // replaying the replay (2 events now) is still the same single run
     replay_events(&bus, "ifox.events.github.>", false).await;
-    settled(&stack).await;
+    drained(&stack.js, WAIT).await;
     assert_eq!(run_count(&stack.app).await, 1);
 
     let summary = Summary {
         ..replay_events(&bus, "ifox.events.github.issues", true).await
     };
     assert!(summary.republished >= 1);
-    settled(&stack).await;
+    drained(&stack.js, WAIT).await;
     let forced = json_of(
         &last_on(
             &stack.js,
@@ -128,7 +115,7 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
         WAIT,
     )
     .await;
-    settled(&stack).await;
+    drained(&stack.js, WAIT).await;
 
     stack
         .app
@@ -167,7 +154,7 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
         .await
         .unwrap();
         assert_eq!(s.republished, 1);
-        settled(&stack).await;
+        drained(&stack.js, WAIT).await;
     }
     let run = json_of(
         &last_on(

@@ -1,6 +1,7 @@
 //! Database access with sqlx's `Any` driver: one code path for SQLite and PostgreSQL, the backend
 //! chosen by the URL. SQL here is the common dialect of both (`$n` placeholders in order, `ON CONFLICT`,
 //! recursive CTEs); migrations live per backend in `migrations/<backend>/` and are embedded.
+//! Statements built at run time with many parameters take their placeholders from [`marks`].
 //!
 //! Each submodule owns one aggregate and exposes plain functions over a connection, so the caller
 //! decides the transaction. Nothing here decides policy (that is `tenancy`).

@@ -1,7 +1,7 @@
 //! The `runs` table: agent runs the router dispatched. `run_id` is the primary key and derives from
 //! the event id, so recording a run is idempotent.
 
-use super::{Conn, StoreError, json_col, marks};
+use super::{Conn, StoreError, marks};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -21,35 +21,6 @@ pub struct RunRow {
     pub document: Value,
     pub dispatched_at: Option<i64>,
     pub created_at: i64,
-}
-
-pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, config_version, \
-         status, replay_of, document, dispatched_at, created_at FROM runs WHERE run_id = $1",
-    )
-    .bind(run_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(RunRow {
-            run_id: r.try_get("run_id")?,
-            event_id: r.try_get("event_id")?,
-            org_id: r.try_get("org_id")?,
-            team_id: r.try_get("team_id")?,
-            source: r.try_get("source")?,
-            event_type: r.try_get("event_type")?,
-            deployment_mode: r.try_get("deployment_mode")?,
-            subject: r.try_get("subject")?,
-            config_version: r.try_get("config_version")?,
-            status: r.try_get("status")?,
-            replay_of: r.try_get("replay_of")?,
-            document: json_col(&r.try_get::<String, _>("document")?)?,
-            dispatched_at: r.try_get("dispatched_at")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .transpose()
 }
 
 const COLUMNS: usize = 15;
@@ -129,15 +100,4 @@ pub async fn mark_dispatched(conn: &mut Conn, ids: &[String], now: i64) -> Resul
         q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// Runs per team of an org, for reports (cost split, noisy neighbours).
-pub async fn count_by_team(conn: &mut Conn, org: &str) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query("SELECT team_id, COUNT(*) AS n FROM runs WHERE org_id = $1 GROUP BY team_id ORDER BY team_id")
-        .bind(org)
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("team_id")?, r.try_get("n")?)))
-        .collect()
 }
