@@ -22,6 +22,10 @@ use ifox::tenancy::Tenancy;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+// The allocator of the `ifox` binary (src/main.rs), so the router runs here as it does in production.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: usize = 50_000;
 const CONCURRENCY: usize = 256;
 
@@ -93,6 +97,12 @@ async fn main() {
             h.insert("ce-id", format!("bench-{i}").as_str());
             h.insert("ce-source", "github");
             h.insert("ce-type", "issues");
+            h.insert(
+                "ce-time",
+                humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                    .to_string()
+                    .as_str(),
+            );
             h.insert("Nats-Msg-Id", format!("github:bench-{i}").as_str());
             h.insert(
                 "ifox-route-github_repos",
@@ -121,6 +131,7 @@ async fn main() {
         })
         .await
         .unwrap();
+    let cpu = (common::own_cpu_seconds(), nats.cpu_seconds());
     let started = Instant::now();
     let messages = raw
         .stream()
@@ -146,13 +157,15 @@ async fn main() {
         .await;
     let raw_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
     println!(
-        "raw JetStream loop      {raw_rate:>9.0} msg/s  ({:.1?})",
-        started.elapsed()
+        "raw JetStream loop      {raw_rate:>9.0} msg/s  ({:.1?}; {})",
+        started.elapsed(),
+        cpu_per_event(cpu, &nats)
     );
 
     // 2. the router
     let shutdown = CancellationToken::new();
     let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone());
+    let cpu = (common::own_cpu_seconds(), nats.cpu_seconds());
     let started = Instant::now();
     let task = tokio::spawn(ifox::router::consumer::run(
         worker,
@@ -172,6 +185,7 @@ async fn main() {
         }
     }
     let router_elapsed = started.elapsed();
+    let router_cpu = cpu_per_event(cpu, &nats);
     shutdown.cancel();
     task.await.unwrap();
     let router_rate = EVENTS as f64 / router_elapsed.as_secs_f64();
@@ -180,7 +194,7 @@ async fn main() {
         .await
         .unwrap();
     println!(
-        "router end to end       {router_rate:>9.0} msg/s  ({router_elapsed:.1?}; {runs} runs recorded)"
+        "router end to end       {router_rate:>9.0} msg/s  ({router_elapsed:.1?}; {router_cpu}; {runs} runs recorded)"
     );
     println!(
         "ratio router/raw        {:>9.2}   (goal >= 0.5)",
@@ -191,4 +205,14 @@ async fn main() {
         common::peak_rss_mib()
     );
     let _ = AckKind::Ack;
+}
+
+/// CPU time per event since `(own, nats)` CPU seconds were read: this process and nats-server.
+fn cpu_per_event(since: (f64, f64), nats: &common::Nats) -> String {
+    let per = |s: f64| s / EVENTS as f64 * 1e6;
+    format!(
+        "CPU per event: bench {:.0} µs, nats-server {:.0} µs",
+        per(common::own_cpu_seconds() - since.0),
+        per(nats.cpu_seconds() - since.1)
+    )
 }

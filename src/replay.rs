@@ -3,8 +3,9 @@
 //!
 //! Each replayed message gets a new `ce-id`, `Ifox-Replay-Of: <the original ce-id>` (the root
 //! original when replaying a replay) and `Nats-Msg-Id: replay:<new ce-id>`; dead-letter headers are
-//! dropped and the message goes back to its original subject (`Ifox-DL-Subject`). The router derives
-//! the run id from `Ifox-Replay-Of`, so replaying an already-dispatched event makes no second run;
+//! dropped and the message goes back to its original subject (`Ifox-DL-Subject`); every other header,
+//! `ce-time` included, is kept. The router derives the run id from `Ifox-Replay-Of` and `ce-time`, so
+//! replaying an already-dispatched event makes no second run;
 //! `--force` adds `Ifox-Replay-Force: true`, and the router then makes a new run that records which
 //! run it replays.
 //!
@@ -219,6 +220,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("ce-id", "ev1");
         h.insert("ce-source", "github");
+        h.insert("ce-time", "2026-11-28T12:00:00.000Z");
         h.insert("Nats-Msg-Id", "dl:router:EVENTS:7");
         h.insert(deadletter::SUBJECT, "ifox.events.github.issues");
         h.insert(deadletter::REASON, "no_route");
@@ -231,6 +233,11 @@ mod tests {
         assert_ne!(out.get("ce-id").unwrap().as_str(), "ev1");
         assert!(out.get(deadletter::REASON).is_none() && out.get(REPLAY_FORCE).is_none());
         assert_eq!(out.get("ce-source").unwrap().as_str(), "github");
+        assert_eq!(
+            out.get("ce-time").unwrap().as_str(),
+            "2026-11-28T12:00:00.000Z",
+            "the run id derives from ce-time"
+        );
         // replaying the replay still names the first original
         let (_, again, root) = replayed("ifox.events.github.issues", Some(&out), true).unwrap();
         assert_eq!(root, "ev1");

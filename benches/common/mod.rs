@@ -161,6 +161,53 @@ pub struct Nats {
     _dir: tempfile::TempDir,
 }
 
+impl Nats {
+    /// CPU seconds (user + system) the nats-server has used so far, its wrapper processes included.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of_tree(self.child.id())
+    }
+}
+
+/// CPU seconds (user + system) used so far by this process, all threads.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of_tree(std::process::id())
+}
+
+/// `(pid, parent, utime + stime in clock ticks)` from `/proc/<pid>/stat`.
+fn proc_stat(pid: &str) -> Option<(u32, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((pid.parse().ok()?, f.get(1)?.parse().ok()?, utime + stime))
+}
+
+/// CPU seconds of `root` and every process below it (clock ticks of 10 ms).
+fn cpu_seconds_of_tree(root: u32) -> f64 {
+    let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| proc_stat(e.ok()?.file_name().to_str()?))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![root];
+    let mut ticks = 0;
+    let mut i = 0;
+    while i < tree.len() {
+        for &(pid, parent, t) in &all {
+            if pid == tree[i] {
+                ticks += t;
+            }
+            if parent == tree[i] && !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+        i += 1;
+    }
+    ticks as f64 / 100.0
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.kill();

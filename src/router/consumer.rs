@@ -53,17 +53,19 @@ pub async fn run(worker: Worker, bus: Bus, settings: RouterSettings, shutdown: C
     let mut delay = Duration::from_millis(250);
     while !shutdown.is_cancelled() {
         match consume(&worker, &bus, &settings, &shutdown).await {
-            Ok(()) => return,
+            Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "router consumer interrupted; resuming");
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
     }
+    // The dispatched marks of the last acked events are still on their way to the database.
+    worker.flush().await;
 }
 
 async fn consume(

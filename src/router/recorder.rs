@@ -1,7 +1,8 @@
 //! Batched run-record IO. Every in-flight event hands its run row to one task ("record this run",
-//! later "it was dispatched"); the task serves whatever is waiting (up to 512 requests) with one
-//! `SELECT … IN (…)` of those already recorded, one multi-row `INSERT … ON CONFLICT DO NOTHING` of the
-//! rest, and one `UPDATE … IN (…)`, in one transaction, and answers each caller after the commit.
+//! later "it was dispatched", which nobody waits for); the task serves whatever is waiting (up to 512
+//! requests) with one `SELECT … IN (…)` of those already recorded, one multi-row
+//! `INSERT … ON CONFLICT DO NOTHING` of the rest, and one `UPDATE … IN (…)` of the dispatched marks, in
+//! one transaction, and answers each record after the commit.
 //! On SQLite this turns 64 writers fighting for the one write lock (and a thread hop per statement)
 //! into three statements per batch; on PostgreSQL it saves a commit per event. Nobody is answered
 //! before their row is durable, so the caller's ack still follows its effect.
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Where a run stands after `record`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,10 @@ type Reply = oneshot::Sender<Result<RunState, String>>;
 
 enum Request {
     Record(Box<runs::RunRow>, Reply),
-    Dispatched(String, Reply),
+    /// Noted in the next transaction; nobody waits for it (see [`Recorder::dispatched`]).
+    Dispatched(String),
+    /// Answered once everything queued before it is committed (or failed).
+    Flush(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -39,8 +44,10 @@ pub struct Recorder {
 impl Recorder {
     /// Starts the writer on a thread and runtime of its own, with its own pool: its few sequential
     /// statements per batch must not queue behind hundreds of event tasks for a turn on the shared
-    /// runtime (that wait, not SQL, dominated a batch on 2 cores). It stops when the last `Recorder`
-    /// clone is dropped.
+    /// runtime (that wait, not SQL, dominated a batch on 2 cores). The pool holds one connection:
+    /// batches are sequential anyway, and on SQLite a connection drops its whole page cache whenever
+    /// another connection wrote, so two alternating connections re-read the indexes every batch.
+    /// It stops when the last `Recorder` clone is dropped.
     pub fn spawn(store: Store) -> Recorder {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let spawned = std::thread::Builder::new().name("ifox-run-recorder".into()).spawn(move || {
@@ -52,7 +59,7 @@ impl Recorder {
                 }
             };
             runtime.block_on(async move {
-                let own = match store.reconnect(2).await {
+                let own = match store.reconnect(1).await {
                     Ok(own) => own,
                     Err(e) => {
                         tracing::warn!(error = %e, "run recorder: no pool of its own yet; sharing the main one");
@@ -68,46 +75,72 @@ impl Recorder {
         Recorder { tx }
     }
 
-    async fn ask(&self, request: impl FnOnce(Reply) -> Request) -> Result<RunState, String> {
+    /// Records a run (`queued`) unless it exists; says where it stands. Answers after the commit.
+    pub async fn record(&self, row: runs::RunRow) -> Result<RunState, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(request(reply))
+            .send(Request::Record(Box::new(row), reply))
             .await
-            .map_err(|_| "the run recorder stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the run recorder stopped".to_owned())?
+            .map_err(|_| STOPPED.to_owned())?;
+        answer.await.map_err(|_| STOPPED.to_owned())?
     }
 
-    /// Records a run (`queued`) unless it exists; says where it stands.
-    pub async fn record(&self, row: runs::RunRow) -> Result<RunState, String> {
-        self.ask(|reply| Request::Record(Box::new(row), reply))
+    /// Notes the PubAck of a run's AGENT_RUNS message, in the next batch's transaction, without
+    /// waiting for it: the run is already recorded and published (the effects the ack stands for),
+    /// and a waited-for second round trip per event halved the router's throughput. Should the
+    /// process die before that commit, the run stays `Pending`: a later delivery of its event
+    /// publishes it again under the same `Nats-Msg-Id`, which AGENT_RUNS collapses within its
+    /// duplicate window (1 h).
+    pub async fn dispatched(&self, run_id: &str) {
+        if self
+            .tx
+            .send(Request::Dispatched(run_id.to_owned()))
             .await
+            .is_err()
+        {
+            tracing::warn!(
+                run_id,
+                "{STOPPED}: the run stays pending until its event is seen again"
+            );
+        }
     }
 
-    /// Notes the PubAck of a run's AGENT_RUNS message.
-    pub async fn dispatched(&self, run_id: &str) -> Result<(), String> {
-        self.ask(|reply| Request::Dispatched(run_id.to_owned(), reply))
-            .await
-            .map(|_| ())
+    /// Waits until everything handed over so far is committed (used on shutdown).
+    pub async fn flush(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(Request::Flush(reply)).await.is_ok() {
+            let _ = done.await;
+        }
     }
 }
+
+const STOPPED: &str = "the run recorder stopped";
 
 async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (mut rows, mut records, mut marks) = (Vec::new(), Vec::new(), Vec::new());
+        if batch.len() < MAX_BATCH / 4 {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (mut rows, mut records, mut marks, mut flushes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for req in batch.drain(..) {
             match req {
                 Request::Record(row, reply) => {
                     records.push((row.run_id.clone(), reply));
                     rows.push(*row);
                 }
-                Request::Dispatched(id, reply) => marks.push((id, reply)),
+                Request::Dispatched(id) => marks.push(id),
+                Request::Flush(reply) => flushes.push(reply),
             }
         }
-        let marked: Vec<String> = marks.iter().map(|(id, _)| id.clone()).collect();
-        match write(&store, &rows, &marked).await {
+        match write(&store, rows, &marks).await {
             Ok(earlier) => {
                 for (id, reply) in records {
                     let state = match earlier.get(&id) {
@@ -117,16 +150,19 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
                     };
                     let _ = reply.send(Ok(state));
                 }
-                for (_, reply) in marks {
-                    let _ = reply.send(Ok(RunState::Dispatched));
-                }
             }
             Err(e) => {
                 let msg = e.to_string();
-                for (_, reply) in records.into_iter().chain(marks) {
+                if !marks.is_empty() {
+                    tracing::warn!(error = %msg, runs = marks.len(), "dispatched marks not stored; those runs stay pending");
+                }
+                for (_, reply) in records {
                     let _ = reply.send(Err(msg.clone()));
                 }
             }
+        }
+        for reply in flushes {
+            let _ = reply.send(());
         }
     }
 }
@@ -136,7 +172,7 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
 /// (same `Nats-Msg-Id`) and the insert keeps one row.
 async fn write(
     store: &Store,
-    rows: &[runs::RunRow],
+    mut rows: Vec<runs::RunRow>,
     marks: &[String],
 ) -> Result<HashMap<String, bool>, StoreError> {
     let mut tx = store.begin().await?;
@@ -146,13 +182,9 @@ async fn write(
     } else {
         runs::states(&mut tx, &ids).await?
     };
-    let fresh: Vec<runs::RunRow> = rows
-        .iter()
-        .filter(|r| !earlier.contains_key(&r.run_id))
-        .cloned()
-        .collect();
-    if !fresh.is_empty() {
-        runs::record_many(&mut tx, &fresh).await?;
+    rows.retain(|r| !earlier.contains_key(&r.run_id));
+    if !rows.is_empty() {
+        runs::record_many(&mut tx, &rows).await?;
     }
     if !marks.is_empty() {
         runs::mark_dispatched(&mut tx, marks, now_ms()).await?;

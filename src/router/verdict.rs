@@ -1,13 +1,14 @@
 //! What to do with one stored event, decided over the in-memory catalog (no IO): dispatch a run
 //! (to which subject, with which document), dead-letter it (a permanent reason), or wait (transient).
 //!
-//! Idempotency: the run id derives from the event id — or, for a replay (`Ifox-Replay-Of: <ce-id>`),
-//! from the replayed event's id — so redeliveries and replays name the same run. A forced replay
+//! Idempotency: the run id derives from the event id and `ce-time` — or, for a replay
+//! (`Ifox-Replay-Of: <ce-id>`, `ce-time` kept), from the replayed event's — so redeliveries and
+//! replays name the same run. A forced replay
 //! (`Ifox-Replay-Force: true`) names a new run that records the run it replays.
 
 use super::decision::decide;
 use super::inputs::inputs;
-use super::run::{AgentRun, SCHEMA, forced_run_id, run_id};
+use super::run::{AgentRun, SCHEMA, event_ms, forced_run_id, run_id};
 use crate::domain::routing::RouteOutcome;
 use crate::tenancy::Catalog;
 use async_nats::HeaderMap;
@@ -143,9 +144,10 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
     let forced = ev
         .header(REPLAY_FORCE)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let root = run_id(replay_of.unwrap_or(event_id));
+    let at = event_ms(ev.header("ce-time"));
+    let root = run_id(replay_of.unwrap_or(event_id), at);
     let (run_id, replay_of) = if forced && replay_of.is_some() {
-        (forced_run_id(&root, event_id), Some(root))
+        (forced_run_id(&root, event_id, at), Some(root))
     } else {
         (root, None)
     };

@@ -1,8 +1,9 @@
 //! The effects of one event's verdict, in an order that loses nothing and duplicates nothing:
 //! record the run (`queued`, an idempotent insert) → publish it to AGENT_RUNS with
-//! `Nats-Msg-Id = run id` and wait for the PubAck → note it dispatched → ack. A crash anywhere before
-//! the ack redelivers the event: the record is found; a run not yet noted dispatched is published
-//! again (collapsing on `Nats-Msg-Id`), a dispatched one is only acked. While the database is down
+//! `Nats-Msg-Id = run id` and wait for the PubAck → ack, and note the run dispatched in the recorder's
+//! next transaction (not waited for). A crash anywhere before the ack redelivers the event: the record
+//! is found; a run not (yet) noted dispatched is published again (collapsing on `Nats-Msg-Id`), a
+//! dispatched one is only acked. While the database is down
 //! nothing is dispatched: the event waits. Records are written in batches (see [`super::recorder`]).
 //!
 //! Permanent failures are copied to DEADLETTER (PubAck first) and then terminated; transient ones are
@@ -59,6 +60,11 @@ pub fn backoff(delivered: u64) -> Duration {
 }
 
 impl Worker {
+    /// Waits until every run record and dispatched mark handed over so far is committed.
+    pub async fn flush(&self) {
+        self.recorder.flush().await;
+    }
+
     pub fn new(tenancy: Tenancy, bus: Bus) -> Worker {
         let recorder = super::recorder::Recorder::spawn(tenancy.store().clone());
         Worker {
@@ -108,10 +114,19 @@ impl Worker {
         subject: &str,
         ev: &Event<'_>,
     ) -> Result<bool, Transient> {
-        let document = serde_json::to_value(run).map_err(|e| Transient::Other(e.to_string()))?;
-        let now = now_ms();
+        let document = serde_json::to_string(run).map_err(|e| Transient::Other(e.to_string()))?;
+        let payload = Bytes::from(document.clone());
+        let run_id = run.run_id.to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", run_id.as_str());
+        headers.insert("Content-Type", "application/json");
+        headers.insert("ce-id", run.event_id.as_str());
+        headers.insert("Ifox-Run-Id", run_id.as_str());
+        if let Some(tp) = ev.header("traceparent") {
+            headers.insert("traceparent", tp);
+        }
         let row = runs::RunRow {
-            run_id: run.run_id.to_string(),
+            run_id,
             event_id: run.event_id.clone(),
             org_id: run.org_id.to_string(),
             team_id: run.team_id.to_string(),
@@ -124,35 +139,17 @@ impl Worker {
             replay_of: run.replay_of.map(|r| r.to_string()),
             document,
             dispatched_at: None,
-            created_at: now,
+            created_at: now_ms(),
         };
-        match self
-            .recorder
-            .record(row.clone())
-            .await
-            .map_err(Transient::Other)?
-        {
+        let run_id = row.run_id.clone();
+        match self.recorder.record(row).await.map_err(Transient::Other)? {
             RunState::Dispatched => return Ok(true),
             RunState::New | RunState::Pending => {}
         }
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", row.run_id.as_str());
-        headers.insert("Content-Type", "application/json");
-        headers.insert("ce-id", row.event_id.as_str());
-        headers.insert("Ifox-Run-Id", row.run_id.as_str());
-        if let Some(tp) = ev.header("traceparent") {
-            headers.insert("traceparent", tp);
-        }
-        let payload = Bytes::from(
-            serde_json::to_vec(&row.document).map_err(|e| Transient::Other(e.to_string()))?,
-        );
         self.bus
             .publish(subject.to_owned(), headers, payload)
             .await?;
-        self.recorder
-            .dispatched(&row.run_id)
-            .await
-            .map_err(Transient::Other)?;
+        self.recorder.dispatched(&run_id).await;
         Ok(false)
     }
 
