@@ -114,8 +114,8 @@ impl Worker {
         subject: &str,
         ev: &Event<'_>,
     ) -> Result<bool, Transient> {
-        let document = serde_json::to_string(run).map_err(|e| Transient::Other(e.to_string()))?;
-        let payload = Bytes::from(document.clone());
+        let payload =
+            Bytes::from(serde_json::to_vec(run).map_err(|e| Transient::Other(e.to_string()))?);
         let run_id = run.run_id.to_string();
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", run_id.as_str());
@@ -137,7 +137,7 @@ impl Worker {
             config_version: run.config_version.clone(),
             status: "queued".to_owned(),
             replay_of: run.replay_of.map(|r| r.to_string()),
-            document,
+            matched: format!("{}={}", run.matched.kind.key(), run.matched.value),
             dispatched_at: None,
             created_at: now_ms(),
         };

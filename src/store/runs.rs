@@ -19,8 +19,8 @@ pub struct RunRow {
     pub config_version: String,
     pub status: String,
     pub replay_of: Option<String>,
-    /// The run document as published (JSON text), stored as is.
-    pub document: String,
+    /// The routing claim that chose the team, `<kind>=<value>`.
+    pub matched: String,
     pub dispatched_at: Option<i64>,
     pub created_at: i64,
 }
@@ -67,7 +67,7 @@ fn statement_text(conn: &Conn, kind: Kind, n: usize) -> String {
                 .collect();
             format!(
                 "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, \
-                 subject, config_version, status, replay_of, document, dispatched_at, created_at, updated_at) \
+                 subject, config_version, status, replay_of, matched, dispatched_at, created_at, updated_at) \
                  VALUES {} ON CONFLICT (run_id) DO NOTHING",
                 values.join(", ")
             )
@@ -236,7 +236,7 @@ fn bind_row<'q>(q: AnyQuery<'q>, r: &RunRow) -> AnyQuery<'q> {
         .bind(r.config_version.clone())
         .bind(r.status.clone())
         .bind(r.replay_of.clone())
-        .bind(r.document.clone())
+        .bind(r.matched.clone())
         .bind(r.dispatched_at)
         .bind(r.created_at)
         .bind(r.created_at)
