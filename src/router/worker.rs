@@ -117,11 +117,12 @@ impl Worker {
         let payload =
             Bytes::from(serde_json::to_vec(run).map_err(|e| Transient::Other(e.to_string()))?);
         let run_id = run.run_id.to_string();
+        // Only what a consumer needs beside the body (which holds the run id, the event id and the
+        // rest): every header costs nats-server a scan per publish — two more cut the router's
+        // throughput by a tenth in `just bench-router`.
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", run_id.as_str());
-        headers.insert("Content-Type", "application/json");
         headers.insert("ce-id", run.event_id.as_str());
-        headers.insert("Ifox-Run-Id", run_id.as_str());
         if let Some(tp) = ev.header("traceparent") {
             headers.insert("traceparent", tp);
         }
