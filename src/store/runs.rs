@@ -45,18 +45,34 @@ enum Kind {
     Dispatched,
 }
 
-/// The text of statement `kind` for `n` (a power of two) list elements, built once per shape.
-fn statement(conn: &Conn, kind: Kind, n: usize) -> Arc<str> {
-    static BUILT: OnceLock<Mutex<HashMap<(Kind, bool, usize), Arc<str>>>> = OnceLock::new();
-    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+/// A statement's shape: what `statement_text`/`batch_text` build from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Shape {
+    /// One statement, on SQLite or not, for `n` list elements.
+    One(Kind, bool, usize),
+    /// The SQLite batch: with rows, with dispatched marks, for `k` elements each.
+    Batch(bool, bool, usize),
+}
+
+/// The text of a statement shape, built once per process.
+fn cached(shape: Shape, build: impl FnOnce() -> String) -> Arc<str> {
+    static BUILT: OnceLock<Mutex<HashMap<Shape, Arc<str>>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     built
-        .entry((kind, sqlite, n))
-        .or_insert_with(|| Arc::from(statement_text(conn, kind, n)))
+        .entry(shape)
+        .or_insert_with(|| Arc::from(build()))
         .clone()
+}
+
+/// The text of statement `kind` for `n` (a power of two) list elements.
+fn statement(conn: &Conn, kind: Kind, n: usize) -> Arc<str> {
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    cached(Shape::One(kind, sqlite, n), || {
+        statement_text(conn, kind, n)
+    })
 }
 
 fn statement_text(conn: &Conn, kind: Kind, n: usize) -> String {
@@ -195,31 +211,23 @@ pub async fn record_batch_sqlite(
     }
 }
 
-/// The text of [`record_batch_sqlite`]'s statement, built once per shape.
+/// The text of [`record_batch_sqlite`]'s statement.
 fn batch_statement(conn: &Conn, rows: bool, dispatched: bool, k: usize) -> Arc<str> {
-    static BUILT: OnceLock<Mutex<HashMap<(bool, bool, usize), Arc<str>>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    built
-        .entry((rows, dispatched, k))
-        .or_insert_with(|| {
-            let mut sql = String::from("BEGIN IMMEDIATE; ");
-            if rows {
-                sql += &statement_text(conn, Kind::States, k);
-                sql += "; ";
-                sql += &statement_text(conn, Kind::Insert, k);
-                sql += "; ";
-            }
-            if dispatched {
-                sql += &statement_text(conn, Kind::Dispatched, k);
-                sql += "; ";
-            }
-            sql += "COMMIT";
-            Arc::from(sql)
-        })
-        .clone()
+    cached(Shape::Batch(rows, dispatched, k), || {
+        let mut sql = String::from("BEGIN IMMEDIATE; ");
+        if rows {
+            sql += &statement_text(conn, Kind::States, k);
+            sql += "; ";
+            sql += &statement_text(conn, Kind::Insert, k);
+            sql += "; ";
+        }
+        if dispatched {
+            sql += &statement_text(conn, Kind::Dispatched, k);
+            sql += "; ";
+        }
+        sql += "COMMIT";
+        sql
+    })
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
