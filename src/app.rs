@@ -161,6 +161,15 @@ impl App {
             shutdown.clone(),
         ));
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
+        // Once before any consumer starts, so none of them begins by failing on a missing stream.
+        if let Some((bus, specs)) = &bus
+            && bus.is_connected()
+            && let Ok(outcomes) = crate::bus::streams::apply(bus.jetstream(), specs).await
+        {
+            for o in outcomes.iter().filter(|o| o.changed()) {
+                tracing::info!(stream = %o.name(), outcome = %o, "stream applied");
+            }
+        }
         let mut tasks = Vec::new();
         if let Some(worker) = provisioner {
             tasks.push(tokio::spawn(worker.run(nudges.clone(), shutdown.clone())));
