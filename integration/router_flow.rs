@@ -261,13 +261,18 @@ async fn a_write_through_one_replica_reaches_another_replicas_catalog_within_a_s
         ifox::domain::NodeId::parse("checkout").unwrap(),
     );
     eventually("the second replica to connect", WAIT, || async {
-        // a no-op write until the replica has subscribed: notices are not stored
+        // a fresh write (so a fresh notice) until the replica has subscribed: notices are not stored
+        let probe = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            .to_string();
         stack
             .app
             .put(
                 "/api/v1/admin/orgs/acme/nodes/checkout/config",
                 ADMIN_TOKEN,
-                json!({"probe": other.base.len()}),
+                json!({ "probe": probe }),
             )
             .await;
         other
