@@ -1,6 +1,6 @@
 //! The router's durable pull consumer on EVENTS (`streams/consumers/EVENTS.router.json`, the same
 //! file `nats consumer add EVENTS --config` takes). Several replicas share it; each processes up to
-//! `concurrency` events at once. On shutdown it stops pulling and finishes (and acks) what it holds;
+//! `concurrency` events at once, in chunks of what has arrived (an eighth of it at most). On shutdown it stops pulling and finishes (and acks) what it holds;
 //! anything pulled but not started is redelivered after `ack_wait`, never lost.
 //!
 //! Also here: the MAX_DELIVERIES advisory listener (an event that exhausted its deliveries is copied
@@ -84,51 +84,75 @@ async fn consume(
         .await
         .map_err(js_err)?;
     tracing::info!(concurrency, "router consuming EVENTS");
+    // Events are worked on in chunks of what has arrived (up to an eighth of the concurrency), so
+    // the runs of a chunk go to the run writer in one request; eight chunks are in flight.
+    let chunk = (concurrency / 8).clamp(1, 64);
     messages
         .take_until(shutdown.clone().cancelled_owned())
-        .map(|m| m.map_err(js_err))
-        .try_for_each_concurrent(concurrency.max(1), |msg| async move {
-            handle(worker, msg).await;
-            Ok(())
+        .ready_chunks(chunk)
+        .map(Ok::<_, ConsumerError>)
+        .try_for_each_concurrent(concurrency.div_ceil(chunk), |received| async move {
+            let mut msgs = Vec::with_capacity(received.len());
+            let mut failed = None;
+            for m in received {
+                match m {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => failed = Some(js_err(e)),
+                }
+            }
+            handle(worker, msgs).await;
+            failed.map_or(Ok(()), Err)
         })
         .await
 }
 
-async fn handle(worker: &Worker, msg: async_nats::jetstream::Message) {
-    let (stream, stream_seq, delivered) = match msg.info() {
-        Ok(info) => (
-            info.stream.to_owned(),
-            info.stream_sequence,
-            info.delivered.max(1) as u64,
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "a delivery without JetStream info; leaving it to redelivery");
-            return;
+async fn handle(worker: &Worker, msgs: Vec<async_nats::jetstream::Message>) {
+    let mut held = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        match msg.info() {
+            Ok(info) => {
+                let at = (
+                    info.stream.to_owned(),
+                    info.stream_sequence,
+                    info.delivered.max(1) as u64,
+                );
+                held.push((msg, at));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery without JetStream info; leaving it to redelivery")
+            }
         }
-    };
-    let ev = Event {
-        subject: msg.subject.as_str(),
-        headers: msg.headers.as_ref(),
-        payload: &msg.payload,
-    };
-    let disposition = worker
-        .process(
-            &ev,
-            Delivery {
-                stream: &stream,
-                stream_seq,
-                delivered,
-            },
-        )
-        .await;
-    let acked = match disposition {
-        Disposition::Ack => msg.double_ack().await,
-        Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
-        Disposition::Term => msg.ack_with(AckKind::Term).await,
-    };
-    if let Err(e) = acked {
-        tracing::warn!(error = %e, stream_seq, "ack not confirmed; the event will be redelivered and deduplicated");
     }
+    let items: Vec<(Event<'_>, Delivery<'_>)> = held
+        .iter()
+        .map(|(msg, (stream, stream_seq, delivered))| {
+            let ev = Event {
+                subject: msg.subject.as_str(),
+                headers: msg.headers.as_ref(),
+                payload: &msg.payload,
+            };
+            let delivery = Delivery {
+                stream,
+                stream_seq: *stream_seq,
+                delivered: *delivered,
+            };
+            (ev, delivery)
+        })
+        .collect();
+    let dispositions = worker.process(&items).await;
+    futures::future::join_all(held.iter().zip(dispositions).map(
+        |((msg, (_, stream_seq, _)), disposition)| async move {
+            let acked = match disposition {
+                Disposition::Ack => msg.double_ack().await,
+                Disposition::Nak(delay) => msg.ack_with(AckKind::Nak(Some(delay))).await,
+                Disposition::Term => msg.ack_with(AckKind::Term).await,
+            };
+            if let Err(e) = acked {
+                tracing::warn!(error = %e, stream_seq, "ack not confirmed; the event will be redelivered and deduplicated");
+            }
+        },
+    ))
+    .await;
 }
 
 /// The server's MAX_DELIVERIES advisory for the router consumer.

@@ -1,12 +1,12 @@
-//! Batched run-record IO. Every in-flight event hands its run row to one task ("record this run",
-//! later "it was dispatched", which nobody waits for); the task serves whatever is waiting (up to 512
-//! requests) with one `SELECT … IN (…)` of those already recorded, one multi-row
+//! Batched run-record IO. Every chunk of in-flight events hands its run rows to one task ("record
+//! these runs", later "they were dispatched", which nobody waits for); the task serves whatever is
+//! waiting with one `SELECT … IN (…)` of those already recorded, one multi-row
 //! `INSERT … ON CONFLICT DO NOTHING` of the rest, and one `UPDATE … IN (…)` of the dispatched marks, in
-//! one transaction, and answers each record after the commit.
-//! On SQLite the whole batch is one multi-statement call (`BEGIN IMMEDIATE; …; COMMIT`), one hand-off
-//! to the connection's thread instead of 64 writers fighting for the one write lock with a hop per
-//! statement; on PostgreSQL it is a transaction of three statements, a commit per batch, not per event. Nobody is answered
-//! before their row is durable, so the caller's ack still follows its effect.
+//! one transaction (per 512 rows), and answers each request after the commit.
+//! On SQLite that is one multi-statement call (`BEGIN IMMEDIATE; …; COMMIT`), one hand-off to the
+//! connection's thread instead of writers fighting for the one write lock with a hop per statement;
+//! on PostgreSQL a transaction of three statements: a commit per batch, not per event. Nobody is
+//! answered before their rows are durable, so the caller's ack still follows its effect.
 
 use crate::domain::now_ms;
 use crate::store::{Backend, Store, StoreError, runs};
@@ -26,12 +26,12 @@ pub enum RunState {
     Dispatched,
 }
 
-type Reply = oneshot::Sender<Result<RunState, String>>;
+type Reply = oneshot::Sender<Result<Vec<RunState>, String>>;
 
 enum Request {
-    Record(Box<runs::RunRow>, Reply),
+    Record(Vec<runs::RunRow>, Reply),
     /// Noted in the next transaction; nobody waits for it (see [`Recorder::dispatched`]).
-    Dispatched(String),
+    Dispatched(Vec<String>),
     /// Answered once everything queued before it is committed (or failed).
     Flush(oneshot::Sender<()>),
 }
@@ -75,11 +75,12 @@ impl Recorder {
         Recorder { tx }
     }
 
-    /// Records a run (`queued`) unless it exists; says where it stands. Answers after the commit.
-    pub async fn record(&self, row: runs::RunRow) -> Result<RunState, String> {
+    /// Records runs (`queued`) unless they exist; says where each stands, in order. Answers after
+    /// the commit.
+    pub async fn record(&self, rows: Vec<runs::RunRow>) -> Result<Vec<RunState>, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request::Record(Box::new(row), reply))
+            .send(Request::Record(rows, reply))
             .await
             .map_err(|_| STOPPED.to_owned())?;
         answer.await.map_err(|_| STOPPED.to_owned())?
@@ -91,16 +92,15 @@ impl Recorder {
     /// process die before that commit, the run stays `Pending`: a later delivery of its event
     /// publishes it again under the same `Nats-Msg-Id`, which AGENT_RUNS collapses within its
     /// duplicate window (1 h).
-    pub async fn dispatched(&self, run_id: &str) {
-        if self
-            .tx
-            .send(Request::Dispatched(run_id.to_owned()))
-            .await
-            .is_err()
-        {
+    pub async fn dispatched(&self, run_ids: Vec<String>) {
+        if run_ids.is_empty() {
+            return;
+        }
+        let runs = run_ids.len();
+        if self.tx.send(Request::Dispatched(run_ids)).await.is_err() {
             tracing::warn!(
-                run_id,
-                "{STOPPED}: the run stays pending until its event is seen again"
+                runs,
+                "{STOPPED}: these runs stay pending until their events are seen again"
             );
         }
     }
@@ -123,23 +123,27 @@ async fn serve(store: Store, mut rx: mpsc::Receiver<Request>) {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for req in batch.drain(..) {
             match req {
-                Request::Record(row, reply) => {
-                    records.push((row.run_id.clone(), reply));
-                    rows.push(*row);
+                Request::Record(mut more, reply) => {
+                    let ids: Vec<String> = more.iter().map(|r| r.run_id.clone()).collect();
+                    records.push((ids, reply));
+                    rows.append(&mut more);
                 }
-                Request::Dispatched(id) => marks.push(id),
+                Request::Dispatched(mut ids) => marks.append(&mut ids),
                 Request::Flush(reply) => flushes.push(reply),
             }
         }
         match write(&store, rows, &marks).await {
             Ok(earlier) => {
-                for (id, reply) in records {
-                    let state = match earlier.get(&id) {
-                        None => RunState::New,
-                        Some(true) => RunState::Dispatched,
-                        Some(false) => RunState::Pending,
-                    };
-                    let _ = reply.send(Ok(state));
+                for (ids, reply) in records {
+                    let states = ids
+                        .iter()
+                        .map(|id| match earlier.get(id) {
+                            None => RunState::New,
+                            Some(true) => RunState::Dispatched,
+                            Some(false) => RunState::Pending,
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(states));
                 }
             }
             Err(e) => {
@@ -168,7 +172,16 @@ async fn write(
 ) -> Result<HashMap<String, bool>, StoreError> {
     if store.backend() == Backend::Sqlite {
         let mut conn = store.pool().acquire().await?;
-        return runs::record_batch_sqlite(&mut conn, &rows, marks, now_ms()).await;
+        let mut earlier = HashMap::new();
+        let (mut rows, mut marks) = (rows.as_slice(), marks);
+        while !rows.is_empty() || !marks.is_empty() {
+            let (r, m) = (rows.len().min(runs::CHUNK), marks.len().min(runs::CHUNK));
+            earlier.extend(
+                runs::record_batch_sqlite(&mut conn, &rows[..r], &marks[..m], now_ms()).await?,
+            );
+            (rows, marks) = (&rows[r..], &marks[m..]);
+        }
+        return Ok(earlier);
     }
     let mut tx = store.begin().await?;
     let ids: Vec<String> = rows.iter().map(|r| r.run_id.clone()).collect();

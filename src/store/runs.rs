@@ -27,7 +27,7 @@ pub struct RunRow {
 
 const COLUMNS: usize = 15;
 /// Rows per statement at most (PostgreSQL allows 65,535 parameters: 2,048 × 15 fits).
-const CHUNK: usize = 512;
+pub const CHUNK: usize = 512;
 
 /// The statements below take a list whose length is padded to a power of two by repeating its last
 /// element (a repeated row or id changes nothing: `ON CONFLICT DO NOTHING`, `IN`), so a batch
