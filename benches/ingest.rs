@@ -16,13 +16,13 @@
 //! for ingest). Client, app and nats-server share the machine, so only ratios of one run mean
 //! anything, and load from other processes shows up as rounds that disagree.
 
+mod common;
+
 use async_nats::jetstream;
 use ifox::app::{App, Role};
 use ifox::domain::routing::IdentifierKind;
 use ifox::ingest::event::{Signal, envelope};
 use ifox::settings::Settings;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,69 +37,12 @@ const SECRET: &str = "bench-github-secret";
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-fn free_port() -> AnyResult<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A GitHub `issues` payload padded to 8 KB.
 fn payload() -> Vec<u8> {
     let head = r#"{"action":"opened","repository":{"full_name":"acme/checkout","owner":{"login":"acme"}},"issue":{"number":7,"title":"checkout is down","body":""#;
     let tail = r#""}}"#;
     let pad = BODY_BYTES - head.len() - tail.len();
     format!("{head}{}{tail}", "x".repeat(pad)).into_bytes()
-}
-
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_nats() -> AnyResult<Nats> {
-    let dir = tempfile::tempdir()?;
-    let (port, monitor) = (free_port()?, free_port()?);
-    let bin = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
-    let child = Command::new(bin)
-        .args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            &monitor.to_string(),
-            "-sd",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let nats = Nats {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
-    let http = reqwest::Client::new();
-    for _ in 0..250 {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(nats);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err("nats-server did not become ready".into())
 }
 
 /// Latencies in microseconds and the number of operations done in `secs`.
@@ -238,7 +181,7 @@ async fn main() -> AnyResult<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12.0);
-    let nats = start_nats().await?;
+    let nats = common::start_nats().await;
     let db = tempfile::tempdir()?;
     let env = [
         (

@@ -1,5 +1,6 @@
 //! Shared by the benchmarks: the 4-level tenancy fixture (10,000 teams, ~200-key effective configs,
-//! 100,000 claims) written straight into a store, percentiles, and the process's memory.
+//! 100,000 claims) written straight into a store, a throwaway nats-server, percentiles, and the CPU
+//! time and memory of the processes.
 #![allow(dead_code)]
 
 use ifox::domain::routing::{Identifier, IdentifierKind};
