@@ -84,11 +84,14 @@ impl Worker {
     pub async fn process(&self, items: &[(Event<'_>, Delivery<'_>)]) -> Vec<Disposition> {
         let started = Instant::now();
         let mut out = vec![Disposition::Ack; items.len()];
-        let mut runs = Vec::new();
+        let (mut runs, mut rows) = (Vec::new(), Vec::new());
         for (i, (ev, delivery)) in items.iter().enumerate() {
             match verdict(self.tenancy.catalog(), ev) {
-                Verdict::Dispatch { run, subject } => match prepare(&run, &subject, ev) {
-                    Ok(prepared) => runs.push((i, run, prepared)),
+                Verdict::Dispatch { run, subject } => match prepare(&run, subject, ev) {
+                    Ok((prepared, row)) => {
+                        runs.push((i, run, prepared));
+                        rows.push(row);
+                    }
                     Err(e) => out[i] = self.retry(&e.to_string(), *delivery),
                 },
                 Verdict::Permanent { reason, detail } => {
@@ -100,7 +103,6 @@ impl Worker {
         if runs.is_empty() {
             return out;
         }
-        let rows: Vec<runs::RunRow> = runs.iter().map(|(_, _, p)| p.row.clone()).collect();
         let states = match self.recorder.record(rows).await {
             Ok(states) => states,
             Err(e) => {
@@ -117,7 +119,7 @@ impl Worker {
                     RunState::Dispatched => Ok(true),
                     RunState::New | RunState::Pending => self
                         .bus
-                        .publish(p.row.subject.clone(), p.headers.clone(), p.payload.clone())
+                        .publish(p.subject.clone(), p.headers.clone(), p.payload.clone())
                         .await
                         .map(|_| false),
                 }
@@ -129,7 +131,7 @@ impl Worker {
             match result {
                 Ok(duplicate) => {
                     if !duplicate {
-                        marks.push(p.row.run_id.clone());
+                        marks.push(p.run_id.clone());
                     }
                     let (org, team) = (run.org_id.to_string(), run.team_id.to_string());
                     let outcome = if duplicate {
@@ -208,18 +210,20 @@ impl Worker {
     }
 }
 
-/// What dispatching one run takes: its record and its AGENT_RUNS message.
+/// What publishing one run takes (its record goes to the run writer separately).
 struct Prepared {
-    row: runs::RunRow,
+    run_id: String,
+    subject: String,
     headers: HeaderMap,
     payload: Bytes,
 }
 
+/// The AGENT_RUNS message of a run and its record.
 fn prepare(
     run: &super::run::AgentRun,
-    subject: &str,
+    subject: String,
     ev: &Event<'_>,
-) -> Result<Prepared, Transient> {
+) -> Result<(Prepared, runs::RunRow), Transient> {
     let payload =
         Bytes::from(serde_json::to_vec(run).map_err(|e| Transient::Other(e.to_string()))?);
     let run_id = run.run_id.to_string();
@@ -232,14 +236,14 @@ fn prepare(
         headers.insert("traceparent", tp);
     }
     let row = runs::RunRow {
-        run_id,
+        run_id: run_id.clone(),
         event_id: run.event_id.clone(),
         org_id: run.org_id.to_string(),
         team_id: run.team_id.to_string(),
         source: run.source.clone(),
         event_type: run.event_type.clone(),
         deployment_mode: run.deployment.mode().to_owned(),
-        subject: subject.to_owned(),
+        subject: subject.clone(),
         config_version: run.config_version.clone(),
         status: "queued".to_owned(),
         replay_of: run.replay_of.map(|r| r.to_string()),
@@ -247,11 +251,13 @@ fn prepare(
         dispatched_at: None,
         created_at: now_ms(),
     };
-    Ok(Prepared {
-        row,
+    let prepared = Prepared {
+        run_id,
+        subject,
         headers,
         payload,
-    })
+    };
+    Ok((prepared, row))
 }
 
 #[cfg(test)]
