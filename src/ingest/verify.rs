@@ -333,5 +333,5 @@ fn check_fresh(ts: i64, now_unix: i64) -> Result<(), VerifyError> {
 }
 
 #[cfg(test)]
-#[path = "verify_tests.rs"]
+#[path = "verify_tests/mod.rs"]
 mod tests;
