@@ -1,136 +1,14 @@
 //! The provisioner against a fake Kubernetes API server, through the real kube-rs client. The tests
 //! drive one reconcile pass (or one resync, one tick) at a time, so each step's effect is checked.
 
-use crate::support::fake_kube::FakeKube;
-use crate::support::{DbKind, NatsServer, TestApp, TestDb, app::ADMIN_TOKEN, eventually};
-use ifox::app::Role;
-use ifox::domain::{NodeId, OrgId};
+use crate::provision_fixtures::*;
+use crate::support::{app::ADMIN_TOKEN, eventually};
 use ifox::provision::backend::{AnyBackend, Backend};
-use ifox::provision::db;
 use ifox::provision::kube_backend::KubeBackend;
-use ifox::provision::reconcile::{Options, Outcome, Reconciler};
-use ifox::provision::worker::Worker;
+use ifox::provision::reconcile::Outcome;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-
-const NAME: &str = "agent-dedicated-acme-enterprise-team";
-const URL: &str = "http://agent-dedicated-acme-enterprise-team.incidentfox.svc.cluster.local:8080";
-
-struct Rig {
-    app: TestApp,
-    _nats: NatsServer,
-    fake: FakeKube,
-    worker: Worker,
-}
-
-impl Rig {
-    fn rec(&self) -> &Reconciler<AnyBackend> {
-        &self.worker.reconciler
-    }
-    async fn pass(&self) -> Outcome {
-        let (org, team) = ids();
-        self.rec()
-            .reconcile_team(&org, &team)
-            .await
-            .expect("a pass without transient errors")
-    }
-    async fn config(&self) -> Value {
-        let a = self
-            .app
-            .get(
-                "/api/v1/admin/orgs/acme/nodes/enterprise-team/config",
-                ADMIN_TOKEN,
-            )
-            .await;
-        a.body["config"].clone()
-    }
-    async fn run(&self, id: &str) -> Value {
-        self.app
-            .get(&format!("/api/v1/admin/provision/runs/{id}"), ADMIN_TOKEN)
-            .await
-            .body
-    }
-    async fn row(&self) -> db::DeploymentRow {
-        let (org, team) = ids();
-        let mut conn = self
-            .app
-            .state
-            .tenancy
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
-        db::get_deployment(&mut conn, &org, &team)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-}
-
-fn ids() -> (OrgId, NodeId) {
-    (
-        OrgId::parse("acme").unwrap(),
-        NodeId::parse("enterprise-team").unwrap(),
-    )
-}
-
-fn design_example() -> Value {
-    json!({"org_id":"acme","team_node_id":"enterprise-team","deployment_mode":"dedicated",
-        "dedicated_config":{"replicas":2,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
-        "routing":{"slack_channel_ids":["C0A4967KRBM"]}})
-}
-
-async fn rig(grace: Duration) -> Rig {
-    let nats = NatsServer::start().await;
-    let db = TestDb::new(DbKind::Sqlite).await;
-    let app = TestApp::spawn_roles(db, &[("IFOX__NATS__URL", &nats.url())], &[Role::Admin]).await;
-    app.org("acme").await;
-    let fake = FakeKube::start().await;
-    let backend = KubeBackend::connect(Some(&fake.url), "incidentfox", Duration::from_secs(2))
-        .await
-        .unwrap();
-    let worker = Worker {
-        reconciler: Reconciler {
-            tenancy: app.state.tenancy.clone(),
-            backend: AnyBackend::Kube(backend),
-            options: Options {
-                namespace: "incidentfox".into(),
-                image: "ghcr.io/incidentfox/agent:test".into(),
-                availability_timeout: Duration::from_secs(60),
-                wait_delay: Duration::from_millis(100),
-                retries: 4,
-            },
-        },
-        grace,
-        tick: Duration::from_millis(100),
-        resync_interval: Duration::from_secs(300),
-        bus: None,
-    };
-    Rig {
-        app,
-        _nats: nats,
-        fake,
-        worker,
-    }
-}
-
-async fn provision(rig: &Rig, body: Value) -> String {
-    let a = rig
-        .app
-        .post("/api/v1/admin/provision/team", ADMIN_TOKEN, body)
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
-    a.body["run_id"].as_str().unwrap().to_owned()
-}
-
-async fn converged(grace: Duration) -> (Rig, String) {
-    let rig = rig(grace).await;
-    let run = provision(&rig, design_example()).await;
-    assert!(matches!(rig.pass().await, Outcome::Done));
-    (rig, run)
-}
 
 #[tokio::test]
 async fn provisioning_creates_the_objects_and_sets_the_url_only_once_the_deployment_is_available() {

@@ -1,0 +1,134 @@
+//! The provisioner test rig: an app with the admin API, a nats-server, a fake Kubernetes API server
+//! and a provisioner worker whose passes the tests drive one at a time.
+
+use crate::support::fake_kube::FakeKube;
+use crate::support::{DbKind, NatsServer, TestApp, TestDb, app::ADMIN_TOKEN};
+use ifox::app::Role;
+use ifox::domain::{NodeId, OrgId};
+use ifox::provision::backend::AnyBackend;
+use ifox::provision::db;
+use ifox::provision::kube_backend::KubeBackend;
+use ifox::provision::reconcile::{Options, Outcome, Reconciler};
+use ifox::provision::worker::Worker;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub(crate) const NAME: &str = "agent-dedicated-acme-enterprise-team";
+pub(crate) const URL: &str =
+    "http://agent-dedicated-acme-enterprise-team.incidentfox.svc.cluster.local:8080";
+
+pub(crate) struct Rig {
+    pub(crate) app: TestApp,
+    pub(crate) _nats: NatsServer,
+    pub(crate) fake: FakeKube,
+    pub(crate) worker: Worker,
+}
+
+impl Rig {
+    pub(crate) fn rec(&self) -> &Reconciler<AnyBackend> {
+        &self.worker.reconciler
+    }
+    pub(crate) async fn pass(&self) -> Outcome {
+        let (org, team) = ids();
+        self.rec()
+            .reconcile_team(&org, &team)
+            .await
+            .expect("a pass without transient errors")
+    }
+    pub(crate) async fn config(&self) -> Value {
+        let a = self
+            .app
+            .get(
+                "/api/v1/admin/orgs/acme/nodes/enterprise-team/config",
+                ADMIN_TOKEN,
+            )
+            .await;
+        a.body["config"].clone()
+    }
+    pub(crate) async fn run(&self, id: &str) -> Value {
+        self.app
+            .get(&format!("/api/v1/admin/provision/runs/{id}"), ADMIN_TOKEN)
+            .await
+            .body
+    }
+    pub(crate) async fn row(&self) -> db::DeploymentRow {
+        let (org, team) = ids();
+        let mut conn = self
+            .app
+            .state
+            .tenancy
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
+        db::get_deployment(&mut conn, &org, &team)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+pub(crate) fn ids() -> (OrgId, NodeId) {
+    (
+        OrgId::parse("acme").unwrap(),
+        NodeId::parse("enterprise-team").unwrap(),
+    )
+}
+
+pub(crate) fn design_example() -> Value {
+    json!({"org_id":"acme","team_node_id":"enterprise-team","deployment_mode":"dedicated",
+        "dedicated_config":{"replicas":2,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
+        "routing":{"slack_channel_ids":["C0A4967KRBM"]}})
+}
+
+pub(crate) async fn rig(grace: Duration) -> Rig {
+    let nats = NatsServer::start().await;
+    let db = TestDb::new(DbKind::Sqlite).await;
+    let app = TestApp::spawn_roles(db, &[("IFOX__NATS__URL", &nats.url())], &[Role::Admin]).await;
+    app.org("acme").await;
+    let fake = FakeKube::start().await;
+    let backend = KubeBackend::connect(Some(&fake.url), "incidentfox", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let worker = Worker {
+        reconciler: Reconciler {
+            tenancy: app.state.tenancy.clone(),
+            backend: AnyBackend::Kube(backend),
+            options: Options {
+                namespace: "incidentfox".into(),
+                image: "ghcr.io/incidentfox/agent:test".into(),
+                availability_timeout: Duration::from_secs(60),
+                wait_delay: Duration::from_millis(100),
+                retries: 4,
+            },
+        },
+        grace,
+        tick: Duration::from_millis(100),
+        resync_interval: Duration::from_secs(300),
+        bus: None,
+    };
+    Rig {
+        app,
+        _nats: nats,
+        fake,
+        worker,
+    }
+}
+
+pub(crate) async fn provision(rig: &Rig, body: Value) -> String {
+    let a = rig
+        .app
+        .post("/api/v1/admin/provision/team", ADMIN_TOKEN, body)
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    a.body["run_id"].as_str().unwrap().to_owned()
+}
+
+pub(crate) async fn converged(grace: Duration) -> (Rig, String) {
+    let rig = rig(grace).await;
+    let run = provision(&rig, design_example()).await;
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    (rig, run)
+}
