@@ -29,6 +29,25 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until a render or an upkeep folds them into buckets;
+/// without this, a process nobody scrapes (a local `just run`) would grow by 8 bytes a request.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread; histograms are folded only when scraped");
+    }
+}
+
 /// The process's Prometheus handle (installs the recorder on first use).
 pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -43,7 +62,30 @@ pub fn metrics() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder (a test harness) may already be global; then ours only renders its own.
             let _ = metrics::set_global_recorder(recorder);
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Upkeep folds pending histogram samples into buckets: nothing recorded is lost by it, and a
+    /// scrape afterwards still counts every sample.
+    #[test]
+    fn upkeep_folds_histogram_samples_without_losing_them() {
+        let handle = super::metrics();
+        let h = metrics::histogram!("ifox_test_upkeep_seconds");
+        for v in [0.001, 0.02, 0.3] {
+            h.record(v);
+        }
+        handle.run_upkeep();
+        h.record(4.0);
+        let text = handle.render();
+        assert!(
+            text.contains("ifox_test_upkeep_seconds_count 4"),
+            "all four samples are counted after an upkeep:\n{text}"
+        );
+        assert!(text.contains("ifox_test_upkeep_seconds_bucket{le=\"+Inf\"} 4"));
+    }
 }

@@ -169,9 +169,31 @@ impl Nats {
     }
 }
 
-/// CPU seconds (user + system) used so far by this process, all threads.
+/// CPU seconds (user + system) used so far by process `pid` and every process below it.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    cpu_seconds_of_tree(pid)
+}
+
+/// CPU seconds (user + system) used so far by this process, all threads; not its children (the
+/// nats-server it started is measured on its own).
 pub fn own_cpu_seconds() -> f64 {
-    cpu_seconds_of_tree(std::process::id())
+    proc_stat("self").map_or(0.0, |(_, _, ticks)| ticks as f64 / 100.0)
+}
+
+/// The machine's idle and total CPU time so far, in clock ticks (first line of `/proc/stat`); the
+/// idle share of an interval shows whether a run was bound by CPU or by waiting.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: idle is field 4.
+    (f.get(3).copied().unwrap_or(0), f.iter().take(8).sum())
 }
 
 /// `(pid, parent, utime + stime in clock ticks)` from `/proc/<pid>/stat`.
@@ -181,7 +203,12 @@ fn proc_stat(pid: &str) -> Option<(u32, u32, u64)> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let (utime, stime): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    Some((pid.parse().ok()?, f.get(1)?.parse().ok()?, utime + stime))
+    let pid = if pid == "self" {
+        std::process::id()
+    } else {
+        pid.parse().ok()?
+    };
+    Some((pid, f.get(1)?.parse().ok()?, utime + stime))
 }
 
 /// CPU seconds of `root` and every process below it (clock ticks of 10 ms).
