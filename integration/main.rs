@@ -1,6 +1,5 @@
 //! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
 
-mod bus_gate;
 mod health;
 mod ingest_faults;
 mod ingest_fixtures;

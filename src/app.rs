@@ -110,7 +110,7 @@ impl App {
         tenancy.attach_notifier(connected.client().clone());
         let ingest = roles
             .contains(&Role::Ingest)
-            .then(|| Ingest::new(&settings.ingest, connected.gated(), tenancy.clone()));
+            .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
         let bus = Some((connected, specs));
         let provisioner = match roles.contains(&Role::Provisioner) {
             true => Some(

@@ -6,7 +6,6 @@
 //! re-applies the streams, so a NATS server that came back with an empty store is repaired without a
 //! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection.
 
-mod gate;
 pub mod publish;
 pub mod streams;
 
@@ -40,8 +39,6 @@ pub struct Bus {
     publish_timeout: Duration,
     /// Fired on every successful (re)connect.
     connected: Arc<Notify>,
-    /// Set by [`Bus::gated`]: publishes go through the publish gate.
-    gate: Option<gate::Gate>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -96,17 +93,6 @@ impl Bus {
             js,
             publish_timeout: settings.publish_timeout,
             connected,
-            gate: None,
-        }
-    }
-
-    /// The same connection, with publishes handed over through one [`gate`] task: for callers that
-    /// each publish one message concurrently (the ingest's requests), so that the connection writes
-    /// them together. Needs a running tokio runtime.
-    pub fn gated(&self) -> Bus {
-        Bus {
-            gate: Some(gate::Gate::start(self.js.clone())),
-            ..self.clone()
         }
     }
 

@@ -40,15 +40,7 @@ impl Bus {
     ) -> Result<Published, PublishError> {
         let message = PublishMessage::build().payload(payload).headers(headers);
         let attempt = async {
-            let ack = match &self.gate {
-                None => self.js.send_publish(subject, message).await?,
-                Some(gate) => gate.send(subject, message).await.map_err(|_| {
-                    async_nats::jetstream::context::PublishError::with_source(
-                        PublishErrorKind::Other,
-                        "the publish gate stopped",
-                    )
-                })??,
-            };
+            let ack = self.js.send_publish(subject, message).await?;
             ack.await
         };
         // The context bounds the send and the ack separately; this bounds the sum.
