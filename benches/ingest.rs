@@ -2,10 +2,12 @@
 //!
 //! In one run, on one nats-server (file store, its own temp folder), in `BENCH_ROUNDS` (default 4)
 //! interleaved rounds sharing `BENCH_SECS` (default 12) per side:
-//! 1. **ingest**: the app (role `ingest` only, in this process, with the binary's allocator) receives
-//!    signed 8 KB GitHub-style webhooks over HTTP/1.1 keep-alive from 64 concurrent clients; each
-//!    answer comes after the PubAck. The client is a minimal HTTP/1.1 writer/reader (as `wrk` is), so
-//!    the load generator takes as little as possible of the CPU the app needs;
+//! 1. **ingest**: ifox (role `ingest` only) receives signed 8 KB GitHub-style webhooks over HTTP/1.1
+//!    keep-alive from 64 concurrent clients; each answer comes after the PubAck. The client is a
+//!    minimal HTTP/1.1 writer/reader (as `wrk` is; the request is built once per connection), so the
+//!    load generator takes as little as possible of the CPU ifox needs. ifox runs inside this process
+//!    (with the binary's allocator, sharing the runtime with the clients), or with
+//!    `BENCH_IFOX=process` as `ifox serve --roles ingest`, its own process;
 //! 2. **raw**: 64 concurrent async-nats publish-with-PubAck of the same message (subject, CloudEvents
 //!    headers with a unique `Nats-Msg-Id`, payload), as a direct publisher following the contract
 //!    sends it.
@@ -13,8 +15,12 @@
 //! EVENTS is purged after each slice (and the server given time to delete the blocks), so every slice
 //! starts from an empty, quiet stream; rounds alternate which side goes first. Prints throughput
 //! of both, their ratio (target ≥ 0.6; pooled, and per round) and p50/p99 latency (target p99 < 10 ms
-//! for ingest). Client, app and nats-server share the machine, so only ratios of one run mean
-//! anything, and load from other processes shows up as rounds that disagree.
+//! for ingest); then, to explain a result, the CPU time per event of each part (this process, ifox
+//! when it is a process of its own, nats-server), the machine's idle share (a side that leaves the
+//! CPU idle is bound by waiting, not by CPU), and ifox's own mean wait for the PubAck (from its
+//! `/metrics`). `BENCH_VERBOSE=1` prints every round. Client, ifox and nats-server share the machine,
+//! so only ratios of one run mean anything, and load from other processes shows up as rounds that
+//! disagree.
 
 mod common;
 
