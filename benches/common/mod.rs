@@ -169,15 +169,10 @@ impl Nats {
     }
 }
 
-/// CPU seconds (user + system) used so far by process `pid` and every process below it.
-pub fn cpu_seconds_of(pid: u32) -> f64 {
-    cpu_seconds_of_tree(pid)
-}
-
 /// CPU seconds (user + system) used so far by this process, all threads; not its children (the
 /// nats-server it started is measured on its own).
 pub fn own_cpu_seconds() -> f64 {
-    proc_stat("self").map_or(0.0, |(_, _, ticks)| ticks as f64 / 100.0)
+    proc_stat(&std::process::id().to_string()).map_or(0.0, |(_, _, ticks)| ticks as f64 / 100.0)
 }
 
 /// The machine's idle and total CPU time so far, in clock ticks (first line of `/proc/stat`); the
@@ -203,16 +198,11 @@ fn proc_stat(pid: &str) -> Option<(u32, u32, u64)> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let (utime, stime): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    let pid = if pid == "self" {
-        std::process::id()
-    } else {
-        pid.parse().ok()?
-    };
-    Some((pid, f.get(1)?.parse().ok()?, utime + stime))
+    Some((pid.parse().ok()?, f.get(1)?.parse().ok()?, utime + stime))
 }
 
-/// CPU seconds of `root` and every process below it (clock ticks of 10 ms).
-fn cpu_seconds_of_tree(root: u32) -> f64 {
+/// CPU seconds (user + system) of `root` and every process below it (clock ticks of 10 ms).
+pub fn cpu_seconds_of_tree(root: u32) -> f64 {
     let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| proc_stat(e.ok()?.file_name().to_str()?))
