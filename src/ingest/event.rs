@@ -16,6 +16,8 @@
 
 use crate::domain::OrgId;
 use crate::domain::routing::IdentifierKind;
+use async_nats::HeaderName;
+use async_nats::header::NATS_MESSAGE_ID;
 use std::time::SystemTime;
 
 /// What a provider module made of a verified webhook.
@@ -42,6 +44,17 @@ pub struct Envelope {
 /// The longest `ce-id` or header value copied from a payload.
 pub const MAX_VALUE_LEN: usize = 256;
 
+// The header names ifox writes, built once: no parsing and no allocation per event.
+const SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
+const CE_ID: HeaderName = HeaderName::from_static("ce-id");
+const CE_SOURCE: HeaderName = HeaderName::from_static("ce-source");
+const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");
+const CE_TIME: HeaderName = HeaderName::from_static("ce-time");
+const CONTENT_TYPE: HeaderName = HeaderName::from_static("content-type");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const ORG: HeaderName = HeaderName::from_static("ifox-org");
+
 /// Builds the subject and headers. `traceparent`/`tracestate` are the incoming HTTP headers, if any.
 pub fn envelope(
     source: &str,
@@ -51,42 +64,46 @@ pub fn envelope(
     now: SystemTime,
 ) -> Envelope {
     let mut h = async_nats::HeaderMap::new();
-    h.insert("ce-specversion", "1.0");
-    h.insert("ce-id", signal.id.as_str());
-    h.insert("ce-source", source);
-    h.insert("ce-type", signal.event_type.as_str());
-    h.insert("ce-time", humantime::format_rfc3339_millis(now).to_string());
-    h.insert("content-type", signal.content_type);
-    h.insert("Nats-Msg-Id", format!("{source}:{}", signal.id));
+    h.insert(SPECVERSION, "1.0");
+    h.insert(CE_ID, signal.id.as_str());
+    h.insert(CE_SOURCE, source);
+    h.insert(CE_TYPE, signal.event_type.as_str());
+    h.insert(CE_TIME, humantime::format_rfc3339_millis(now).to_string());
+    h.insert(CONTENT_TYPE, signal.content_type);
+    h.insert(NATS_MESSAGE_ID, format!("{source}:{}", signal.id));
     match trace.0.filter(|t| valid_traceparent(t)) {
         Some(parent) => {
-            h.insert("traceparent", parent);
+            h.insert(TRACEPARENT, parent);
             if let Some(state) = trace.1.filter(|s| header_safe(s)) {
-                h.insert("tracestate", state);
+                h.insert(TRACESTATE, state);
             }
         }
-        None => h.insert("traceparent", new_traceparent()),
+        None => h.insert(TRACEPARENT, new_traceparent()),
     }
     if let Some(org) = org {
-        h.insert("ifox-org", org.as_str());
+        h.insert(ORG, org.as_str());
     }
-    let mut kinds: Vec<IdentifierKind> = signal.routes.iter().map(|(k, _)| *k).collect();
-    kinds.sort();
-    kinds.dedup();
-    for kind in kinds {
-        let values: Vec<&str> = signal
-            .routes
-            .iter()
-            .filter(|(k, v)| *k == kind && header_safe(v))
-            .map(|(_, v)| v.as_str())
-            .collect();
+    // One header per kind (at its first occurrence), its safe values comma-separated.
+    for (i, (kind, _)) in signal.routes.iter().enumerate() {
+        if signal.routes[..i].iter().any(|(k, _)| k == kind) {
+            continue;
+        }
+        let mut values = String::new();
+        for (_, value) in signal.routes[i..].iter().filter(|(k, _)| k == kind) {
+            if header_safe(value) {
+                if !values.is_empty() {
+                    values.push(',');
+                }
+                values.push_str(value);
+            }
+        }
         if !values.is_empty() {
-            h.insert(format!("ifox-route-{}", kind.key()), values.join(","));
+            h.insert(format!("ifox-route-{}", kind.key()), values);
         }
     }
     for (name, value) in &signal.forward {
         if header_safe(value) {
-            h.insert(*name, value.as_str());
+            h.insert(HeaderName::from_static(name), value.as_str());
         }
     }
     Envelope {
@@ -141,7 +158,13 @@ pub fn valid_traceparent(value: &str) -> bool {
 pub fn new_traceparent() -> String {
     let trace: u128 = rand::random::<u128>().max(1);
     let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    out.push_str(&hex::encode(trace.to_be_bytes()));
+    out.push('-');
+    out.push_str(&hex::encode(span.to_be_bytes()));
+    out.push_str("-01");
+    out
 }
 
 #[cfg(test)]
@@ -213,6 +236,32 @@ mod tests {
         assert_ne!(e.headers.get("traceparent").unwrap().as_str(), zero);
         assert!(e.headers.get("tracestate").is_none());
         assert!(e.headers.get("ifox-org").is_none());
+    }
+
+    #[test]
+    fn routes_of_one_kind_share_a_header_and_unsafe_values_are_left_out() {
+        let mut s = signal();
+        s.routes = vec![
+            (IdentifierKind::SlackChannelIds, "C1".into()),
+            (IdentifierKind::SlackWorkspaceIds, "T1".into()),
+            (IdentifierKind::SlackChannelIds, "bad\nvalue".into()),
+            (IdentifierKind::SlackChannelIds, "C2".into()),
+            (IdentifierKind::ServiceNames, "bad\nonly".into()),
+        ];
+        let e = envelope("slack", None, &s, (None, None), SystemTime::now());
+        let get = |n: &str| e.headers.get(n).map(|v| v.as_str().to_owned());
+        assert_eq!(
+            get("ifox-route-slack_channel_ids").as_deref(),
+            Some("C1,C2")
+        );
+        assert_eq!(get("ifox-route-slack_workspace_ids").as_deref(), Some("T1"));
+        assert_eq!(get("ifox-route-service_names"), None);
+        let routes = e
+            .headers
+            .iter()
+            .filter(|(name, _)| AsRef::<str>::as_ref(name).starts_with("ifox-route-"))
+            .count();
+        assert_eq!(routes, 2, "one header per kind that has a safe value");
     }
 
     #[test]
