@@ -162,13 +162,11 @@ impl App {
         ));
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
         // Once before any consumer starts, so none of them begins by failing on a missing stream.
+        // A failure here is left to `keep_streams_applied`, which retries and logs it.
         if let Some((bus, specs)) = &bus
             && bus.is_connected()
-            && let Ok(outcomes) = crate::bus::streams::apply(bus.jetstream(), specs).await
         {
-            for o in outcomes.iter().filter(|o| o.changed()) {
-                tracing::info!(stream = %o.name(), outcome = %o, "stream applied");
-            }
+            let _ = bus.apply_streams(specs).await;
         }
         let mut tasks = Vec::new();
         if let Some(worker) = provisioner {

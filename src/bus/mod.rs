@@ -108,6 +108,18 @@ impl Bus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    /// Applies `specs` once and logs each stream that changed.
+    pub async fn apply_streams(&self, specs: &[StreamSpec]) -> Result<(), StreamError> {
+        for o in streams::apply(&self.js, specs)
+            .await?
+            .iter()
+            .filter(|o| o.changed())
+        {
+            tracing::info!(stream = %o.name(), outcome = %o, "stream applied");
+        }
+        Ok(())
+    }
+
     /// Applies `specs` now and after every reconnect, until `shutdown`. A failure while connected is
     /// retried with a growing delay (capped at 30 s); a refused config is logged as an error and
     /// retried on the next reconnect, since only an operator can fix it.
@@ -115,13 +127,8 @@ impl Bus {
         let mut delay = Duration::from_millis(250);
         loop {
             if self.is_connected() {
-                match streams::apply(&self.js, &specs).await {
-                    Ok(outcomes) => {
-                        for o in outcomes.iter().filter(|o| o.changed()) {
-                            tracing::info!(stream = %o.name(), outcome = %o, "stream applied");
-                        }
-                        delay = Duration::from_millis(250);
-                    }
+                match self.apply_streams(&specs).await {
+                    Ok(()) => delay = Duration::from_millis(250),
                     Err(e) if e.is_transient() => {
                         tracing::warn!(error = %e, retry_in = ?delay, "applying streams failed; retrying");
                         tokio::select! {

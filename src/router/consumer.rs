@@ -1,7 +1,8 @@
 //! The router's durable pull consumer on EVENTS (`streams/consumers/EVENTS.router.json`, the same
 //! file `nats consumer add EVENTS --config` takes). Several replicas share it; each processes up to
-//! `concurrency` events at once, in chunks of what has arrived (an eighth of it at most). On shutdown it stops pulling and finishes (and acks) what it holds;
-//! anything pulled but not started is redelivered after `ack_wait`, never lost.
+//! `concurrency` events at once, in chunks of what has arrived (an eighth of it at most). On shutdown
+//! it stops pulling and finishes (and acks) what it holds; anything pulled but not started is
+//! redelivered after `ack_wait`, never lost.
 //!
 //! Also here: the MAX_DELIVERIES advisory listener (an event that exhausted its deliveries is copied
 //! to DEADLETTER with reason `max_deliveries`), and gauges of the consumer's queue depth.
