@@ -1,4 +1,5 @@
-//! The one HTTP listener (`http.listen`): `/healthz` (process up), `/readyz` (database reachable),
+//! The one HTTP listener (`http.listen`): `/healthz` (process up), `/readyz` (database reachable,
+//! NATS connected and every consumer of this process consuming),
 //! `/metrics` (Prometheus), and the routes of each enabled role.
 
 use crate::tenancy::Tenancy;
@@ -15,6 +16,8 @@ use serde_json::json;
 pub struct AppState {
     pub tenancy: Tenancy,
     pub metrics: PrometheusHandle,
+    /// The NATS side of readiness.
+    pub health: crate::bus::Health,
 }
 
 pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {
@@ -33,10 +36,21 @@ pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.tenancy.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ready", "database": "ok"})),
-        ),
+        Ok(()) => match s.health.problem() {
+            None => (
+                StatusCode::OK,
+                axum::Json(json!({"status": "ready", "database": "ok", "nats": "ok"})),
+            ),
+            Some(p) => {
+                tracing::warn!(reason = p.reason, message = %p.message, "readiness: NATS side not ready");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(
+                        json!({"status": "not_ready", "database": "ok", "reason": p.reason, "message": p.message}),
+                    ),
+                )
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (

@@ -14,7 +14,7 @@
 //! messages per second; a progress line goes to stderr every 2 s.
 
 use crate::bus::Bus;
-use crate::router::deadletter;
+use crate::bus::deadletter;
 use crate::router::verdict::{REPLAY_FORCE, REPLAY_OF};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};

@@ -3,14 +3,12 @@
 //!
 //! - [`inputs`], [`payload`]: what an event names (headers first, the provider payload as fallback);
 //! - [`decision`], [`run`], [`verdict`]: pure decisions — route, shared or dedicated, the run document;
-//! - [`deadletter`]: the dead-letter envelope;
 //! - [`worker`]: the effects of one verdict (publish the run, record it, ack; or dead-letter; or NAK);
 //! - [`recorder`]: group commit of run records;
-//! - [`consumer`]: the durable pull consumer loop, the MAX_DELIVERIES advisory listener;
+//! - [`consumer`]: the durable consumer on EVENTS (on the toolkit of [`crate::bus::consumer`]);
 //! - [`notice`]: config change notices that keep every replica's catalog fresh.
 
 pub mod consumer;
-pub mod deadletter;
 pub mod decision;
 pub mod explain;
 pub mod inputs;

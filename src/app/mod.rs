@@ -1,9 +1,12 @@
-//! The assembled process: settings in, roles running, until the shutdown token fires.
+//! The assembled process: settings in, roles running as supervised tasks ([`supervisor`]), until
+//! the shutdown token fires or a role task ends.
 //!
 //! `App::build` connects and migrates the database, loads the catalog and binds the listener (port 0
 //! works, and [`App::port`] tells which port was taken), so tests run the real app in-process.
 
-use crate::bus::{Bus, StreamSpec};
+pub mod supervisor;
+
+use crate::bus::{Bus, Health, StreamSpec};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::settings::Settings;
@@ -63,14 +66,14 @@ pub enum AppError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
     #[error(transparent)]
     Streams(#[from] crate::bus::StreamError),
     #[error(transparent)]
     Cluster(#[from] crate::provision::backend::BackendError),
+    #[error(transparent)]
+    Supervisor(#[from] supervisor::SupervisorError),
 }
 
 pub struct App {
@@ -108,6 +111,8 @@ impl App {
             .collect();
         let connected = Bus::connect_lazily(&settings.nats).await?;
         tenancy.attach_notifier(connected.client().clone());
+        let health = Health::default();
+        health.watch_connection(connected.client().clone());
         let ingest = roles
             .contains(&Role::Ingest)
             .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
@@ -121,6 +126,7 @@ impl App {
         let state = AppState {
             tenancy,
             metrics: crate::telemetry::metrics(),
+            health,
         };
         Ok(App {
             settings,
@@ -141,8 +147,11 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests finish.
+    /// Serves until `shutdown` fires, then stops accepting and lets in-flight work finish. Every
+    /// role runs as a supervised task: one that ends on its own stops the others and makes this
+    /// return an error (the process exits non-zero and is restarted).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        use supervisor::{Supervisor, until_shutdown};
         let App {
             settings,
             roles,
@@ -155,11 +164,18 @@ impl App {
         let nudges = bus.as_ref().map(|(bus, _)| bus.clone());
         let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), roles = ?roles_list, "ifox serving");
-        let reload = tokio::spawn(reload_loop(
-            state.tenancy.clone(),
-            settings.tenancy.reload_interval,
-            shutdown.clone(),
-        ));
+        let mut tasks = Supervisor::default();
+        tasks.spawn(
+            "catalog-reload",
+            until_shutdown(
+                reload_loop(
+                    state.tenancy.clone(),
+                    settings.tenancy.reload_interval,
+                    shutdown.clone(),
+                ),
+                shutdown.clone(),
+            ),
+        );
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
         // Once before any consumer starts, so none of them begins by failing on a missing stream.
         // A failure here is left to `keep_streams_applied`, which retries and logs it.
@@ -168,37 +184,33 @@ impl App {
         {
             let _ = bus.apply_streams(specs).await;
         }
-        let mut tasks = Vec::new();
         if let Some(worker) = provisioner {
-            tasks.push(tokio::spawn(worker.run(nudges.clone(), shutdown.clone())));
+            let run = worker.run(nudges.clone(), state.health.clone(), shutdown.clone());
+            tasks.spawn("provisioner", until_shutdown(run, shutdown.clone()));
         }
         if let Some((bus, specs)) = bus {
-            tasks.push(tokio::spawn(
-                bus.clone().keep_streams_applied(specs, shutdown.clone()),
-            ));
-            tasks.push(tokio::spawn(crate::router::notice::listen(
+            let streams = bus.clone().keep_streams_applied(specs, shutdown.clone());
+            tasks.spawn("streams", until_shutdown(streams, shutdown.clone()));
+            let notices = crate::router::notice::listen(
                 bus.client().clone(),
                 state.tenancy.clone(),
                 shutdown.clone(),
-            )));
+            );
+            tasks.spawn("config-notices", until_shutdown(notices, shutdown.clone()));
             if roles.contains(&Role::Router) {
                 let worker = crate::router::worker::Worker::new(state.tenancy.clone(), bus.clone());
-                tasks.push(tokio::spawn(crate::router::consumer::run(
-                    worker.clone(),
-                    bus.clone(),
-                    settings.router.clone(),
-                    shutdown.clone(),
-                )));
-                tasks.push(tokio::spawn(crate::router::consumer::watch_max_deliveries(
+                let run = crate::router::consumer::run(
                     worker,
-                    bus.clone(),
-                    shutdown.clone(),
-                )));
-                tasks.push(tokio::spawn(crate::router::consumer::watch_depth(
                     bus,
-                    settings.router.max_deliver,
+                    settings.router.clone(),
+                    state.health.clone(),
                     shutdown.clone(),
-                )));
+                );
+                let token = shutdown.clone();
+                tasks.spawn("router", async move {
+                    run.await.map_err(|e| e.to_string())?;
+                    until_shutdown(async {}, token).await
+                });
             }
         }
         let admin = roles.contains(&Role::Admin);
@@ -226,18 +238,18 @@ impl App {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(AppError::Serve);
-        shutdown.cancel();
-        let _ = reload.await;
+        let token = shutdown.clone();
+        tasks.spawn("http", async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.clone().cancelled_owned())
+                .await
+                .map_err(|e| format!("HTTP server failed: {e}"))?;
+            until_shutdown(async {}, token).await
+        });
         // The router finishes (and acks) the events it holds before the process exits.
-        for task in tasks {
-            let _ = task.await;
-        }
+        let outcome = tasks.wait(shutdown).await;
         tracing::info!("ifox stopped");
-        served
+        outcome.map_err(AppError::from)
     }
 }
 
