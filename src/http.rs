@@ -18,6 +18,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The NATS side of readiness.
     pub health: crate::bus::Health,
+    /// Run transitions (agents' status reports).
+    pub lifecycle: crate::bridge::lifecycle::Lifecycle,
+    /// Verifies run tokens (see [`crate::domain::run_token`]).
+    pub run_token_key: std::sync::Arc<Vec<u8>>,
+    /// Bytes of a reported result text kept (`bridge.result_limit`).
+    pub result_limit: usize,
 }
 
 pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {

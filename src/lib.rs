@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bridge;
 pub mod bus;
 pub mod cli;
 pub mod domain;

@@ -27,7 +27,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+pub mod bridge;
 mod secret_list;
+pub use bridge::BridgeSettings;
 pub use secret_list::SecretList;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +50,9 @@ pub struct Settings {
     /// `IFOX__PROVISION__…`: grace, timers, prices.
     #[serde(default)]
     pub provision: crate::provision::settings::ProvisionSettings,
+    /// `IFOX__BRIDGE__…`: agent delivery.
+    #[serde(default)]
+    pub bridge: BridgeSettings,
 }
 
 /// The `router` role.
@@ -294,6 +299,15 @@ impl Settings {
                 "ingest.body_limit",
                 format!("must be between 1024 and {MAX_INGEST_BODY} bytes"),
             );
+        }
+        if self.bridge.concurrency == 0 || self.bridge.max_concurrent_agents == 0 {
+            return invalid(
+                "bridge.concurrency",
+                "bridge.concurrency and bridge.max_concurrent_agents must be at least 1".into(),
+            );
+        }
+        if self.bridge.max_attempts == 0 {
+            return invalid("bridge.max_attempts", "must be at least 1".into());
         }
         for source in self.ingest.secrets.generic.keys() {
             if let Err(problem) = crate::ingest::check_generic_source(source) {

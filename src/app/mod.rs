@@ -28,16 +28,25 @@ pub enum Role {
     Router,
     /// PROVISION → dedicated teams' Kubernetes objects → `agent_service_url`.
     Provisioner,
+    /// AGENT_RUNS → the team's agent service; run lifecycle.
+    Bridge,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Ingest, Role::Router, Role::Provisioner];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Ingest,
+        Role::Router,
+        Role::Provisioner,
+        Role::Bridge,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Ingest => "ingest",
             Role::Router => "router",
             Role::Provisioner => "provisioner",
+            Role::Bridge => "bridge",
         }
     }
 }
@@ -74,6 +83,8 @@ pub enum AppError {
     Cluster(#[from] crate::provision::backend::BackendError),
     #[error(transparent)]
     Supervisor(#[from] supervisor::SupervisorError),
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::worker::BridgeError),
 }
 
 pub struct App {
@@ -85,6 +96,7 @@ pub struct App {
     bus: Option<(Bus, Vec<StreamSpec>)>,
     ingest: Option<Ingest>,
     provisioner: Option<crate::provision::worker::Worker>,
+    bridge: Option<crate::bridge::worker::Bridge>,
 }
 
 impl App {
@@ -116,6 +128,15 @@ impl App {
         let ingest = roles
             .contains(&Role::Ingest)
             .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
+        let bridge = match roles.contains(&Role::Bridge) {
+            true => Some(crate::bridge::worker::Bridge::new(
+                &settings,
+                tenancy.clone(),
+                connected.clone(),
+            )?),
+            false => None,
+        };
+        let (tenancy_store, lifecycle_bus) = (tenancy.store().clone(), connected.clone());
         let bus = Some((connected, specs));
         let provisioner = match roles.contains(&Role::Provisioner) {
             true => Some(
@@ -127,6 +148,14 @@ impl App {
             tenancy,
             metrics: crate::telemetry::metrics(),
             health,
+            lifecycle: crate::bridge::lifecycle::Lifecycle::new(
+                tenancy_store,
+                Some(lifecycle_bus),
+            ),
+            run_token_key: std::sync::Arc::new(
+                settings.bridge.token_key(settings.admin.token.expose()),
+            ),
+            result_limit: settings.bridge.result_limit,
         };
         Ok(App {
             settings,
@@ -136,6 +165,7 @@ impl App {
             bus,
             ingest,
             provisioner,
+            bridge,
         })
     }
 
@@ -160,6 +190,7 @@ impl App {
             bus,
             ingest,
             provisioner,
+            bridge,
         } = self;
         let nudges = bus.as_ref().map(|(bus, _)| bus.clone());
         let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
@@ -208,6 +239,14 @@ impl App {
                 );
                 let token = shutdown.clone();
                 tasks.spawn("router", async move {
+                    run.await.map_err(|e| e.to_string())?;
+                    until_shutdown(async {}, token).await
+                });
+            }
+            if let Some(bridge) = bridge {
+                let run = bridge.run(state.health.clone(), shutdown.clone());
+                let token = shutdown.clone();
+                tasks.spawn("bridge", async move {
                     run.await.map_err(|e| e.to_string())?;
                     until_shutdown(async {}, token).await
                 });

@@ -58,6 +58,14 @@ pub const PROVISIONER: ConsumerDef = ConsumerDef {
     stage: "provisioner",
 };
 
+/// The bridge's consumer on AGENT_RUNS.
+pub const BRIDGE: ConsumerDef = ConsumerDef {
+    stream: "AGENT_RUNS",
+    file: "streams/consumers/AGENT_RUNS.bridge.json",
+    json: include_str!("../../streams/consumers/AGENT_RUNS.bridge.json"),
+    stage: "bridge",
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     #[error("{file} is invalid: {source}")]
@@ -203,6 +211,12 @@ impl Delivery {
         self.delivered
     }
 
+    /// The subject its acks go to, for in-progress acks sent while it is held elsewhere (see
+    /// [`in_progress_all`]).
+    pub fn ack_subject(&self) -> Option<async_nats::Subject> {
+        self.msg().reply.clone()
+    }
+
     /// Tells the server the message is being worked on (resets its `ack_wait`).
     pub async fn in_progress(&self) -> Result<(), ConsumerError> {
         self.msg()
@@ -256,6 +270,16 @@ impl Delivery {
             tracing::warn!(stage = self.stage, stream_seq = self.stream_seq, error = %e, "ack not confirmed; the message will be redelivered");
         }
         settled
+    }
+}
+
+/// In-progress acks (`+WPI`) for messages held by a scheduler (their `ack_subject`s): each resets
+/// its message's `ack_wait`. Not confirmed by the server; sent again at the next tick.
+pub async fn in_progress_all(bus: &Bus, subjects: Vec<async_nats::Subject>) {
+    for s in subjects {
+        if let Err(e) = bus.client().publish(s, Bytes::from_static(b"+WPI")).await {
+            tracing::debug!(error = %e, "in-progress ack not sent");
+        }
     }
 }
 
@@ -536,7 +560,7 @@ mod tests {
 
     #[test]
     fn every_committed_consumer_file_parses_and_names_its_durable() {
-        for def in [ROUTER, PROVISIONER] {
+        for def in [ROUTER, PROVISIONER, BRIDGE] {
             let c = def.config(0).unwrap_or_else(|e| panic!("{e}"));
             assert!(!def.name().is_empty(), "{}", def.file);
             assert!(
@@ -548,6 +572,7 @@ mod tests {
         }
         assert_eq!(ROUTER.name(), "router");
         assert_eq!(PROVISIONER.name(), "provisioner");
+        assert_eq!(BRIDGE.name(), "bridge");
         assert_eq!(ROUTER.config(3).map(|c| c.max_deliver).ok(), Some(3));
         assert_eq!(ROUTER.config(0).map(|c| c.max_deliver).ok(), Some(10));
     }

@@ -64,13 +64,16 @@ impl Worker {
         let (mut runs, mut rows) = (Vec::new(), Vec::new());
         for (i, (ev, delivery)) in items.iter().enumerate() {
             match verdict(self.tenancy.catalog(), ev) {
-                Verdict::Dispatch { run, subject } => match prepare(&run, subject, ev) {
-                    Ok((prepared, row)) => {
-                        runs.push((i, run, prepared));
-                        rows.push(row);
+                Verdict::Dispatch { mut run, subject } => {
+                    run.event_seq = Some(delivery.stream_seq());
+                    match prepare(&run, subject, ev) {
+                        Ok((prepared, row)) => {
+                            runs.push((i, run, prepared));
+                            rows.push(row);
+                        }
+                        Err(e) => out[i] = self.retry(&e.to_string(), delivery),
                     }
-                    Err(e) => out[i] = self.retry(&e.to_string(), delivery),
-                },
+                }
                 Verdict::Permanent { reason, detail } => {
                     out[i] = Disposition::DeadLetter { reason, detail };
                 }
