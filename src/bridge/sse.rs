@@ -265,7 +265,7 @@ impl AnswerReader {
 
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), SseError> {
         for data in self.parser.feed(chunk)? {
-            self.take(&data);
+            self.take(&data, false);
         }
         Ok(())
     }
@@ -289,15 +289,19 @@ impl AnswerReader {
         if self.decided.is_none()
             && let Some(data) = self.parser.finish()
         {
-            self.take(&data);
+            // Unterminated: a payload that does not parse was cut, not sent; it is not progress.
+            self.take(&data, true);
         }
         self.decided.clone().unwrap_or(Outcome::Cut)
     }
 
-    fn take(&mut self, data: &str) {
+    fn take(&mut self, data: &str, skip_unparsable: bool) {
         for event in classify(data) {
             if self.decided.is_some() {
                 return;
+            }
+            if skip_unparsable && event == not_json() {
+                continue;
             }
             match event {
                 AgentEvent::Result {
