@@ -10,6 +10,7 @@
 //! - [`http`]: the one HTTP listener: health, readiness, metrics, and the routes of each role.
 //! - [`router`]: the router's pure core: routing inputs of an event, shared/dedicated decision, agent-run document.
 //! - [`provision`]: the `provisioner` role and the provisioning API: desired Kubernetes objects (pure), applied by server-side apply; cost report.
+//! - [`bridge`]: the agent bridge's pure parts (prompts, SSE answers, URL guard, fairness) and the reference echo agent.
 //! - [`replay`]: republish stored events or dead letters for the router to process again.
 //! - [`settings`], [`telemetry`], [`app`]: configuration, logs and metrics, and the assembled process.
 #![forbid(unsafe_code)]
