@@ -4,6 +4,7 @@
 pub mod config;
 pub mod ids;
 pub mod routing;
+pub mod runtime;
 pub mod token;
 
 pub use ids::{NodeId, NodeType, OrgId};

@@ -1,11 +1,11 @@
-//! Provisioning runs, their steps, the API's idempotency keys, and runs whose nudge was lost
-//! (tables of migration 0004). Plain functions over a connection; re-exported by [`super::db`].
+//! The `provision_runs`, `provision_steps` and `provision_idempotency` tables (migration 0004):
+//! provisioning runs, their steps, the API's idempotency keys, and runs whose nudge was lost.
 
-use super::db::corrupt;
+use super::{Conn, StoreError, row};
 use crate::domain::{NodeId, OrgId};
-use crate::store::{Conn, StoreError};
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 /// A provisioning run with its steps, as `GET …/runs/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,7 +31,7 @@ pub struct StepRow {
     pub updated_at: i64,
 }
 
-pub async fn insert_run(conn: &mut Conn, r: &RunRow) -> Result<(), StoreError> {
+pub async fn insert(conn: &mut Conn, r: &RunRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO provision_runs (run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -50,30 +50,33 @@ pub async fn insert_run(conn: &mut Conn, r: &RunRow) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn get_run(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at FROM provision_runs WHERE run_id = $1",
-    )
-    .bind(run_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(RunRow {
-            run_id: r.try_get("run_id")?,
-            org_id: r.try_get("org_id")?,
-            team_id: r.try_get("team_id")?,
-            kind: r.try_get("kind")?,
-            status: r.try_get("status")?,
-            error: r.try_get("error")?,
-            created_by: r.try_get("created_by")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
+const RUN_COLUMNS: &str =
+    "run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at";
+
+fn run(r: &AnyRow) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        run_id: r.try_get("run_id")?,
+        org_id: r.try_get("org_id")?,
+        team_id: r.try_get("team_id")?,
+        kind: r.try_get("kind")?,
+        status: r.try_get("status")?,
+        error: r.try_get("error")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
-    .transpose()
 }
 
-pub async fn set_run_status(
+pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM provision_runs WHERE run_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(run).transpose()
+}
+
+pub async fn set_status(
     conn: &mut Conn,
     run_id: &str,
     status: &str,
@@ -198,12 +201,5 @@ pub async fn stale_pending(
     .bind(before)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                OrgId::parse(r.try_get::<String, _>("org_id")?).map_err(corrupt)?,
-                NodeId::parse(r.try_get::<String, _>("team_id")?).map_err(corrupt)?,
-            ))
-        })
-        .collect()
+    rows.iter().map(row::org_team).collect()
 }
