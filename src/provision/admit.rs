@@ -20,8 +20,8 @@ use crate::store::deployments::{self, DeploymentRow};
 use crate::store::provision_runs::{self, RunRow};
 use crate::store::{Conn, StoreError, audit, nodes, tokens};
 use crate::tenancy::{
-    ConfigWrite, IssuedToken, NewNode, OrgScope, Tenancy, create_node_in, issue_token_in,
-    write_config_in,
+    ConfigWrite, IssuedToken, NewNode, OrgScope, Tenancy, TenancyError, create_node_in,
+    issue_token_in, write_config_in,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -58,11 +58,17 @@ pub async fn provision(
 ) -> Result<Admitted, ProvisionError> {
     // Two concurrent requests for the same key or team: on PostgreSQL both may pass the reads and
     // one loses on a unique index. Its transaction is gone; running it again answers as a replay
-    // (same key), a mismatch, or on top of the winner's writes.
+    // (same key), a mismatch, or on top of the winner's writes. (Tenancy names a lost race on the
+    // team node `AlreadyExists`; a lost claim race is a final 409 `claim_conflict`.)
+    let lost_race = |e: &ProvisionError| match e {
+        ProvisionError::Store(e) => e.is_unique_violation(),
+        ProvisionError::Tenancy(TenancyError::AlreadyExists { .. }) => true,
+        _ => false,
+    };
     let mut attempt = 0;
     loop {
         match provision_once(tenancy, scope, req, key, body_hash, grace).await {
-            Err(ProvisionError::Store(e)) if e.is_unique_violation() && attempt < 2 => attempt += 1,
+            Err(e) if lost_race(&e) && attempt < 2 => attempt += 1,
             other => return other,
         }
     }
@@ -198,7 +204,7 @@ pub async fn deprovision(
     let org = scope.org();
     let now = now_ms();
     let mut tx = tenancy.store().begin().await?;
-    let Some(mut row) = deployments::get(&mut tx, org, team).await? else {
+    let Some(row) = deployments::get(&mut tx, org, team).await? else {
         return Err(ProvisionError::NotFound(format!("provisioned team {team}")));
     };
     if let Some(node) = nodes::get(&mut tx, org, team).await?
@@ -207,29 +213,9 @@ pub async fn deprovision(
         let patch = ConfigWrite::Patch(json!({"agent_service_url": null}));
         write_config_in(&mut tx, scope, team, &patch, None, now).await?;
     }
-    let run_id = uuid::Uuid::now_v7().to_string();
-    if row.mode == Mode::Dedicated || row.url_set {
-        let after = now + grace.as_millis() as i64;
-        deployments::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
-    }
-    row.mode = Mode::Shared;
-    row.run_id = run_id.clone();
-    row.generation += 1;
-    row.url_set = false;
-    row.updated_at = now;
-    deployments::upsert(&mut tx, &row).await?;
-    start_run(&mut tx, scope, team, &run_id, "deprovision", now).await?;
-    let target = format!("{org}/{team}");
-    audit::record(
-        &mut tx,
-        Some(org),
-        scope.actor(),
-        "provision.deprovision",
-        &target,
-        &json!({"run_id": run_id}),
-        now,
-    )
-    .await?;
+    let after = now + grace.as_millis() as i64;
+    let delete_after = (row.mode == Mode::Dedicated || row.url_set).then_some(after);
+    let run_id = back_to_shared(&mut tx, scope, row, delete_after, "deprovision", now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     // This process's catalog at once, then a change notice for the router's caches.
     tenancy.changed(org, Some(team)).await?;
@@ -247,35 +233,53 @@ pub async fn url_removed(
     let scope = crate::tenancy::scope::provisioner_scope(&seen.org);
     let now = now_ms();
     let mut tx = tenancy.store().begin().await?;
-    let Some(mut row) = deployments::get(&mut tx, &seen.org, &seen.team).await? else {
+    let Some(row) = deployments::get(&mut tx, &seen.org, &seen.team).await? else {
         return Ok(());
     };
     if row.generation != seen.generation {
         return Ok(());
     }
-    let run_id = uuid::Uuid::now_v7().to_string();
     let after = now + grace.as_millis() as i64;
-    deployments::schedule_deletion(&mut tx, &row.org, &row.team, &run_id, after).await?;
+    back_to_shared(&mut tx, &scope, row, Some(after), "url_removed", now).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// A deployment back to shared as its next generation under a new run of `kind` (audited as
+/// `provision.<kind>`), its objects' deletion scheduled at `delete_after` when given. The run id.
+async fn back_to_shared(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    mut row: DeploymentRow,
+    delete_after: Option<i64>,
+    kind: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    let run_id = uuid::Uuid::now_v7().to_string();
+    if let Some(after) = delete_after {
+        deployments::schedule_deletion(conn, &row.org, &row.team, &run_id, after).await?;
+    }
     row.mode = Mode::Shared;
     row.run_id = run_id.clone();
     row.generation += 1;
     row.url_set = false;
     row.updated_at = now;
-    deployments::upsert(&mut tx, &row).await?;
-    start_run(&mut tx, &scope, &row.team, &run_id, "url_removed", now).await?;
+    deployments::upsert(conn, &row).await?;
+    start_run(conn, scope, &row.team, &run_id, kind, now).await?;
     let target = format!("{}/{}", row.org, row.team);
+    let detail = json!({"run_id": run_id});
+    let action = format!("provision.{kind}");
     audit::record(
-        &mut tx,
+        conn,
         Some(&row.org),
         scope.actor(),
-        "provision.url_removed",
+        &action,
         &target,
-        &json!({"run_id": run_id}),
+        &detail,
         now,
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(())
+    Ok(run_id)
 }
 
 /// The team node, created under `parent` (the org by default) when missing.

@@ -187,6 +187,28 @@ pub async fn set_config(
     Ok(done.rows_affected() == 1)
 }
 
+/// Sets one text column of a node (and its `updated_at`).
+async fn set_text(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    column: &'static str,
+    value: String,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE nodes SET {column} = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .bind(now)
+        .bind(org.as_str())
+        .bind(node.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_name(
     conn: &mut Conn,
     org: &OrgId,
@@ -194,14 +216,7 @@ pub async fn set_name(
     name: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE nodes SET name = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4")
-        .bind(name)
-        .bind(now)
-        .bind(org.as_str())
-        .bind(node.as_str())
-        .execute(conn)
-        .await?;
-    Ok(())
+    set_text(conn, org, node, "name", name.to_owned(), now).await
 }
 
 pub async fn set_parent(
@@ -211,16 +226,7 @@ pub async fn set_parent(
     parent: &NodeId,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE nodes SET parent_id = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
-    )
-    .bind(parent.as_str())
-    .bind(now)
-    .bind(org.as_str())
-    .bind(node.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    set_text(conn, org, node, "parent_id", parent.to_string(), now).await
 }
 
 pub async fn set_locks(
@@ -230,16 +236,8 @@ pub async fn set_locks(
     paths: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE nodes SET locked_paths = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
-    )
-    .bind(row::json_text("locked_paths", &paths)?)
-    .bind(now)
-    .bind(org.as_str())
-    .bind(node.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    let paths = row::json_text("locked_paths", &paths)?;
+    set_text(conn, org, node, "locked_paths", paths, now).await
 }
 
 /// Deletes the given nodes of one org, given shallowest first (as [`subtree`] returns them): chunks are
