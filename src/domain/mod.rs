@@ -5,6 +5,7 @@ pub mod config;
 pub mod ids;
 pub mod routing;
 pub mod run_token;
+pub mod runtime;
 pub mod token;
 
 pub use ids::{NodeId, NodeType, OrgId};
