@@ -65,7 +65,10 @@ async fn page(
     {
         return Err(bad(
             "invalid_status",
-            format!("status must be one of {}", run_lifecycle::STATUSES.join(", ")),
+            format!(
+                "status must be one of {}",
+                run_lifecycle::STATUSES.join(", ")
+            ),
         ));
     }
     let since = match &q.since {
@@ -105,7 +108,10 @@ async fn page(
         .await
         .map_err(store_error)?;
     let next = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| format!("{}_{}", r.created_at, r.run_id)))
+        .then(|| {
+            runs.last()
+                .map(|r| format!("{}_{}", r.created_at, r.run_id))
+        })
         .flatten();
     Ok(Json(json!({
         "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
@@ -160,7 +166,9 @@ pub async fn show(
         .await
         .map_err(store_error)?
         .filter(|r| r.org_id == scope.org().as_str())
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("run {run_id}")))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("run {run_id}"))
+        })?;
     let transitions = run_lifecycle::transitions(&mut c, &run.run_id)
         .await
         .map_err(store_error)?;
@@ -200,7 +208,9 @@ impl FromRequestParts<AppState> for RunAuth {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| unauthorized("malformed_token", "Authorization must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                unauthorized("malformed_token", "Authorization must be `Bearer <token>`")
+            })?;
         verify_run_token(s, bearer).map(RunAuth)
     }
 }
@@ -300,7 +310,10 @@ pub async fn report(
         t.truncate(end);
     }
     // A `completed` report whose result says it did not succeed is a failure, as in the SSE protocol.
-    let status = match (report.status.as_str(), report.result.as_ref().and_then(|r| r.success)) {
+    let status = match (
+        report.status.as_str(),
+        report.result.as_ref().and_then(|r| r.success),
+    ) {
         ("completed", Some(false)) => "failed",
         (s, _) => s,
     };
@@ -331,7 +344,10 @@ pub async fn report(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "run_finished",
-            format!("run {run_id} is {} and cannot become {status}", record.status),
+            format!(
+                "run {run_id} is {} and cannot become {status}",
+                record.status
+            ),
         )
         .with("status", record.status));
     }

@@ -162,10 +162,7 @@ impl App {
             tenancy,
             metrics: crate::telemetry::metrics(),
             health,
-            lifecycle: crate::bridge::lifecycle::Lifecycle::new(
-                tenancy_store,
-                Some(lifecycle_bus),
-            ),
+            lifecycle: crate::bridge::lifecycle::Lifecycle::new(tenancy_store, Some(lifecycle_bus)),
             run_token_key: std::sync::Arc::new(
                 settings.bridge.token_key(settings.admin.token.expose()),
             ),

@@ -56,7 +56,11 @@ pub struct Agents {
 }
 
 impl Agents {
-    pub fn new(connect_timeout: Duration, service_token: Option<String>, result_limit: usize) -> Agents {
+    pub fn new(
+        connect_timeout: Duration,
+        service_token: Option<String>,
+        result_limit: usize,
+    ) -> Agents {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -230,7 +234,10 @@ mod tests {
 
     #[test]
     fn paths_join_whatever_the_base_ends_with() {
-        assert_eq!(join("http://a:8080", "investigate"), "http://a:8080/investigate");
+        assert_eq!(
+            join("http://a:8080", "investigate"),
+            "http://a:8080/investigate"
+        );
         assert_eq!(join("http://a:8080/", "v1/runs"), "http://a:8080/v1/runs");
     }
 

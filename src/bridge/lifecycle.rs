@@ -105,7 +105,10 @@ impl Lifecycle {
             return;
         };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}:{}", run.run_id, change.to).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", run.run_id, change.to).as_str(),
+        );
         headers.insert("ce-id", run.event_id.as_str());
         headers.insert("Content-Type", "application/json");
         if let Some(tp) = &run.traceparent {

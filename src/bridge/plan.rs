@@ -92,7 +92,12 @@ impl Planner<'_> {
         };
         let doc: RunDoc = match serde_json::from_value(document.clone()) {
             Ok(doc) => doc,
-            Err(e) => return dead("invalid_run", format!("not an ifox.agent_run.v1 document: {e}")),
+            Err(e) => {
+                return dead(
+                    "invalid_run",
+                    format!("not an ifox.agent_run.v1 document: {e}"),
+                );
+            }
         };
         // The subject carries the tenant: a document that names another one is refused, so a
         // publisher cannot reach a team's agent through a subject it may publish on.
@@ -103,7 +108,12 @@ impl Planner<'_> {
         if !expected.iter().any(|s| s == d.subject()) {
             return dead(
                 "invalid_run",
-                format!("subject {} does not name the run's team {}/{}", d.subject(), doc.org_id, doc.team_id),
+                format!(
+                    "subject {} does not name the run's team {}/{}",
+                    d.subject(),
+                    doc.org_id,
+                    doc.team_id
+                ),
             );
         }
         let record = {
@@ -113,15 +123,22 @@ impl Planner<'_> {
             };
             match found.await {
                 Ok(Some(r)) => r,
-                Ok(None) => return dead("unknown_run", format!("no run {} was recorded", doc.run_id)),
+                Ok(None) => {
+                    return dead("unknown_run", format!("no run {} was recorded", doc.run_id));
+                }
                 Err(e) => {
                     tracing::warn!(run_id = %doc.run_id, error = %e, "run record unreadable; retrying");
-                    return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(d.delivered())));
+                    return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(
+                        d.delivered(),
+                    )));
                 }
             }
         };
         if record.org_id != doc.org_id || record.team_id != doc.team_id {
-            return dead("invalid_run", format!("run {} belongs to another team", doc.run_id));
+            return dead(
+                "invalid_run",
+                format!("run {} belongs to another team", doc.run_id),
+            );
         }
         if run_lifecycle::is_final(&record.status)
             || (record.status == "running" && record.protocol.as_deref() == Some("ifox"))
@@ -148,7 +165,10 @@ impl Planner<'_> {
                 return Decision::Fail {
                     record: Box::new(record),
                     reason: "no_team",
-                    detail: format!("the config of {}/{} cannot be read", doc.org_id, doc.team_id),
+                    detail: format!(
+                        "the config of {}/{} cannot be read",
+                        doc.org_id, doc.team_id
+                    ),
                 };
             }
             return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(d.delivered())));
@@ -162,12 +182,23 @@ impl Planner<'_> {
         let (url, mode) = match config.get("agent_service_url") {
             None | Some(Value::Null) => (self.settings.shared_url.clone(), "shared"),
             Some(Value::String(u)) if !u.trim().is_empty() => (u.trim().to_owned(), "dedicated"),
-            Some(other) => return fail("invalid_config", format!("agent_service_url is not a URL: {other}")),
+            Some(other) => {
+                return fail(
+                    "invalid_config",
+                    format!("agent_service_url is not a URL: {other}"),
+                );
+            }
         };
-        let routed_url = doc.agent_service_url.clone().unwrap_or_else(|| self.settings.shared_url.clone());
+        let routed_url = doc
+            .agent_service_url
+            .clone()
+            .unwrap_or_else(|| self.settings.shared_url.clone());
         let mode_change = (doc.deployment_mode != mode || routed_url != url).then(|| {
             metrics::counter!("ifox_bridge_mode_changes_total").increment(1);
-            format!("routed to {} {routed_url}; delivered to {mode} {url}", doc.deployment_mode)
+            format!(
+                "routed to {} {routed_url}; delivered to {mode} {url}",
+                doc.deployment_mode
+            )
         });
         if let Err(e) = self.allow.check(&url) {
             return fail("url_not_allowed", format!("{url}: {e}"));
@@ -176,9 +207,19 @@ impl Planner<'_> {
             None | Some(Value::Null) => self.settings.default_protocol,
             Some(Value::String(p)) => match Protocol::parse(p) {
                 Some(p) => p,
-                None => return fail("invalid_config", format!("agent_protocol {p:?} is not investigate or ifox")),
+                None => {
+                    return fail(
+                        "invalid_config",
+                        format!("agent_protocol {p:?} is not investigate or ifox"),
+                    );
+                }
             },
-            Some(other) => return fail("invalid_config", format!("agent_protocol is not a string: {other}")),
+            Some(other) => {
+                return fail(
+                    "invalid_config",
+                    format!("agent_protocol is not a string: {other}"),
+                );
+            }
         };
         let max_concurrent = config
             .get("max_concurrent_agents")
@@ -217,7 +258,12 @@ impl Planner<'_> {
     /// and is the event the run names.
     async fn event(&self, doc: &RunDoc) -> Option<Value> {
         let seq = doc.event_seq?;
-        let stream = self.bus.jetstream().get_stream_no_info("EVENTS").await.ok()?;
+        let stream = self
+            .bus
+            .jetstream()
+            .get_stream_no_info("EVENTS")
+            .await
+            .ok()?;
         let raw = match stream.get_raw_message(seq).await {
             Ok(raw) => raw,
             Err(e) => {
@@ -229,9 +275,14 @@ impl Planner<'_> {
             .headers
             .iter()
             .filter(|(k, _)| !AsRef::<str>::as_ref(*k).eq_ignore_ascii_case("Nats-Msg-Id"))
-            .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.first()?.as_str().to_owned()))))
+            .filter_map(|(k, v)| {
+                Some((k.to_string(), Value::String(v.first()?.as_str().to_owned())))
+            })
             .collect();
-        let ce_id = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("ce-id")).and_then(|(_, v)| v.as_str());
+        let ce_id = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("ce-id"))
+            .and_then(|(_, v)| v.as_str());
         if ce_id != Some(doc.event_id.as_str()) {
             return None;
         }
@@ -239,7 +290,9 @@ impl Planner<'_> {
         let payload = serde_json::from_slice::<Value>(&raw.payload).unwrap_or_else(|_| {
             Value::String(base64::engine::general_purpose::STANDARD.encode(&raw.payload))
         });
-        Some(serde_json::json!({"subject": raw.subject.as_str(), "headers": headers, "payload": payload}))
+        Some(
+            serde_json::json!({"subject": raw.subject.as_str(), "headers": headers, "payload": payload}),
+        )
     }
 }
 

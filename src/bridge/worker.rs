@@ -286,7 +286,14 @@ impl Bridge {
             .deadline_at
             .unwrap_or(now + plan.timeout.as_millis() as i64);
         let Some(left) = remaining(deadline, now) else {
-            return self.finish(&run, "timeout", None, Some("no outcome within the run's timeout")).await;
+            return self
+                .finish(
+                    &run,
+                    "timeout",
+                    None,
+                    Some("no outcome within the run's timeout"),
+                )
+                .await;
         };
         let detail = plan.mode_change.as_deref();
         let change = Change {
@@ -304,14 +311,23 @@ impl Bridge {
             Ok(false) => return ("finished", Settle::Now(Disposition::Ack)),
             Err(e) => {
                 tracing::warn!(error = %e, "run record not updated; retrying");
-                return ("database", Settle::Now(Disposition::Nak(nak_delay(d.delivered()))));
+                return (
+                    "database",
+                    Settle::Now(Disposition::Nak(nak_delay(d.delivered()))),
+                );
             }
         }
         if let Some(change) = &plan.mode_change {
             tracing::info!(change = %change, "the team's runtime changed while its run waited");
         }
-        let (Ok(org), Ok(team)) = (OrgId::parse(&plan.doc.org_id), NodeId::parse(&plan.doc.team_id)) else {
-            return ("invalid", Settle::Fail("invalid_run", "invalid org or team id".into()));
+        let (Ok(org), Ok(team)) = (
+            OrgId::parse(&plan.doc.org_id),
+            NodeId::parse(&plan.doc.team_id),
+        ) else {
+            return (
+                "invalid",
+                Settle::Fail("invalid_run", "invalid org or team id".into()),
+            );
         };
         let token = run_token::mint(
             &inner.token_key,
@@ -374,8 +390,13 @@ impl Bridge {
                 self.record(&run, change, "accepted").await
             }
             Delivered::Timeout => {
-                self.finish(&run, "timeout", None, Some("no outcome within the run's timeout"))
-                    .await
+                self.finish(
+                    &run,
+                    "timeout",
+                    None,
+                    Some("no outcome within the run's timeout"),
+                )
+                .await
             }
             Delivered::Retry { after, why } => {
                 if d.delivered() >= inner.settings.max_attempts {
@@ -417,7 +438,12 @@ impl Bridge {
         }
     }
 
-    async fn record(&self, run: &RunRef, change: Change<'_>, label: &'static str) -> (&'static str, Settle) {
+    async fn record(
+        &self,
+        run: &RunRef,
+        change: Change<'_>,
+        label: &'static str,
+    ) -> (&'static str, Settle) {
         match self.inner.lifecycle.advance(run, change).await {
             Ok(_) => (label, Settle::Now(Disposition::Ack)),
             // The agent's answer is lost with this NAK; the redelivery carries the same
@@ -445,7 +471,13 @@ impl Bridge {
         self.record(run, change, status).await
     }
 
-    async fn fail_and_dead_letter(&self, run: &RunRef, d: Delivery, reason: &'static str, detail: String) {
+    async fn fail_and_dead_letter(
+        &self,
+        run: &RunRef,
+        d: Delivery,
+        reason: &'static str,
+        detail: String,
+    ) {
         let change = Change {
             to: "failed",
             error: Some(&detail),
@@ -458,7 +490,8 @@ impl Bridge {
             d.settle(&self.inner.bus, Disposition::Nak(delay)).await;
             return;
         }
-        d.settle(&self.inner.bus, Disposition::DeadLetter { reason, detail }).await;
+        d.settle(&self.inner.bus, Disposition::DeadLetter { reason, detail })
+            .await;
     }
 
     async fn sweep_loop(self, shutdown: CancellationToken) {
@@ -493,7 +526,10 @@ fn run_ref(plan: &Plan) -> RunRef {
 }
 
 /// Runs `exchange` while sending in-progress acks for `d` every [`KEEPALIVE`].
-async fn keep_alive<F: std::future::Future<Output = Delivered>>(d: &Delivery, exchange: F) -> Delivered {
+async fn keep_alive<F: std::future::Future<Output = Delivered>>(
+    d: &Delivery,
+    exchange: F,
+) -> Delivered {
     tokio::pin!(exchange);
     let mut tick = tokio::time::interval(KEEPALIVE);
     tick.tick().await;

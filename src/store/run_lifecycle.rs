@@ -279,11 +279,7 @@ pub async fn list(conn: &mut Conn, f: &Filter<'_>) -> Result<Vec<RunRecord>, Sto
 }
 
 /// Runs not finished whose deadline passed (the sweeper's work), oldest deadline first.
-pub async fn overdue(
-    conn: &mut Conn,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<RunRecord>, StoreError> {
+pub async fn overdue(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM runs WHERE status IN ('delivering', 'running') \
          AND deadline_at IS NOT NULL AND deadline_at < $1 ORDER BY deadline_at LIMIT $2"
