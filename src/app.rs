@@ -202,8 +202,12 @@ impl App {
             }
         }
         let admin = roles.contains(&Role::Admin);
-        let mut router = http::router(state.clone(), admin, settings.http.admin_body_limit);
+        let mut router = http::router(state.clone());
         if admin {
+            let admin_api = crate::admin::routes().layer(axum::extract::DefaultBodyLimit::max(
+                settings.http.admin_body_limit,
+            ));
+            router = router.merge(admin_api.with_state(state.clone()));
             let secrets = crate::ingest::org_secrets::routes().layer(
                 axum::extract::DefaultBodyLimit::max(settings.http.admin_body_limit),
             );

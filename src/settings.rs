@@ -1,33 +1,17 @@
 //! Typed settings: built-in defaults < optional file `ifox.toml` (or `--config`) < environment
 //! `IFOX__<SECTION>__<KEY>` (lists comma-separated). Validated once at start; an error names the key.
-//! Secrets are [`Secret`]s: their `Debug` prints `[redacted]` and they have no `Display`.
+//! Secrets are [`Secret`]s (from `domain`): their `Debug` prints `[redacted]` and they have no
+//! `Display`. The settings of every role live here ([`provision`] for `kube` and `provision`), so
+//! settings never imports a role.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// A value that must never be printed: Debug shows `[redacted]`; read it with [`Secret::expose`].
-#[derive(Clone, Deserialize, PartialEq, Eq, Default)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
+pub mod provision;
 mod secret_list;
+pub use crate::domain::Secret;
 pub use secret_list::SecretList;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,10 +28,10 @@ pub struct Settings {
     pub router: RouterSettings,
     /// `IFOX__KUBE__…`: the cluster the provisioner writes to.
     #[serde(default)]
-    pub kube: crate::provision::settings::KubeSettings,
+    pub kube: provision::KubeSettings,
     /// `IFOX__PROVISION__…`: grace, timers, prices.
     #[serde(default)]
-    pub provision: crate::provision::settings::ProvisionSettings,
+    pub provision: provision::ProvisionSettings,
 }
 
 /// The `router` role.
@@ -161,8 +145,8 @@ pub struct TenancySettings {
     pub reload_interval: Duration,
 }
 
-/// `"30s"`, `"24h"` … via humantime.
-mod humantime_serde_compat {
+/// `"30s"`, `"24h"` … via humantime; every duration key of every section uses it.
+pub(crate) mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -296,7 +280,7 @@ impl Settings {
             );
         }
         for source in self.ingest.secrets.generic.keys() {
-            if let Err(problem) = crate::ingest::check_generic_source(source) {
+            if let Err(problem) = crate::domain::subject::check_generic_source(source) {
                 return invalid("ingest.secrets.generic", problem);
             }
         }
@@ -309,5 +293,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-#[path = "settings_tests.rs"]
 mod tests;

@@ -16,7 +16,7 @@
 //!   [`manifests`]: the cluster. [`db`]: the tables of migration 0004.
 //! - [`admit`]: the API's transaction (with `team_tx`: its team-level writes). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
-//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). [`settings`]: configuration.
+//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). Its settings are [`crate::settings::provision`].
 
 pub mod admit;
 pub mod api;
@@ -32,7 +32,8 @@ pub mod manifests;
 pub mod objects;
 pub mod reconcile;
 pub mod request;
-pub mod settings;
+// `worker.rs` still names `super::settings` (it is being rewritten); the types live in `settings`.
+use crate::settings::provision as settings;
 pub mod spec;
 mod team_tx;
 pub mod units;
