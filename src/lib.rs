@@ -25,9 +25,11 @@
 //! 8. [`cli`]: the command line.
 //!
 //! ```text
-//! domain → store → tenancy → {settings, telemetry, bus} → http → {ingest, router, provision, admin, bridge} → app → cli
+//! domain → store → tenancy ──────────────┐
+//! domain → settings → telemetry → bus ───┴→ http → {ingest, router, provision, admin, bridge} → app → cli
 //! ```
-//! (an arrow reads "may be used by"; the table in `layering_tests.rs` is the precise rule.)
+//! (an arrow reads "may be used by", transitively; store and tenancy never use the infrastructure;
+//! the table in `layering_tests.rs` is the precise rule, with its two role-to-role edges.)
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -90,8 +90,8 @@ impl Ingest {
             Outcome::Publish(signal) => signal,
         };
         let trace = (
-            payload::header(&inc, "traceparent"),
-            payload::header(&inc, "tracestate"),
+            payload::header(&inc, crate::domain::headers::TRACEPARENT),
+            payload::header(&inc, crate::domain::headers::TRACESTATE),
         );
         let envelope = event::envelope(provider.source(), org.as_ref(), &signal, trace, now);
         let started = Instant::now();

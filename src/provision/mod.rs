@@ -16,7 +16,8 @@
 //!   [`manifests`]: the cluster. [`db`]: the tables of migration 0004.
 //! - [`admit`]: the API's transaction (with `team_tx`: its team-level writes). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
-//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). Its settings are [`crate::settings::provision`].
+//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). The settings types are in
+//!   [`crate::settings::provision`].
 
 pub mod admit;
 pub mod api;
