@@ -30,6 +30,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
+# deploy/ offline: render every overlay, validate it (Kubernetes 1.33 schemas, strict), check the restricted pod security fields.
+validate-deploy:
+    scripts/validate-deploy
+
 # Apply formatting.
 fmt:
     cargo fmt --all

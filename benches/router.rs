@@ -106,11 +106,12 @@ async fn main() {
             worker.clone(),
             bus.clone(),
             settings.router.clone(),
+            ifox::bus::Health::default(),
             shutdown.clone(),
         ));
         let router_rate = router_loop(&js, (round + 1) * EVENTS, started, cpu, &nats).await;
         shutdown.cancel();
-        router.await.unwrap();
+        router.await.unwrap().unwrap();
         let ratio = router_rate / raw_rate;
         println!("round {}: ratio router/raw {ratio:.2}", round + 1);
         ratios.push(ratio);

@@ -1,5 +1,6 @@
 //! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
 
+mod bus_consumer;
 mod health;
 mod ingest_faults;
 mod ingest_fixtures;

@@ -201,11 +201,29 @@ async fn an_object_the_cluster_rejects_fails_the_run_and_leaves_a_dead_letter_wi
             .ok()
     })
     .await;
-    let body: Value = serde_json::from_slice(&letter.payload).unwrap();
+    // The router's dead-letter format: the reason, detail, stage and original subject in
+    // `Ifox-DL-*` headers, a `Nats-Msg-Id` of its own.
+    let header = |name: &str| {
+        letter
+            .headers
+            .get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("Ifox-DL-Reason"), "object_rejected");
+    assert_eq!(header("Ifox-DL-Stage"), "provisioner");
+    assert_eq!(header("Ifox-DL-Subject"), "ifox.provision.acme.web");
     assert!(
-        body["error"].as_str().unwrap().contains("Invalid value"),
-        "{body}"
+        header("Ifox-DL-Detail").contains("Invalid value"),
+        "{}",
+        header("Ifox-DL-Detail")
     );
-    assert_eq!(body["subject"], "ifox.provision.acme.web");
+    assert!(
+        header("Nats-Msg-Id").starts_with("dl:provisioner:"),
+        "{}",
+        header("Nats-Msg-Id")
+    );
+    let body: Value = serde_json::from_slice(&letter.payload).unwrap();
+    assert_eq!(body["org_id"], "acme", "the original nudge is kept: {body}");
     assert_eq!(url(&app).await, None);
 }

@@ -54,6 +54,8 @@ pub enum Command {
         #[arg(long)]
         org: OrgId,
     },
+    /// The reference agent: speaks `investigate` and the `ifox` protocol (docs/agent-protocol.md).
+    AgentEcho(crate::bridge::echo::EchoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +218,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let out = admin(&tenancy, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
+        }
+        Command::AgentEcho(args) => {
+            Ok(crate::bridge::echo::run_cli(args, wait_for_signal()).await?)
         }
     }
 }

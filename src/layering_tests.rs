@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 /// - `http`: state, error answer and extractors every HTTP surface shares; it names no role (app
 ///   merges the roles' routes), so the roles can use it.
 /// - Roles: `ingest`, `router`, `provision`, `admin`, `bridge`. A role uses no other role except:
-///   `admin` uses `router` (route explain runs the router's pure core) and `bridge` uses `router`
-///   (the agent-run document it delivers is the router's).
+///   `admin` uses `router` (route explain runs the router's pure core) and `bridge` (the runs API
+///   and agents' status reports go through the run lifecycle), and `bridge` uses `router` (the
+///   agent-run document it delivers is the router's).
 /// - `app` assembles the roles; `cli` runs everything.
 const ALLOWED: &[(&str, &[&[&str]])] = &[
     ("domain", &[]),
@@ -33,7 +34,7 @@ const ALLOWED: &[(&str, &[&[&str]])] = &[
     ("ingest", &[BELOW_ROLES]),
     ("router", &[BELOW_ROLES]),
     ("provision", &[BELOW_ROLES]),
-    ("admin", &[BELOW_ROLES, &["router"]]),
+    ("admin", &[BELOW_ROLES, &["router", "bridge"]]),
     ("bridge", &[BELOW_ROLES, &["router"]]),
     ("app", &[BELOW_ROLES, ROLES]),
     ("cli", &[BELOW_ROLES, ROLES, &["app"]]),

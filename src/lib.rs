@@ -20,7 +20,8 @@
 //!    [`router`] (events routed to a team and dispatched; change notices; `ifox replay`),
 //!    [`provision`] (the `provisioner` role and the provisioning API: desired Kubernetes objects,
 //!    server-side apply, cost report), [`admin`] (the admin and team HTTP API; it explains routes
-//!    with the router's pure core), and the bridge.
+//!    with the router's pure core), [`bridge`] (agent runs delivered to agent services, run
+//!    lifecycle).
 //! 7. [`app`]: the assembled process (roles started, their routes merged onto [`http::router`]).
 //! 8. [`cli`]: the command line.
 //!
@@ -29,11 +30,12 @@
 //! domain → settings → telemetry → bus ───┴→ http → {ingest, router, provision, admin, bridge} → app → cli
 //! ```
 //! (an arrow reads "may be used by", transitively; store and tenancy never use the infrastructure;
-//! the table in `layering_tests.rs` is the precise rule, with its two role-to-role edges.)
+//! the table in `layering_tests.rs` is the precise rule, with its role-to-role edges.)
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;
+pub mod bridge;
 pub mod bus;
 pub mod cli;
 pub mod domain;

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod bridge;
 pub mod provision;
 mod secret_list;
 pub use crate::domain::Secret;
+pub use bridge::BridgeSettings;
 pub use secret_list::SecretList;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +34,9 @@ pub struct Settings {
     /// `IFOX__PROVISION__…`: grace, timers, prices.
     #[serde(default)]
     pub provision: provision::ProvisionSettings,
+    /// `IFOX__BRIDGE__…`: agent delivery.
+    #[serde(default)]
+    pub bridge: BridgeSettings,
 }
 
 /// The `router` role.
@@ -278,6 +283,15 @@ impl Settings {
                 "ingest.body_limit",
                 format!("must be between 1024 and {MAX_INGEST_BODY} bytes"),
             );
+        }
+        if self.bridge.concurrency == 0 || self.bridge.max_concurrent_agents == 0 {
+            return invalid(
+                "bridge.concurrency",
+                "bridge.concurrency and bridge.max_concurrent_agents must be at least 1".into(),
+            );
+        }
+        if self.bridge.max_attempts == 0 {
+            return invalid("bridge.max_attempts", "must be at least 1".into());
         }
         for source in self.ingest.secrets.generic.keys() {
             if let Err(problem) = crate::domain::subject::check_generic_source(source) {

@@ -24,7 +24,7 @@ pub struct Explain {
 
 pub async fn effective(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    super::runs::ReadAuth(p): super::runs::ReadAuth,
     Query(q): Query<Explain>,
 ) -> Result<Response, ApiError> {
     let team = team_scope(&p)?;

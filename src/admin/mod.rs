@@ -5,6 +5,7 @@
 
 mod me;
 mod nodes;
+pub mod runs;
 pub use nodes::node_json as nodes_json;
 mod tokens;
 
@@ -80,4 +81,12 @@ pub fn routes() -> Router<AppState> {
             get(me::get_config).patch(me::patch_config),
         )
         .route("/api/v1/config/me/effective", get(me::effective))
+        .route("/api/v1/config/me/runs", get(runs::list_mine))
+        .route(&format!("{a}/orgs/{{org}}/runs"), get(runs::list))
+        .route(&format!("{a}/orgs/{{org}}/runs/{{run}}"), get(runs::show))
+        .route(
+            &format!("{a}/orgs/{{org}}/runs/by-event/{{event}}"),
+            get(runs::by_event),
+        )
+        .route("/api/v1/runs/{run}/status", post(runs::report))
 }

@@ -1,14 +1,20 @@
-//! JetStream: the connection, the streams of `streams/` ([`streams`]), and the publisher
-//! ([`publish`]).
+//! JetStream: the connection, the streams of `streams/` ([`streams`]), the publisher
+//! ([`publish`]), the consumer toolkit every role consumes with ([`consumer`]), the one dead-letter
+//! format ([`deadletter`]) and what readiness needs to know ([`health`]).
 //!
 //! The connection never blocks start-up: when NATS is unreachable the process still serves (webhooks
 //! answer 503 with Retry-After) and async-nats reconnects in the background. Every (re)connect
 //! re-applies the streams, so a NATS server that came back with an empty store is repaired without a
 //! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection.
 
+pub mod consumer;
+pub mod deadletter;
+pub mod health;
 pub mod publish;
 pub mod streams;
 
+pub use consumer::{ConsumerDef, Delivery, Disposition, LoopOptions, Settled, nak_delay};
+pub use health::Health;
 pub use publish::{PublishError, Published};
 pub use streams::{StreamError, StreamOutcome, StreamSpec};
 

@@ -8,6 +8,7 @@ pub mod headers;
 pub mod identifiers;
 pub mod ids;
 pub mod routing;
+pub mod run_token;
 pub mod secret;
 pub mod subject;
 pub mod token;

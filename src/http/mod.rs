@@ -1,8 +1,8 @@
 //! What every HTTP surface shares, below the roles: the handler state ([`AppState`]), the one error
 //! answer ([`error::ApiError`]), the request extractors ([`extract`]), and the listener's own routes:
-//! `/healthz` (process up), `/readyz` (database reachable), `/metrics` (Prometheus). Each role brings
-//! its routes and `app` merges them onto [`router`], so this module never names a role (the layering
-//! test in `lib.rs` keeps it so).
+//! `/healthz` (process up), `/readyz` (database reachable, NATS connected and every consumer of this
+//! process consuming), `/metrics` (Prometheus). Each role brings its routes and `app` merges them
+//! onto [`router`], so this module never names a role (the layering test in `lib.rs` keeps it so).
 
 pub mod error;
 pub mod extract;
@@ -21,6 +21,15 @@ use serde_json::json;
 pub struct AppState {
     pub tenancy: Tenancy,
     pub metrics: PrometheusHandle,
+    /// The NATS side of readiness.
+    pub health: crate::bus::Health,
+    /// Where run transitions are announced (agents' status reports; see the bridge's `Lifecycle`).
+    /// A plain bus handle, not the bridge's type, so this module stays below the roles.
+    pub runs_bus: Option<crate::bus::Bus>,
+    /// Verifies run tokens (see [`crate::domain::run_token`]).
+    pub run_token_key: std::sync::Arc<Vec<u8>>,
+    /// Bytes of a reported result text kept (`bridge.result_limit`).
+    pub result_limit: usize,
 }
 
 /// The listener's own routes and the 404 fallback; `app` merges the routes of each enabled role.
@@ -38,10 +47,21 @@ pub fn router(state: AppState) -> Router {
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.tenancy.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ready", "database": "ok"})),
-        ),
+        Ok(()) => match s.health.problem() {
+            None => (
+                StatusCode::OK,
+                axum::Json(json!({"status": "ready", "database": "ok", "nats": "ok"})),
+            ),
+            Some(p) => {
+                tracing::warn!(reason = p.reason, message = %p.message, "readiness: NATS side not ready");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(
+                        json!({"status": "not_ready", "database": "ok", "reason": p.reason, "message": p.message}),
+                    ),
+                )
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             (

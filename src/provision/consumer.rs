@@ -1,30 +1,22 @@
 //! The provisioner's side of NATS: its durable consumer on PROVISION
-//! (`streams/consumers/PROVISION.provisioner.json`, the same file `nats consumer add PROVISION
-//! --config` takes), the nudge the API publishes, and dead letters.
+//! (`streams/consumers/PROVISION.provisioner.json`) on the consumer toolkit of
+//! [`crate::bus::consumer`], the nudge the API publishes, and dead letters of passes run by timers.
 //!
-//! Ack after the pass converged; NAK with a delay while a Deployment becomes available or when the
-//! cluster or the database is unavailable (the delay grows with each delivery, capped at 60 s); on a
-//! permanent failure, dead-letter on `ifox.deadletter.provisioner.<reason>`, then TERM.
+//! Ack after the pass converged; NAK with a delay while a Deployment becomes available (the pass
+//! says how long) or when the cluster or the database is unavailable (the toolkit's `nak_delay`);
+//! on a permanent failure, a dead letter on `ifox.deadletter.provisioner.<reason>` in the one
+//! dead-letter format (stored before the TERM).
 
 use super::reconcile::Outcome;
 use super::worker::Worker;
-use crate::bus::Bus;
+use crate::bus::consumer::{self, LoopOptions, PROVISIONER};
+use crate::bus::deadletter::Origin;
+use crate::bus::{Bus, Delivery, Disposition, Health, nak_delay};
 use crate::domain::{NodeId, OrgId};
-use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::pull;
-use futures::StreamExt;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-pub const STREAM: &str = "PROVISION";
-pub const CONSUMER: &str = "provisioner";
-const CONSUMER_FILE: &str = include_str!("../../streams/consumers/PROVISION.provisioner.json");
-const CONSUMER_FILE_NAME: &str = "streams/consumers/PROVISION.provisioner.json";
-
-/// The consumer definition from the committed file.
-pub fn consumer_config() -> Result<pull::Config, String> {
-    serde_json::from_str(CONSUMER_FILE).map_err(|e| format!("{CONSUMER_FILE_NAME}: {e}"))
-}
+pub const STREAM: &str = PROVISIONER.stream;
 
 /// The subject of a team's nudge.
 pub fn subject(org: &OrgId, team: &NodeId) -> String {
@@ -38,84 +30,97 @@ fn parse_subject(subject: &str) -> Option<(OrgId, NodeId)> {
     parts.next().is_none().then_some((org, team))
 }
 
+/// The body of a nudge (also of a timer's dead letter, so replaying it nudges the team again).
+fn nudge_body(org: &OrgId, team: &NodeId, run_id: Option<&str>) -> bytes::Bytes {
+    serde_json::json!({"org_id": org, "team_id": team, "run_id": run_id})
+        .to_string()
+        .into()
+}
+
 impl Worker {
-    pub(super) async fn consume(&self, bus: Bus, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match self.consume_once(&bus, &shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?delay, "provisioner consumer unavailable")
-                }
+    /// Consumes nudges one at a time until `shutdown`.
+    pub(super) async fn consume(&self, bus: Bus, health: Health, shutdown: CancellationToken) {
+        let config = match PROVISIONER.config(0) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "provisioner consumer definition refused");
+                return;
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(30));
+        };
+        let handler = |deliveries: Vec<Delivery>| self.handle(&bus, deliveries);
+        consumer::run(
+            bus.clone(),
+            PROVISIONER,
+            config,
+            LoopOptions::SEQUENTIAL,
+            health,
+            shutdown,
+            handler,
+        )
+        .await;
+    }
+
+    async fn handle(&self, bus: &Bus, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            let disposition = self.disposition(&d).await;
+            d.settle(bus, disposition).await;
         }
     }
 
-    async fn consume_once(&self, bus: &Bus, shutdown: &CancellationToken) -> Result<(), String> {
-        let stream = bus
-            .jetstream()
-            .get_stream(STREAM)
-            .await
-            .map_err(|e| e.to_string())?;
-        let config = consumer_config()?;
-        let consumer = stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| e.to_string())?
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = Box::pin(consumer.take_until(shutdown.clone().cancelled_owned()));
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| e.to_string())?;
-            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-            let ack = match parse_subject(&msg.subject) {
-                None => {
-                    self.dead_letter(
-                        bus,
-                        &msg.subject,
-                        "bad_subject",
-                        "not ifox.provision.<org>.<team>",
-                    )
-                    .await;
-                    AckKind::Term
-                }
-                Some((org, team)) => match self.reconciler.reconcile_team(&org, &team).await {
-                    Ok(Outcome::Done) => AckKind::Ack,
-                    Ok(Outcome::Wait(d)) => AckKind::Nak(Some(d)),
-                    Ok(Outcome::Failed(e)) => {
-                        self.dead_letter(bus, &msg.subject, e.reason(), &e.to_string())
-                            .await;
-                        AckKind::Term
-                    }
-                    Err(e) => {
-                        let backoff = Duration::from_millis(500)
-                            * 2u32.saturating_pow(delivered.min(7) as u32);
-                        tracing::warn!(%org, %team, error = %e, retry_in = ?backoff, "provisioning pass failed; will retry");
-                        AckKind::Nak(Some(backoff.min(Duration::from_secs(60))))
-                    }
-                },
+    async fn disposition(&self, d: &Delivery) -> Disposition {
+        let Some((org, team)) = parse_subject(d.subject()) else {
+            return Disposition::DeadLetter {
+                reason: "bad_subject",
+                detail: "not ifox.provision.<org>.<team>".to_owned(),
             };
-            if let Err(e) = msg.ack_with(ack).await {
-                tracing::warn!(error = %e, "cannot ack a provisioning nudge; it will be redelivered");
+        };
+        let span = tracing::info_span!("reconcile", %org, %team, stream_seq = d.stream_seq());
+        match self
+            .reconciler
+            .reconcile_team(&org, &team)
+            .instrument(span)
+            .await
+        {
+            Ok(Outcome::Done) => Disposition::Ack,
+            Ok(Outcome::Wait(delay)) => Disposition::Nak(delay),
+            Ok(Outcome::Failed(e)) => Disposition::DeadLetter {
+                reason: e.reason(),
+                detail: e.to_string(),
+            },
+            Err(e) => {
+                let delay = nak_delay(d.delivered());
+                tracing::warn!(%org, %team, error = %e, retry_in = ?delay, "provisioning pass failed; will retry");
+                Disposition::Nak(delay)
             }
         }
-        Ok(())
     }
 
-    pub(super) async fn dead_letter(&self, bus: &Bus, subject: &str, reason: &str, error: &str) {
+    /// The dead letter of a pass run by a timer (tick, resync): there is no delivery to terminate,
+    /// so it names the team's nudge subject and carries a nudge body (replaying it nudges again).
+    pub(super) async fn dead_letter_pass(
+        &self,
+        bus: &Bus,
+        org: &OrgId,
+        team: &NodeId,
+        reason: &'static str,
+        detail: &str,
+    ) {
+        let subject = subject(org, team);
+        let origin = Origin {
+            stage: PROVISIONER.stage,
+            subject: &subject,
+            stream: STREAM,
+            stream_seq: 0,
+            attempts: 1,
+        };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("ifox-original-subject", subject);
-        headers.insert("ifox-reason", reason);
-        let body = serde_json::json!({"stage": "provisioner", "reason": reason, "subject": subject, "error": error});
-        let to = format!("ifox.deadletter.provisioner.{reason}");
-        if let Err(e) = bus.publish(to, headers, body.to_string().into()).await {
-            tracing::error!(error = %e, %subject, "cannot dead-letter a failed provisioning run");
+        headers.insert("Content-Type", "application/json");
+        let body = nudge_body(org, team, None);
+        if let Err(e) = bus
+            .dead_letter(&origin, reason, detail, Some(&headers), body)
+            .await
+        {
+            tracing::error!(error = %e, %subject, reason, "cannot dead-letter a failed provisioning run");
         }
     }
 }
@@ -130,10 +135,13 @@ pub async fn nudge(
 ) -> Result<(), crate::bus::PublishError> {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", run_id);
-    let body = serde_json::json!({"org_id": org, "team_id": team, "run_id": run_id});
-    bus.publish(subject(org, team), headers, body.to_string().into())
-        .await
-        .map(|_| ())
+    bus.publish(
+        subject(org, team),
+        headers,
+        nudge_body(org, team, Some(run_id)),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -141,9 +149,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_committed_consumer_file_parses_and_filters_the_provision_subjects() {
-        let c = consumer_config().unwrap();
-        assert_eq!(c.durable_name.as_deref(), Some(CONSUMER));
+    fn the_committed_consumer_file_filters_the_provision_subjects_without_a_delivery_limit() {
+        let c = PROVISIONER.config(0).unwrap();
+        assert_eq!(c.durable_name.as_deref(), Some("provisioner"));
         assert_eq!(c.filter_subject, "ifox.provision.>");
         assert_eq!(c.max_deliver, -1);
     }

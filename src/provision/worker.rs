@@ -11,7 +11,6 @@
 
 use super::backend::{AnyBackend, Backend};
 use super::build::{ORG_LABEL, TEAM_LABEL};
-use super::consumer::subject;
 use super::db;
 use super::objects::{self, Kind};
 use super::reconcile::{DRIFT, MANAGED, Outcome, Reconciler};
@@ -80,12 +79,17 @@ impl Worker {
     }
 
     /// Runs until `shutdown`: the consumer (when `bus` is given), the tick and the resync.
-    pub async fn run(mut self, bus: Option<Bus>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        bus: Option<Bus>,
+        health: crate::bus::Health,
+        shutdown: CancellationToken,
+    ) {
         self.bus = bus.clone();
         let tick = tokio::spawn(self.clone().tick_loop(shutdown.clone()));
         let resync = tokio::spawn(self.clone().resync_loop(shutdown.clone()));
         if let Some(bus) = bus {
-            self.consume(bus, shutdown.clone()).await;
+            self.consume(bus, health, shutdown.clone()).await;
         }
         shutdown.cancelled().await;
         let _ = tick.await;
@@ -293,7 +297,7 @@ impl Worker {
         if let Outcome::Failed(e) = self.reconciler.reconcile_team(org, team).await?
             && let Some(bus) = &self.bus
         {
-            self.dead_letter(bus, &subject(org, team), e.reason(), &e.to_string())
+            self.dead_letter_pass(bus, org, team, e.reason(), &e.to_string())
                 .await;
         }
         Ok(())

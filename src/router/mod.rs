@@ -4,16 +4,14 @@
 //! - [`inputs`]: what an event names (headers first, then the provider payload as read by
 //!   [`crate::domain::identifiers`]);
 //! - [`decision`], [`run`], [`verdict`]: pure decisions — route, shared or dedicated, the run document;
-//! - [`deadletter`]: the dead-letter envelope;
 //! - [`worker`]: the effects of one verdict (publish the run, record it, ack; or dead-letter; or NAK);
 //! - [`recorder`]: group commit of run records;
-//! - [`consumer`]: the durable pull consumer loop, the MAX_DELIVERIES advisory listener;
+//! - [`consumer`]: the durable consumer on EVENTS (on the toolkit of [`crate::bus::consumer`]);
 //! - [`notice`]: config change notices that keep every replica's catalog fresh (the NATS side of
 //!   [`crate::tenancy::ChangeSink`]);
 //! - [`replay`]: `ifox replay`, stored events or dead letters republished for the router.
 
 pub mod consumer;
-pub mod deadletter;
 pub mod decision;
 pub mod explain;
 pub mod inputs;

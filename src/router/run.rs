@@ -72,6 +72,10 @@ pub struct AgentRun {
     pub config_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<Uuid>,
+    /// The event's sequence in EVENTS, so a consumer of the run can read the event itself (the
+    /// bridge builds the agent's prompt from it) without the run document copying the payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
 }
 
 #[cfg(test)]
@@ -134,8 +138,10 @@ mod tests {
             entrance_agent: "planner".into(),
             config_version: "3.1.2".into(),
             replay_of: None,
+            event_seq: Some(7),
         };
         let v = serde_json::to_value(&run).unwrap();
+        assert_eq!(v["event_seq"], 7);
         assert_eq!(v["deployment_mode"], "dedicated");
         assert_eq!(v["agent_service_url"], "http://svc:8080");
         assert_eq!(

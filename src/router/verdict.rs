@@ -170,6 +170,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         entrance_agent,
         config_version: effective.version.clone(),
         replay_of,
+        event_seq: None,
     };
     Verdict::Dispatch {
         run: Box::new(run),

@@ -10,35 +10,18 @@
 //! disposition. A chunk instead of one event per request took the router from 0.45–0.47 to
 //! 0.52–0.59 of the raw loop in `just bench-router` (fewer hand-offs between threads).
 //!
-//! Permanent failures are copied to DEADLETTER (PubAck first) and then terminated; transient ones are
-//! NAKed with a delay that doubles per delivery (0.5 s … 30 s).
+//! Permanent failures become [`Disposition::DeadLetter`] (the consumer toolkit stores the dead letter,
+//! PubAck first, then terminates); transient ones are NAKed with the toolkit's [`nak_delay`].
 
-use super::deadletter::{self, Origin};
 use super::recorder::RunState;
 use super::verdict::{Event, Verdict, verdict};
-use crate::bus::{Bus, PublishError};
+use crate::bus::{Bus, Delivery, Disposition, PublishError, nak_delay};
 use crate::domain::now_ms;
 use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use std::time::{Duration, Instant};
-
-/// What to tell JetStream about a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    Ack,
-    Nak(Duration),
-    Term,
-}
-
-/// Where a delivery came from (the message's JetStream info).
-#[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
-    pub stream: &'a str,
-    pub stream_seq: u64,
-    pub delivered: u64,
-}
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 enum Transient {
@@ -55,12 +38,6 @@ pub struct Worker {
     tenancy: Tenancy,
     bus: Bus,
     recorder: super::recorder::Recorder,
-}
-
-/// The NAK delay of the n-th delivery.
-pub fn backoff(delivered: u64) -> Duration {
-    let exp = delivered.saturating_sub(1).min(6) as u32;
-    Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
 }
 
 impl Worker {
@@ -81,23 +58,26 @@ impl Worker {
     /// Decides and dispatches a chunk of deliveries; one disposition per delivery, in order. The
     /// runs of the chunk are recorded with one request to the writer, published concurrently, and
     /// noted dispatched with one more.
-    pub async fn process(&self, items: &[(Event<'_>, Delivery<'_>)]) -> Vec<Disposition> {
+    pub async fn process(&self, items: &[(Event<'_>, &Delivery)]) -> Vec<Disposition> {
         let started = Instant::now();
         let mut out = vec![Disposition::Ack; items.len()];
         let (mut runs, mut rows) = (Vec::new(), Vec::new());
         for (i, (ev, delivery)) in items.iter().enumerate() {
             match verdict(self.tenancy.catalog(), ev) {
-                Verdict::Dispatch { run, subject } => match prepare(&run, subject, ev) {
-                    Ok((prepared, row)) => {
-                        runs.push((i, run, prepared));
-                        rows.push(row);
+                Verdict::Dispatch { mut run, subject } => {
+                    run.event_seq = Some(delivery.stream_seq());
+                    match prepare(&run, subject, ev) {
+                        Ok((prepared, row)) => {
+                            runs.push((i, run, prepared));
+                            rows.push(row);
+                        }
+                        Err(e) => out[i] = self.retry(&e.to_string(), delivery),
                     }
-                    Err(e) => out[i] = self.retry(&e.to_string(), *delivery),
-                },
-                Verdict::Permanent { reason, detail } => {
-                    out[i] = self.dead_letter(ev, *delivery, reason, &detail).await;
                 }
-                Verdict::Transient { detail } => out[i] = self.retry(&detail, *delivery),
+                Verdict::Permanent { reason, detail } => {
+                    out[i] = Disposition::DeadLetter { reason, detail };
+                }
+                Verdict::Transient { detail } => out[i] = self.retry(&detail, delivery),
             }
         }
         if runs.is_empty() {
@@ -150,63 +130,11 @@ impl Worker {
         out
     }
 
-    fn retry(&self, detail: &str, delivery: Delivery<'_>) -> Disposition {
-        let delay = backoff(delivery.delivered);
-        tracing::warn!(stream_seq = delivery.stream_seq, attempt = delivery.delivered, retry_in = ?delay, error = %detail, "event will be retried");
+    fn retry(&self, detail: &str, delivery: &Delivery) -> Disposition {
+        let delay = nak_delay(delivery.delivered());
+        tracing::warn!(stream_seq = delivery.stream_seq(), attempt = delivery.delivered(), retry_in = ?delay, error = %detail, "event will be retried");
         metrics::counter!("ifox_router_retries_total").increment(1);
         Disposition::Nak(delay)
-    }
-
-    async fn dead_letter(
-        &self,
-        ev: &Event<'_>,
-        delivery: Delivery<'_>,
-        reason: &'static str,
-        detail: &str,
-    ) -> Disposition {
-        let origin = Origin {
-            stage: "router",
-            subject: ev.subject,
-            stream: delivery.stream,
-            stream_seq: delivery.stream_seq,
-            attempts: delivery.delivered,
-        };
-        match self
-            .publish_dead_letter(
-                &origin,
-                reason,
-                detail,
-                ev.headers,
-                Bytes::copy_from_slice(ev.payload),
-            )
-            .await
-        {
-            Ok(()) => Disposition::Term,
-            Err(e) => self.retry(&format!("dead letter not stored: {e}"), delivery),
-        }
-    }
-
-    /// Copies a message to DEADLETTER and waits for the PubAck.
-    pub async fn publish_dead_letter(
-        &self,
-        origin: &Origin<'_>,
-        reason: &'static str,
-        detail: &str,
-        headers: Option<&HeaderMap>,
-        payload: Bytes,
-    ) -> Result<(), PublishError> {
-        let (subject, headers) = deadletter::envelope(origin, reason, detail, headers);
-        self.bus.publish(subject, headers, payload).await?;
-        tracing::warn!(
-            reason,
-            detail,
-            subject = origin.subject,
-            stream_seq = origin.stream_seq,
-            "event dead-lettered"
-        );
-        metrics::counter!("ifox_router_events_total", "org" => "", "team" => "", "outcome" => format!("dead_lettered:{reason}")).increment(1);
-        metrics::counter!("ifox_router_dead_letters_total", "reason" => reason).increment(1);
-        Ok(())
     }
 }
 
@@ -258,18 +186,4 @@ fn prepare(
         payload,
     };
     Ok((prepared, row))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn the_retry_delay_doubles_per_delivery_up_to_thirty_seconds() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(4), Duration::from_secs(4));
-        assert_eq!(backoff(50), Duration::from_secs(30));
-    }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod claims;
 pub mod history;
 pub mod nodes;
+pub mod run_lifecycle;
 pub mod runs;
 pub mod tokens;
 

@@ -1,13 +1,18 @@
 //! Dead letters: what could not be processed, copied to `ifox.deadletter.<stage>.<reason>` with the
-//! original body and headers plus why, from where, and after how many attempts. Built here (pure),
-//! published by the caller with a PubAck before the original is terminated.
+//! original body and headers plus why, from where, and after how many attempts. The one format of
+//! every stage (router, provisioner, bridge): the envelope is built here (pure) and published by
+//! [`Bus::dead_letter`] with a PubAck, which the consumer toolkit waits for before it terminates the
+//! original (see [`super::consumer`]).
 //!
 //! Headers added: `Ifox-DL-Reason`, `Ifox-DL-Detail`, `Ifox-DL-Stage`, `Ifox-DL-Subject` (the
 //! original subject), `Ifox-DL-Stream`, `Ifox-DL-Stream-Seq`, `Ifox-DL-Attempts`, `Ifox-DL-Time`.
 //! The original `Nats-Msg-Id` is replaced by `dl:<stage>:<stream>:<seq>`, so a dead letter written
-//! twice (a crash before the TERM) is stored once.
+//! twice (a crash before the TERM) is stored once. A failure with no stored original (a timer's
+//! finding; `stream_seq` 0) gets `dl:<stage>:<subject>:<reason>`.
 
+use super::{Bus, PublishError};
 use async_nats::HeaderMap;
+use bytes::Bytes;
 
 pub const REASON: &str = "Ifox-DL-Reason";
 pub const SUBJECT: &str = "Ifox-DL-Subject";
@@ -49,13 +54,13 @@ pub fn envelope(
         .filter(|c| !c.is_control())
         .take(512)
         .collect();
-    out.insert(
-        "Nats-Msg-Id",
-        format!(
-            "dl:{}:{}:{}",
-            origin.stage, origin.stream, origin.stream_seq
-        ),
-    );
+    // A message with no stored original (stream_seq 0: a failure found by a timer, not a
+    // delivery) is named by its subject and reason, so a timer finding it again stores it once.
+    let id = match origin.stream_seq {
+        0 => format!("dl:{}:{}:{reason}", origin.stage, origin.subject),
+        seq => format!("dl:{}:{}:{seq}", origin.stage, origin.stream),
+    };
+    out.insert("Nats-Msg-Id", id);
     out.insert(REASON, reason);
     out.insert("Ifox-DL-Detail", detail.as_str());
     out.insert("Ifox-DL-Stage", origin.stage);
@@ -70,6 +75,37 @@ pub fn envelope(
             .as_str(),
     );
     (format!("ifox.deadletter.{}.{reason}", origin.stage), out)
+}
+
+/// Counter of dead letters by stage and reason.
+pub const DEAD_LETTERS: &str = "ifox_dead_letters_total";
+
+impl Bus {
+    /// Copies a message to DEADLETTER and waits for the PubAck. Only then may its original be
+    /// terminated: a failure here leaves the original to be retried.
+    pub async fn dead_letter(
+        &self,
+        origin: &Origin<'_>,
+        reason: &str,
+        detail: &str,
+        headers: Option<&HeaderMap>,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        let (subject, headers) = envelope(origin, reason, detail, headers);
+        self.publish(subject, headers, payload).await?;
+        tracing::warn!(
+            stage = origin.stage,
+            reason,
+            detail,
+            subject = origin.subject,
+            stream_seq = origin.stream_seq,
+            attempts = origin.attempts,
+            "dead-lettered"
+        );
+        metrics::counter!(DEAD_LETTERS, "stage" => origin.stage.to_owned(), "reason" => reason.to_owned())
+            .increment(1);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

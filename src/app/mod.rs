@@ -1,9 +1,12 @@
-//! The assembled process: settings in, roles running, until the shutdown token fires.
+//! The assembled process: settings in, roles running as supervised tasks ([`supervisor`]), until
+//! the shutdown token fires or a role task ends.
 //!
 //! `App::build` connects and migrates the database, loads the catalog and binds the listener (port 0
 //! works, and [`App::port`] tells which port was taken), so tests run the real app in-process.
 
-use crate::bus::{Bus, StreamSpec};
+pub mod supervisor;
+
+use crate::bus::{Bus, Health, StreamSpec};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::settings::Settings;
@@ -25,16 +28,25 @@ pub enum Role {
     Router,
     /// PROVISION → dedicated teams' Kubernetes objects → `agent_service_url`.
     Provisioner,
+    /// AGENT_RUNS → the team's agent service; run lifecycle.
+    Bridge,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Ingest, Role::Router, Role::Provisioner];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Ingest,
+        Role::Router,
+        Role::Provisioner,
+        Role::Bridge,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Ingest => "ingest",
             Role::Router => "router",
             Role::Provisioner => "provisioner",
+            Role::Bridge => "bridge",
         }
     }
 }
@@ -63,14 +75,16 @@ pub enum AppError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
     #[error(transparent)]
     Streams(#[from] crate::bus::StreamError),
     #[error(transparent)]
     Cluster(#[from] crate::provision::backend::BackendError),
+    #[error(transparent)]
+    Supervisor(#[from] supervisor::SupervisorError),
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::worker::BridgeError),
 }
 
 pub struct App {
@@ -82,6 +96,7 @@ pub struct App {
     bus: Option<(Bus, Vec<StreamSpec>)>,
     ingest: Option<Ingest>,
     provisioner: Option<crate::provision::worker::Worker>,
+    bridge: Option<crate::bridge::worker::Bridge>,
 }
 
 impl App {
@@ -108,9 +123,20 @@ impl App {
             .collect();
         let connected = Bus::connect_lazily(&settings.nats).await?;
         tenancy.attach_notifier(connected.client().clone());
+        let health = Health::default();
+        health.watch_connection(connected.client().clone());
         let ingest = roles
             .contains(&Role::Ingest)
             .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
+        let bridge = match roles.contains(&Role::Bridge) {
+            true => Some(crate::bridge::worker::Bridge::new(
+                &settings,
+                tenancy.clone(),
+                connected.clone(),
+            )?),
+            false => None,
+        };
+        let runs_bus = connected.clone();
         let bus = Some((connected, specs));
         let provisioner = match roles.contains(&Role::Provisioner) {
             true => Some(
@@ -121,6 +147,12 @@ impl App {
         let state = AppState {
             tenancy,
             metrics: crate::telemetry::metrics(),
+            health,
+            runs_bus: Some(runs_bus),
+            run_token_key: std::sync::Arc::new(
+                settings.bridge.token_key(settings.admin.token.expose()),
+            ),
+            result_limit: settings.bridge.result_limit,
         };
         Ok(App {
             settings,
@@ -130,6 +162,7 @@ impl App {
             bus,
             ingest,
             provisioner,
+            bridge,
         })
     }
 
@@ -141,8 +174,11 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` fires, then stops accepting and lets in-flight requests finish.
+    /// Serves until `shutdown` fires, then stops accepting and lets in-flight work finish. Every
+    /// role runs as a supervised task: one that ends on its own stops the others and makes this
+    /// return an error (the process exits non-zero and is restarted).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        use supervisor::{Supervisor, until_shutdown};
         let App {
             settings,
             roles,
@@ -151,15 +187,23 @@ impl App {
             bus,
             ingest,
             provisioner,
+            bridge,
         } = self;
         let nudges = bus.as_ref().map(|(bus, _)| bus.clone());
         let roles_list: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), roles = ?roles_list, "ifox serving");
-        let reload = tokio::spawn(reload_loop(
-            state.tenancy.clone(),
-            settings.tenancy.reload_interval,
-            shutdown.clone(),
-        ));
+        let mut tasks = Supervisor::default();
+        tasks.spawn(
+            "catalog-reload",
+            until_shutdown(
+                reload_loop(
+                    state.tenancy.clone(),
+                    settings.tenancy.reload_interval,
+                    shutdown.clone(),
+                ),
+                shutdown.clone(),
+            ),
+        );
         // Start-up of a role that uses NATS applies the streams, and again after every reconnect.
         // Once before any consumer starts, so none of them begins by failing on a missing stream.
         // A failure here is left to `keep_streams_applied`, which retries and logs it.
@@ -168,37 +212,41 @@ impl App {
         {
             let _ = bus.apply_streams(specs).await;
         }
-        let mut tasks = Vec::new();
         if let Some(worker) = provisioner {
-            tasks.push(tokio::spawn(worker.run(nudges.clone(), shutdown.clone())));
+            let run = worker.run(nudges.clone(), state.health.clone(), shutdown.clone());
+            tasks.spawn("provisioner", until_shutdown(run, shutdown.clone()));
         }
         if let Some((bus, specs)) = bus {
-            tasks.push(tokio::spawn(
-                bus.clone().keep_streams_applied(specs, shutdown.clone()),
-            ));
-            tasks.push(tokio::spawn(crate::router::notice::listen(
+            let streams = bus.clone().keep_streams_applied(specs, shutdown.clone());
+            tasks.spawn("streams", until_shutdown(streams, shutdown.clone()));
+            let notices = crate::router::notice::listen(
                 bus.client().clone(),
                 state.tenancy.clone(),
                 shutdown.clone(),
-            )));
+            );
+            tasks.spawn("config-notices", until_shutdown(notices, shutdown.clone()));
             if roles.contains(&Role::Router) {
                 let worker = crate::router::worker::Worker::new(state.tenancy.clone(), bus.clone());
-                tasks.push(tokio::spawn(crate::router::consumer::run(
-                    worker.clone(),
-                    bus.clone(),
-                    settings.router.clone(),
-                    shutdown.clone(),
-                )));
-                tasks.push(tokio::spawn(crate::router::consumer::watch_max_deliveries(
+                let run = crate::router::consumer::run(
                     worker,
-                    bus.clone(),
-                    shutdown.clone(),
-                )));
-                tasks.push(tokio::spawn(crate::router::consumer::watch_depth(
                     bus,
-                    settings.router.max_deliver,
+                    settings.router.clone(),
+                    state.health.clone(),
                     shutdown.clone(),
-                )));
+                );
+                let token = shutdown.clone();
+                tasks.spawn("router", async move {
+                    run.await.map_err(|e| e.to_string())?;
+                    until_shutdown(async {}, token).await
+                });
+            }
+            if let Some(bridge) = bridge {
+                let run = bridge.run(state.health.clone(), shutdown.clone());
+                let token = shutdown.clone();
+                tasks.spawn("bridge", async move {
+                    run.await.map_err(|e| e.to_string())?;
+                    until_shutdown(async {}, token).await
+                });
             }
         }
         let admin = roles.contains(&Role::Admin);
@@ -230,18 +278,18 @@ impl App {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(AppError::Serve);
-        shutdown.cancel();
-        let _ = reload.await;
+        let token = shutdown.clone();
+        tasks.spawn("http", async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.clone().cancelled_owned())
+                .await
+                .map_err(|e| format!("HTTP server failed: {e}"))?;
+            until_shutdown(async {}, token).await
+        });
         // The router finishes (and acks) the events it holds before the process exits.
-        for task in tasks {
-            let _ = task.await;
-        }
+        let outcome = tasks.wait(shutdown).await;
         tracing::info!("ifox stopped");
-        served
+        outcome.map_err(AppError::from)
     }
 }
 

@@ -1,0 +1,302 @@
+//! What to do with one AGENT_RUNS message before any agent is called: check the run document
+//! against its subject and its record, resolve the team's *current* runtime, refuse URLs outside
+//! the allowed set, and build the prompt. Everything that can be decided without an agent is
+//! decided here; the result is a [`Plan`] to queue or a disposition at once.
+//!
+//! **A team that changed mode while its run waited** is delivered to its runtime *now*: a run
+//! routed to a dedicated service that is being deleted (the team moved back to shared) goes to the
+//! shared service, a run routed to shared for a team that became dedicated goes to its dedicated
+//! service. Never the runtime the team left, and never silently: the run's `delivering`
+//! transition says `routed to <mode> <url>; delivered to <mode> <url>` and
+//! `ifox_bridge_mode_changes_total` counts it.
+
+use super::allow::AllowList;
+use super::prompt::{self, Prompt};
+use crate::bus::{Bus, Delivery, Disposition};
+use crate::settings::bridge::{BridgeSettings, Protocol};
+use crate::store::run_lifecycle::{self, RunRecord};
+use crate::tenancy::Tenancy;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The fields of an `ifox.agent_run.v1` document the bridge reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunDoc {
+    pub run_id: String,
+    pub event_id: String,
+    pub org_id: String,
+    pub team_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub deployment_mode: String,
+    #[serde(default)]
+    pub agent_service_url: Option<String>,
+    #[serde(default)]
+    pub event_seq: Option<u64>,
+}
+
+/// A delivery, decided.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub doc: RunDoc,
+    /// The whole document, as the `ifox` protocol sends it.
+    pub document: Value,
+    pub record: RunRecord,
+    pub url: String,
+    pub mode: &'static str,
+    pub protocol: Protocol,
+    pub max_concurrent: usize,
+    pub timeout: Duration,
+    /// Set when the team's runtime is not the one the run was routed to.
+    pub mode_change: Option<String>,
+    pub prompt: Prompt,
+    /// The event (subject, headers, payload) when EVENTS still holds it.
+    pub event: Option<Value>,
+    pub traceparent: Option<String>,
+}
+
+/// What the plan step decided.
+#[derive(Debug)]
+pub enum Decision {
+    Queue(Box<Plan>),
+    /// Settle now (already done, not yet possible, or a message that is not a run).
+    Settle(Disposition),
+    /// The run fails without a call: recorded `failed`, then dead-lettered with `reason`.
+    Fail {
+        record: Box<RunRecord>,
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+fn dead(reason: &'static str, detail: impl Into<String>) -> Decision {
+    Decision::Settle(Disposition::DeadLetter {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// The inputs of planning that outlive one message.
+pub struct Planner<'a> {
+    pub tenancy: &'a Tenancy,
+    pub bus: &'a Bus,
+    pub settings: &'a BridgeSettings,
+    pub allow: &'a AllowList,
+}
+
+impl Planner<'_> {
+    pub async fn plan(&self, d: &Delivery) -> Decision {
+        let Ok(document) = serde_json::from_slice::<Value>(d.payload()) else {
+            return dead("invalid_run", "the run document is not JSON");
+        };
+        let doc: RunDoc = match serde_json::from_value(document.clone()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                return dead(
+                    "invalid_run",
+                    format!("not an ifox.agent_run.v1 document: {e}"),
+                );
+            }
+        };
+        // The subject carries the tenant: a document that names another one is refused, so a
+        // publisher cannot reach a team's agent through a subject it may publish on.
+        let expected = [
+            format!("ifox.agent.shared.{}.{}", doc.org_id, doc.team_id),
+            format!("ifox.agent.dedicated.{}.{}", doc.org_id, doc.team_id),
+        ];
+        if !expected.iter().any(|s| s == d.subject()) {
+            return dead(
+                "invalid_run",
+                format!(
+                    "subject {} does not name the run's team {}/{}",
+                    d.subject(),
+                    doc.org_id,
+                    doc.team_id
+                ),
+            );
+        }
+        let record = {
+            let found = async {
+                let mut conn = self.tenancy.store().pool().acquire().await?;
+                run_lifecycle::get(&mut conn, &doc.run_id).await
+            };
+            match found.await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return dead("unknown_run", format!("no run {} was recorded", doc.run_id));
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %doc.run_id, error = %e, "run record unreadable; retrying");
+                    return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(
+                        d.delivered(),
+                    )));
+                }
+            }
+        };
+        if record.org_id != doc.org_id || record.team_id != doc.team_id {
+            return dead(
+                "invalid_run",
+                format!("run {} belongs to another team", doc.run_id),
+            );
+        }
+        if run_lifecycle::is_final(&record.status)
+            || (record.status == "running" && record.protocol.as_deref() == Some("ifox"))
+        {
+            // Finished, or accepted by an agent that reports by itself: nothing to deliver.
+            return Decision::Settle(Disposition::Ack);
+        }
+        let keys = [
+            "agent_service_url",
+            "agent_protocol",
+            "max_concurrent_agents",
+            "agent_timeout_seconds",
+        ];
+        let config = match (
+            crate::domain::OrgId::parse(&doc.org_id),
+            crate::domain::NodeId::parse(&doc.team_id),
+        ) {
+            (Ok(org), Ok(team)) => self.tenancy.catalog().effective_keys(&org, &team, &keys),
+            _ => return dead("invalid_run", "the run names an invalid org or team id"),
+        };
+        let Some(config) = config else {
+            // The team's config is not loaded (yet): wait, never guess a runtime.
+            if d.delivered() >= self.settings.max_attempts {
+                return Decision::Fail {
+                    record: Box::new(record),
+                    reason: "no_team",
+                    detail: format!(
+                        "the config of {}/{} cannot be read",
+                        doc.org_id, doc.team_id
+                    ),
+                };
+            }
+            return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(d.delivered())));
+        };
+        let config = &config.config;
+        let fail = |reason, detail: String| Decision::Fail {
+            record: Box::new(record.clone()),
+            reason,
+            detail,
+        };
+        let (url, mode) = match config.get("agent_service_url") {
+            None | Some(Value::Null) => (self.settings.shared_url.clone(), "shared"),
+            Some(Value::String(u)) if !u.trim().is_empty() => (u.trim().to_owned(), "dedicated"),
+            Some(other) => {
+                return fail(
+                    "invalid_config",
+                    format!("agent_service_url is not a URL: {other}"),
+                );
+            }
+        };
+        let routed_url = doc
+            .agent_service_url
+            .clone()
+            .unwrap_or_else(|| self.settings.shared_url.clone());
+        let mode_change = (doc.deployment_mode != mode || routed_url != url).then(|| {
+            metrics::counter!("ifox_bridge_mode_changes_total").increment(1);
+            format!(
+                "routed to {} {routed_url}; delivered to {mode} {url}",
+                doc.deployment_mode
+            )
+        });
+        if let Err(e) = self.allow.check(&url) {
+            return fail("url_not_allowed", format!("{url}: {e}"));
+        }
+        let protocol = match config.get("agent_protocol") {
+            None | Some(Value::Null) => self.settings.default_protocol,
+            Some(Value::String(p)) => match Protocol::parse(p) {
+                Some(p) => p,
+                None => {
+                    return fail(
+                        "invalid_config",
+                        format!("agent_protocol {p:?} is not investigate or ifox"),
+                    );
+                }
+            },
+            Some(other) => {
+                return fail(
+                    "invalid_config",
+                    format!("agent_protocol is not a string: {other}"),
+                );
+            }
+        };
+        let max_concurrent = config
+            .get("max_concurrent_agents")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=1000).contains(n))
+            .map_or(self.settings.max_concurrent_agents, |n| n as usize);
+        let timeout = config
+            .get("agent_timeout_seconds")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=86_400).contains(n))
+            .map_or(prompt::defaults(&doc.source).timeout, Duration::from_secs);
+        let event = self.event(&doc).await;
+        let payload = event.as_ref().map_or(Value::Null, |e| e["payload"].clone());
+        let prompt = prompt::build(&doc.source, &doc.event_type, &payload, &doc.run_id);
+        let traceparent = d
+            .headers()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().to_owned());
+        Decision::Queue(Box::new(Plan {
+            doc,
+            document,
+            record,
+            url,
+            mode,
+            protocol,
+            max_concurrent,
+            timeout,
+            mode_change,
+            prompt,
+            event,
+            traceparent,
+        }))
+    }
+
+    /// The run's event from EVENTS (`{"subject", "headers", "payload"}`), when it is still there
+    /// and is the event the run names.
+    async fn event(&self, doc: &RunDoc) -> Option<Value> {
+        let seq = doc.event_seq?;
+        let stream = self
+            .bus
+            .jetstream()
+            .get_stream_no_info("EVENTS")
+            .await
+            .ok()?;
+        let raw = match stream.get_raw_message(seq).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::debug!(run_id = %doc.run_id, seq, error = %e, "event not readable; prompt from the run alone");
+                return None;
+            }
+        };
+        let headers: serde_json::Map<String, Value> = raw
+            .headers
+            .iter()
+            .filter(|(k, _)| !AsRef::<str>::as_ref(*k).eq_ignore_ascii_case("Nats-Msg-Id"))
+            .filter_map(|(k, v)| {
+                Some((k.to_string(), Value::String(v.first()?.as_str().to_owned())))
+            })
+            .collect();
+        let ce_id = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("ce-id"))
+            .and_then(|(_, v)| v.as_str());
+        if ce_id != Some(doc.event_id.as_str()) {
+            return None;
+        }
+        use base64::Engine;
+        let payload = serde_json::from_slice::<Value>(&raw.payload).unwrap_or_else(|_| {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&raw.payload))
+        });
+        Some(
+            serde_json::json!({"subject": raw.subject.as_str(), "headers": headers, "payload": payload}),
+        )
+    }
+}
+
+/// How long a run waits for its deadline, from `now_ms`.
+pub fn remaining(deadline_ms: i64, now_ms: i64) -> Option<Duration> {
+    (deadline_ms > now_ms).then(|| Duration::from_millis((deadline_ms - now_ms) as u64))
+}

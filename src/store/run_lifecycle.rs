@@ -1,0 +1,293 @@
+//! The run lifecycle on the `runs` table (migration 0006): status transitions with their
+//! timestamps, the `run_transitions` history, the sweeper's query and the runs API's reads.
+//!
+//! A transition is one guarded `UPDATE` (the status may only move forward: `queued → delivering →
+//! running → completed | failed | timeout`; a finished run never changes again), so two bridges, a
+//! late agent report and the sweeper cannot overwrite each other's outcome: whoever moves the run
+//! first wins, the others see `false`.
+//!
+//! Statements built with `format!` (`AssertSqlSafe`) only splice constant column lists, status
+//! names and placeholder numbers; every value is bound.
+
+use super::{Conn, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// The statuses a run can be in, in lifecycle order.
+pub const STATUSES: [&str; 6] = [
+    "queued",
+    "delivering",
+    "running",
+    "completed",
+    "failed",
+    "timeout",
+];
+
+/// Statuses no transition leaves.
+pub fn is_final(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "timeout")
+}
+
+/// The statuses a run may be in to move to `to`.
+fn predecessors(to: &str) -> &'static [&'static str] {
+    match to {
+        "delivering" => &["queued", "delivering"],
+        "running" => &["queued", "delivering", "running"],
+        "completed" | "failed" | "timeout" => &["queued", "delivering", "running"],
+        _ => &[],
+    }
+}
+
+/// One transition and what it records beside the status.
+#[derive(Debug, Clone, Default)]
+pub struct Change<'a> {
+    pub run_id: &'a str,
+    pub to: &'a str,
+    pub at: i64,
+    pub detail: Option<&'a str>,
+    /// Set once (the first delivery's deadline stays).
+    pub deadline_at: Option<i64>,
+    /// Counts a delivery attempt.
+    pub attempt: bool,
+    pub delivered_to: Option<&'a str>,
+    pub protocol: Option<&'a str>,
+    pub result_text: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Applies `c` when the run's status allows it; `false` when it does not (or no such run).
+pub async fn transition(conn: &mut Conn, c: &Change<'_>) -> Result<bool, StoreError> {
+    let allowed = predecessors(c.to);
+    if allowed.is_empty() {
+        return Err(StoreError::Corrupt(format!("unknown run status {}", c.to)));
+    }
+    let list: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
+    let finished = is_final(c.to);
+    let sql = format!(
+        "UPDATE runs SET status = $1, updated_at = $2, \
+         delivering_at = CASE WHEN delivering_at IS NULL AND $3 THEN $4 ELSE delivering_at END, \
+         running_at = CASE WHEN running_at IS NULL AND $5 THEN $6 ELSE running_at END, \
+         finished_at = CASE WHEN $7 THEN $8 ELSE finished_at END, \
+         deadline_at = COALESCE(deadline_at, $9), \
+         attempts = attempts + $10, \
+         delivered_to = COALESCE($11, delivered_to), \
+         protocol = COALESCE($12, protocol), \
+         result_text = COALESCE($13, result_text), \
+         error = COALESCE($14, error) \
+         WHERE run_id = $15 AND status IN ({})",
+        list.join(", ")
+    );
+    let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(c.to)
+        .bind(c.at)
+        .bind(c.to == "delivering")
+        .bind(c.at)
+        .bind(c.to == "running")
+        .bind(c.at)
+        .bind(finished)
+        .bind(c.at)
+        .bind(c.deadline_at)
+        .bind(i64::from(c.attempt))
+        .bind(c.delivered_to)
+        .bind(c.protocol)
+        .bind(c.result_text)
+        .bind(c.error)
+        .bind(c.run_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO run_transitions (run_id, status, at, detail) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (run_id, status) DO NOTHING",
+    )
+    .bind(c.run_id)
+    .bind(c.to)
+    .bind(c.at)
+    .bind(c.detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// A run as the API and the bridge read it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub event_id: String,
+    pub org_id: String,
+    pub team_id: String,
+    pub source: String,
+    pub event_type: String,
+    pub deployment_mode: String,
+    pub subject: String,
+    pub config_version: String,
+    pub status: String,
+    pub replay_of: Option<String>,
+    pub matched: String,
+    pub created_at: i64,
+    pub dispatched_at: Option<i64>,
+    pub delivering_at: Option<i64>,
+    pub running_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub deadline_at: Option<i64>,
+    pub attempts: i64,
+    pub delivered_to: Option<String>,
+    pub protocol: Option<String>,
+    pub result_text: Option<String>,
+    pub error: Option<String>,
+}
+
+const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
+    config_version, status, replay_of, matched, created_at, dispatched_at, delivering_at, running_at, \
+    finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error";
+
+fn from_row(r: &AnyRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        run_id: r.try_get("run_id")?,
+        event_id: r.try_get("event_id")?,
+        org_id: r.try_get("org_id")?,
+        team_id: r.try_get("team_id")?,
+        source: r.try_get("source")?,
+        event_type: r.try_get("event_type")?,
+        deployment_mode: r.try_get("deployment_mode")?,
+        subject: r.try_get("subject")?,
+        config_version: r.try_get("config_version")?,
+        status: r.try_get("status")?,
+        replay_of: r.try_get("replay_of")?,
+        matched: r.try_get("matched")?,
+        created_at: r.try_get("created_at")?,
+        dispatched_at: r.try_get("dispatched_at")?,
+        delivering_at: r.try_get("delivering_at")?,
+        running_at: r.try_get("running_at")?,
+        finished_at: r.try_get("finished_at")?,
+        deadline_at: r.try_get("deadline_at")?,
+        attempts: r.try_get("attempts")?,
+        delivered_to: r.try_get("delivered_to")?,
+        protocol: r.try_get("protocol")?,
+        result_text: r.try_get("result_text")?,
+        error: r.try_get("error")?,
+    })
+}
+
+pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM runs WHERE run_id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// The runs of an org's event (a forced replay makes more than one).
+pub async fn by_event(
+    conn: &mut Conn,
+    org: &str,
+    event_id: &str,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs WHERE org_id = $1 AND event_id = $2 ORDER BY created_at, run_id"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org)
+        .bind(event_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// A transition as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TransitionRow {
+    pub status: String,
+    pub at: i64,
+    pub detail: Option<String>,
+}
+
+pub async fn transitions(conn: &mut Conn, run_id: &str) -> Result<Vec<TransitionRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT status, at, detail FROM run_transitions WHERE run_id = $1 ORDER BY at, status",
+    )
+    .bind(run_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TransitionRow {
+                status: r.try_get("status")?,
+                at: r.try_get("at")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect()
+}
+
+/// What a listing selects; `before` is the cursor (the `(created_at, run_id)` of the last row of
+/// the previous page; rows come newest first).
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub org: &'a str,
+    pub team: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub since: Option<i64>,
+    pub before: Option<(i64, &'a str)>,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut Conn, f: &Filter<'_>) -> Result<Vec<RunRecord>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM runs WHERE org_id = $1");
+    let mut n = 1;
+    let mut next = |clause: &str, sql: &mut String| {
+        n += 1;
+        sql.push_str(&clause.replace('?', &format!("${n}")));
+    };
+    if f.team.is_some() {
+        next(" AND team_id = ?", &mut sql);
+    }
+    if f.status.is_some() {
+        next(" AND status = ?", &mut sql);
+    }
+    if f.source.is_some() {
+        next(" AND source = ?", &mut sql);
+    }
+    if f.since.is_some() {
+        next(" AND created_at >= ?", &mut sql);
+    }
+    if f.before.is_some() {
+        next(" AND (created_at < ?", &mut sql);
+        next(" OR (created_at = ?", &mut sql);
+        next(" AND run_id < ?))", &mut sql);
+    }
+    next(" ORDER BY created_at DESC, run_id DESC LIMIT ?", &mut sql);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.org);
+    for v in [f.team, f.status, f.source].into_iter().flatten() {
+        q = q.bind(v);
+    }
+    if let Some(since) = f.since {
+        q = q.bind(since);
+    }
+    if let Some((at, id)) = f.before {
+        q = q.bind(at).bind(at).bind(id);
+    }
+    let rows = q.bind(f.limit).fetch_all(conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Runs not finished whose deadline passed (the sweeper's work), oldest deadline first.
+pub async fn overdue(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs WHERE status IN ('delivering', 'running') \
+         AND deadline_at IS NOT NULL AND deadline_at < $1 ORDER BY deadline_at LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
