@@ -10,6 +10,7 @@ mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;
 mod provision_api;
+mod provision_claims;
 mod provision_e2e;
 mod provision_fixtures;
 mod provision_kube;

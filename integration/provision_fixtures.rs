@@ -6,10 +6,10 @@ use crate::support::{DbKind, NatsServer, TestApp, TestDb, app::ADMIN_TOKEN};
 use ifox::app::Role;
 use ifox::domain::{NodeId, OrgId};
 use ifox::provision::backend::AnyBackend;
-use ifox::provision::db;
 use ifox::provision::kube_backend::KubeBackend;
 use ifox::provision::reconcile::{Options, Outcome, Reconciler};
 use ifox::provision::worker::Worker;
+use ifox::store::deployments;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -52,7 +52,7 @@ impl Rig {
             .await
             .body
     }
-    pub(crate) async fn row(&self) -> db::DeploymentRow {
+    pub(crate) async fn row(&self) -> deployments::DeploymentRow {
         let (org, team) = ids();
         let mut conn = self
             .app
@@ -63,7 +63,7 @@ impl Rig {
             .acquire()
             .await
             .unwrap();
-        db::get_deployment(&mut conn, &org, &team)
+        deployments::get(&mut conn, &org, &team)
             .await
             .unwrap()
             .unwrap()

@@ -128,6 +128,20 @@ impl App {
         let ingest = roles
             .contains(&Role::Ingest)
             .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
+        let mut settings = settings;
+        if settings.bridge.public_url.is_empty() {
+            let mut addr = listener.local_addr().map_err(|source| AppError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                if roles.contains(&Role::Bridge) {
+                    tracing::warn!(%addr, "bridge.public_url is not set: agents are told to report to this machine's loopback address");
+                }
+            }
+            settings.bridge.public_url = format!("http://{addr}");
+        }
         let bridge = match roles.contains(&Role::Bridge) {
             true => Some(crate::bridge::worker::Bridge::new(
                 &settings,

@@ -9,6 +9,7 @@ pub mod identifiers;
 pub mod ids;
 pub mod routing;
 pub mod run_token;
+pub mod runtime;
 pub mod secret;
 pub mod subject;
 pub mod token;

@@ -1,4 +1,4 @@
-//! Per-org webhook secrets: the `webhook_secrets` table and its write-only admin endpoints.
+//! Per-org webhook secrets: the write-only admin endpoints over `store::webhook_secrets`.
 //!
 //! - `PUT /api/v1/admin/orgs/{org}/webhook-secrets/{provider}` with `{"secrets": ["…", "…"]}` replaces
 //!   the list (several during a rotation); `DELETE` on the same path removes it. Generic sources use
@@ -16,7 +16,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Body};
 use crate::settings::SecretList;
-use crate::store::{Store, StoreError, audit};
+use crate::store::{Store, StoreError, audit, webhook_secrets};
 use crate::tenancy::{OrgScope, TenancyError};
 use axum::Router;
 use axum::extract::{Path, State};
@@ -24,7 +24,6 @@ use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::Row;
 
 /// At most this many secrets per provider (a rotation needs two).
 const MAX_SECRETS: usize = 5;
@@ -48,17 +47,10 @@ pub async fn lookup(
     org: &OrgId,
     key: &str,
 ) -> Result<Option<SecretList>, StoreError> {
-    let row =
-        sqlx::query("SELECT secrets FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
-            .bind(org.as_str())
-            .bind(key)
-            .fetch_optional(store.pool())
-            .await?;
-    let Some(row) = row else { return Ok(None) };
-    let text: String = row.try_get("secrets")?;
-    let list: Vec<String> = serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("webhook_secrets.secrets: {e}")))?;
-    Ok(Some(SecretList::new(list)))
+    let mut conn = store.pool().acquire().await?;
+    Ok(webhook_secrets::get(&mut conn, org, key)
+        .await?
+        .map(SecretList::new))
 }
 
 #[derive(Deserialize)]
@@ -157,30 +149,25 @@ async fn write(
         let mut tx = store.begin().await?;
         let (action, count) = match &body {
             Some(b) => {
-                let text = serde_json::Value::from(b.secrets.clone()).to_string();
-                sqlx::query(
-                    "INSERT INTO webhook_secrets (org_id, provider, secrets, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (org_id, provider) DO UPDATE SET secrets = excluded.secrets, updated_at = excluded.updated_at",
-                )
-                .bind(org)
-                .bind(&key)
-                .bind(text)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                webhook_secrets::set(&mut tx, scope.org(), &key, &b.secrets, now).await?;
                 ("webhook_secrets.set", b.secrets.len())
             }
             None => {
-                sqlx::query("DELETE FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
-                    .bind(org)
-                    .bind(&key)
-                    .execute(&mut *tx)
-                    .await?;
+                webhook_secrets::delete(&mut tx, scope.org(), &key).await?;
                 ("webhook_secrets.delete", 0)
             }
         };
         let detail = json!({"provider": key, "count": count});
-        audit::record(&mut tx, Some(scope.org()), scope.actor(), action, &format!("{org}/{key}"), &detail, now).await?;
+        audit::record(
+            &mut tx,
+            Some(scope.org()),
+            scope.actor(),
+            action,
+            &format!("{org}/{key}"),
+            &detail,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,18 +7,22 @@
 //! stored → first team token issued (only when the team has none) → run and its planned steps →
 //! audit. The caller nudges the provisioner after the commit.
 //!
-//! Each org's config writes go through the same rules as `tenancy::write_config` (locks, claims,
-//! history, version); this module repeats them inside its own transaction because the request must
-//! be all-or-nothing across tables that service does not own.
+//! The team node, its config and its tokens are written by tenancy's own write path
+//! (`create_node_in`, `write_config_in`, `issue_token_in`: locks, claims, version, history, audit)
+//! joining this transaction, so the request is all-or-nothing across tables tenancy does not own and
+//! a refusal answers exactly as through the config API.
 
-use super::db::{self, DeploymentRow, RunRow};
 use super::request::{Mode, ProvisionRequest};
-use super::team_tx::{ensure_team, issue, write_team_config};
 use super::{ProvisionError, reconcile};
 use crate::domain::token;
-use crate::domain::{NodeId, now_ms};
+use crate::domain::{NodeId, NodeType, now_ms};
+use crate::store::deployments::{self, DeploymentRow};
+use crate::store::provision_runs::{self, RunRow};
 use crate::store::{Conn, StoreError, audit, nodes, tokens};
-use crate::tenancy::{IssuedToken, OrgScope, Tenancy};
+use crate::tenancy::{
+    ConfigWrite, IssuedToken, NewNode, OrgScope, Tenancy, TenancyError, create_node_in,
+    issue_token_in, write_config_in,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -54,11 +58,17 @@ pub async fn provision(
 ) -> Result<Admitted, ProvisionError> {
     // Two concurrent requests for the same key or team: on PostgreSQL both may pass the reads and
     // one loses on a unique index. Its transaction is gone; running it again answers as a replay
-    // (same key), a mismatch, or on top of the winner's writes.
+    // (same key), a mismatch, or on top of the winner's writes. (Tenancy names a lost race on the
+    // team node `AlreadyExists`; a lost claim race is a final 409 `claim_conflict`.)
+    let lost_race = |e: &ProvisionError| match e {
+        ProvisionError::Store(e) => e.is_unique_violation(),
+        ProvisionError::Tenancy(TenancyError::AlreadyExists { .. }) => true,
+        _ => false,
+    };
     let mut attempt = 0;
     loop {
         match provision_once(tenancy, scope, req, key, body_hash, grace).await {
-            Err(ProvisionError::Store(e)) if e.is_unique_violation() && attempt < 2 => attempt += 1,
+            Err(e) if lost_race(&e) && attempt < 2 => attempt += 1,
             other => return other,
         }
     }
@@ -77,7 +87,7 @@ async fn provision_once(
     let now = now_ms();
     let mut tx = tenancy.store().begin().await?;
     if let Some(key) = key
-        && let Some((hash, run_id)) = db::idempotency(&mut tx, org, key).await?
+        && let Some((hash, run_id)) = provision_runs::idempotency(&mut tx, org, key).await?
     {
         if hash != body_hash {
             return Err(ProvisionError::IdempotencyMismatch {
@@ -99,16 +109,24 @@ async fn provision_once(
         patch.insert("agent_service_url".to_owned(), Value::Null);
     }
     if !patch.is_empty() {
-        write_team_config(&mut tx, scope, team, &Value::Object(patch), now).await?;
+        let patch = ConfigWrite::Patch(Value::Object(patch));
+        write_config_in(&mut tx, scope, team, &patch, None, now).await?;
     }
-    let previous = db::get_deployment(&mut tx, org, team).await?;
+    let previous = deployments::get(&mut tx, org, team).await?;
     let run_id = uuid::Uuid::now_v7().to_string();
     let runtime_token = match previous.as_ref().and_then(|p| p.runtime_token.clone()) {
         Some(t) => Some(t),
         None if req.mode == Mode::Dedicated => Some(
-            issue(&mut tx, scope, team, RUNTIME_TOKEN_NAME, now)
-                .await?
-                .token,
+            issue_token_in(
+                &mut tx,
+                scope,
+                Some(team),
+                name(RUNTIME_TOKEN_NAME),
+                None,
+                now,
+            )
+            .await?
+            .token,
         ),
         None => None,
     };
@@ -119,15 +137,16 @@ async fn provision_once(
     let first = if has_token {
         None
     } else {
-        Some(issue(&mut tx, scope, team, "provisioned", now).await?)
+        let name = name("provisioned");
+        Some(issue_token_in(&mut tx, scope, Some(team), name, None, now).await?)
     };
     match req.mode {
         Mode::Dedicated => {
-            db::cancel_deletion(&mut tx, org, team).await?;
+            deployments::cancel_deletion(&mut tx, org, team).await?;
         }
         Mode::Shared if previous.as_ref().is_some_and(|p| p.mode == Mode::Dedicated) => {
             let after = now + grace.as_millis() as i64;
-            db::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
+            deployments::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
         }
         Mode::Shared => {}
     }
@@ -143,14 +162,14 @@ async fn provision_once(
         url_set: req.mode == Mode::Dedicated && previous.as_ref().is_some_and(|p| p.url_set),
         updated_at: now,
     };
-    db::upsert_deployment(&mut tx, &row).await?;
+    deployments::upsert(&mut tx, &row).await?;
     let kind = match req.mode {
         Mode::Dedicated => "provision_dedicated",
         Mode::Shared => "provision_shared",
     };
     start_run(&mut tx, scope, team, &run_id, kind, now).await?;
     if let Some(key) = key {
-        db::insert_idempotency(&mut tx, org, key, body_hash, &run_id, now).await?;
+        provision_runs::insert_idempotency(&mut tx, org, key, body_hash, &run_id, now).await?;
     }
     let detail = json!({"run_id": run_id, "mode": req.mode.as_str(), "spec": req.spec});
     let target = format!("{org}/{team}");
@@ -185,44 +204,18 @@ pub async fn deprovision(
     let org = scope.org();
     let now = now_ms();
     let mut tx = tenancy.store().begin().await?;
-    let Some(mut row) = db::get_deployment(&mut tx, org, team).await? else {
+    let Some(row) = deployments::get(&mut tx, org, team).await? else {
         return Err(ProvisionError::NotFound(format!("provisioned team {team}")));
     };
     if let Some(node) = nodes::get(&mut tx, org, team).await?
         && node.config.get("agent_service_url").is_some()
     {
-        write_team_config(
-            &mut tx,
-            scope,
-            team,
-            &json!({"agent_service_url": null}),
-            now,
-        )
-        .await?;
+        let patch = ConfigWrite::Patch(json!({"agent_service_url": null}));
+        write_config_in(&mut tx, scope, team, &patch, None, now).await?;
     }
-    let run_id = uuid::Uuid::now_v7().to_string();
-    if row.mode == Mode::Dedicated || row.url_set {
-        let after = now + grace.as_millis() as i64;
-        db::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
-    }
-    row.mode = Mode::Shared;
-    row.run_id = run_id.clone();
-    row.generation += 1;
-    row.url_set = false;
-    row.updated_at = now;
-    db::upsert_deployment(&mut tx, &row).await?;
-    start_run(&mut tx, scope, team, &run_id, "deprovision", now).await?;
-    let target = format!("{org}/{team}");
-    audit::record(
-        &mut tx,
-        Some(org),
-        scope.actor(),
-        "provision.deprovision",
-        &target,
-        &json!({"run_id": run_id}),
-        now,
-    )
-    .await?;
+    let after = now + grace.as_millis() as i64;
+    let delete_after = (row.mode == Mode::Dedicated || row.url_set).then_some(after);
+    let run_id = back_to_shared(&mut tx, scope, row, delete_after, "deprovision", now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     // This process's catalog at once, then a change notice for the router's caches.
     tenancy.changed(org, Some(team)).await?;
@@ -240,35 +233,83 @@ pub async fn url_removed(
     let scope = crate::tenancy::scope::provisioner_scope(&seen.org);
     let now = now_ms();
     let mut tx = tenancy.store().begin().await?;
-    let Some(mut row) = db::get_deployment(&mut tx, &seen.org, &seen.team).await? else {
+    let Some(row) = deployments::get(&mut tx, &seen.org, &seen.team).await? else {
         return Ok(());
     };
     if row.generation != seen.generation {
         return Ok(());
     }
-    let run_id = uuid::Uuid::now_v7().to_string();
     let after = now + grace.as_millis() as i64;
-    db::schedule_deletion(&mut tx, &row.org, &row.team, &run_id, after).await?;
+    back_to_shared(&mut tx, &scope, row, Some(after), "url_removed", now).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// A deployment back to shared as its next generation under a new run of `kind` (audited as
+/// `provision.<kind>`), its objects' deletion scheduled at `delete_after` when given. The run id.
+async fn back_to_shared(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    mut row: DeploymentRow,
+    delete_after: Option<i64>,
+    kind: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    let run_id = uuid::Uuid::now_v7().to_string();
+    if let Some(after) = delete_after {
+        deployments::schedule_deletion(conn, &row.org, &row.team, &run_id, after).await?;
+    }
     row.mode = Mode::Shared;
     row.run_id = run_id.clone();
     row.generation += 1;
     row.url_set = false;
     row.updated_at = now;
-    db::upsert_deployment(&mut tx, &row).await?;
-    start_run(&mut tx, &scope, &row.team, &run_id, "url_removed", now).await?;
+    deployments::upsert(conn, &row).await?;
+    start_run(conn, scope, &row.team, &run_id, kind, now).await?;
     let target = format!("{}/{}", row.org, row.team);
+    let detail = json!({"run_id": run_id});
+    let action = format!("provision.{kind}");
     audit::record(
-        &mut tx,
+        conn,
         Some(&row.org),
         scope.actor(),
-        "provision.url_removed",
+        &action,
         &target,
-        &json!({"run_id": run_id}),
+        &detail,
         now,
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(())
+    Ok(run_id)
+}
+
+/// The team node, created under `parent` (the org by default) when missing.
+async fn ensure_team(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    req: &ProvisionRequest,
+    now: i64,
+) -> Result<nodes::NodeRow, ProvisionError> {
+    match nodes::get(conn, scope.org(), &req.team).await? {
+        Some(row) if row.node_type != NodeType::Team => Err(ProvisionError::Conflict(format!(
+            "{} is a {}, not a team",
+            req.team,
+            row.node_type.as_str()
+        ))),
+        Some(row) => Ok(row),
+        None => {
+            let new = NewNode {
+                node_id: req.team.clone(),
+                parent_id: req.parent.clone(),
+                node_type: NodeType::Team,
+                name: req.name.clone(),
+            };
+            Ok(create_node_in(conn, scope, new, now).await?)
+        }
+    }
+}
+
+fn name(name: &str) -> Option<String> {
+    Some(name.to_owned())
 }
 
 async fn start_run(
@@ -290,14 +331,14 @@ async fn start_run(
         created_at: now,
         updated_at: now,
     };
-    db::insert_run(conn, &run).await?;
+    provision_runs::insert(conn, &run).await?;
     let plan = if kind == "provision_dedicated" {
         reconcile::DEDICATED_STEPS
     } else {
         reconcile::SHARED_STEPS
     };
     for (i, step) in plan.iter().enumerate() {
-        db::put_step(
+        provision_runs::put_step(
             conn, run_id, step, i as i64, "pending", false, None, None, now,
         )
         .await?;

@@ -5,7 +5,6 @@
 
 use super::admit;
 use super::cost::{self, Prices, TeamInput};
-use super::db;
 use super::request::{self, Mode};
 use super::{ProvisionError, consumer};
 use crate::bus::Bus;
@@ -15,6 +14,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Body};
 use crate::settings::provision::ProvisionSettings;
 use crate::store::StoreError;
+use crate::store::{deployments, provision_runs, runs};
 use crate::tenancy::{OrgScope, Tenancy};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -191,7 +191,7 @@ async fn run(
         .await
         .map_err(StoreError::from)
         .map_err(ProvisionError::from)?;
-    let row = db::get_run(&mut conn, &id)
+    let row = provision_runs::get(&mut conn, &id)
         .await
         .map_err(ProvisionError::from)?
         .ok_or_else(not_found)?;
@@ -200,7 +200,7 @@ async fn run(
     s.tenancy
         .org_scope(&principal, &org)
         .map_err(|_| not_found())?;
-    let steps = db::steps(&mut conn, &id)
+    let steps = provision_runs::steps(&mut conn, &id)
         .await
         .map_err(ProvisionError::from)?;
     let mut out = serde_json::to_value(&row).unwrap_or(Value::Null);
@@ -236,9 +236,9 @@ pub async fn org_report(
         .map_err(StoreError::from)?;
     let since = now_ms() - 30 * 24 * 3600 * 1000;
     let teams = tenancy.list_nodes(scope).await?;
-    let deployments = db::list_org_deployments(&mut conn, org).await?;
-    let runs = db::shared_runs_per_team(&mut conn, org, since).await?;
-    let all_runs = db::shared_runs_total(&mut conn, since).await?;
+    let deployments = deployments::list_org(&mut conn, org).await?;
+    let runs = runs::shared_runs_per_team(&mut conn, org, since).await?;
+    let all_runs = runs::shared_runs_total(&mut conn, since).await?;
     let inputs: Vec<TeamInput<'_>> = teams
         .iter()
         .filter(|n| n.node_type == NodeType::Team)

@@ -4,10 +4,10 @@
 
 use super::ProvisionError;
 use super::backend::Backend;
-use super::db;
 use super::reconcile::Reconciler;
 use super::request::Mode;
 use crate::domain::now_ms;
+use crate::store::deployments;
 
 impl<B: Backend + Clone> Reconciler<B> {
     /// Deletes the objects of every team whose grace has passed. Returns the teams done.
@@ -15,7 +15,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         let now = now_ms();
         let due: Vec<_> = {
             let mut conn = self.conn().await?;
-            db::deletions(&mut conn)
+            deployments::deletions(&mut conn)
                 .await?
                 .into_iter()
                 .filter(|d| d.3 <= now)
@@ -27,16 +27,16 @@ impl<B: Backend + Clone> Reconciler<B> {
             // against a race with it).
             let row = {
                 let mut conn = self.conn().await?;
-                db::get_deployment(&mut conn, &org, &team).await?
+                deployments::get(&mut conn, &org, &team).await?
             };
             if row.as_ref().is_some_and(|r| r.mode == Mode::Dedicated) {
                 let mut conn = self.conn().await?;
-                db::cancel_deletion(&mut conn, &org, &team).await?;
+                deployments::cancel_deletion(&mut conn, &org, &team).await?;
                 continue;
             }
             let n = self.delete_team_objects(&org, &team).await?;
             let mut conn = self.conn().await?;
-            db::cancel_deletion(&mut conn, &org, &team).await?;
+            deployments::cancel_deletion(&mut conn, &org, &team).await?;
             drop(conn);
             if run != "resync" {
                 self.step(

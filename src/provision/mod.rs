@@ -11,10 +11,11 @@
 //!
 //! # Layout
 //! - [`request`]: the API body, validated with field names ([`units`]: quantities, labels;
-//!   [`spec`]: the stored desired runtime). [`build`]: desired objects (pure).
+//!   the stored desired runtime is `domain::runtime`). [`build`]: desired objects (pure).
 //! - [`objects`]: kinds and the untyped object shape at the IO seam. [`backend`], [`kube_backend`],
-//!   [`manifests`]: the cluster. [`db`]: the tables of migration 0004.
-//! - [`admit`]: the API's transaction (with `team_tx`: its team-level writes). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
+//!   [`manifests`]: the cluster. The tables of migration 0004 are `store::{deployments,
+//!   provision_runs}`.
+//! - [`admit`]: the API's transaction (team-level writes through tenancy's `*_in` functions). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
 //! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). The settings types are in
 //!   [`crate::settings::provision`].
@@ -25,18 +26,12 @@ pub mod backend;
 pub mod build;
 pub mod consumer;
 pub mod cost;
-pub mod db;
-pub mod db_runs;
 pub mod deletion;
 pub mod kube_backend;
 pub mod manifests;
 pub mod objects;
 pub mod reconcile;
 pub mod request;
-// `worker.rs` still names `super::settings` (it is being rewritten); the types live in `settings`.
-use crate::settings::provision as settings;
-pub mod spec;
-mod team_tx;
 pub mod units;
 pub mod worker;
 

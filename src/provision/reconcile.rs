@@ -11,11 +11,12 @@
 use super::ProvisionError;
 use super::backend::{Backend, BackendError};
 use super::build::{self, ORG_LABEL, TEAM_LABEL};
-use super::db::{self, DeploymentRow};
 use super::objects::{self, Desired, Kind};
 use super::request::Mode;
 use crate::domain::{NodeId, OrgId, now_ms, rfc3339};
 use crate::store::StoreError;
+use crate::store::deployments::{self, DeploymentRow};
+use crate::store::provision_runs;
 use crate::tenancy::{ConfigWrite, Tenancy, scope::provisioner_scope};
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::json;
@@ -72,7 +73,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         let started = Instant::now();
         let row = {
             let mut conn = self.conn().await?;
-            db::get_deployment(&mut conn, org, team).await?
+            deployments::get(&mut conn, org, team).await?
         };
         let result = match row {
             None => Ok(Outcome::Done),
@@ -110,7 +111,7 @@ impl<B: Backend + Clone> Reconciler<B> {
             .unwrap_or(9) as i64;
         let attempt = status != "pending";
         let mut conn = self.conn().await?;
-        db::put_step(
+        provision_runs::put_step(
             &mut conn,
             run,
             step,
@@ -131,7 +132,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        db::set_run_status(&mut conn, run, status, error, now_ms()).await
+        provision_runs::set_status(&mut conn, run, status, error, now_ms()).await
     }
 
     async fn fail(
@@ -258,7 +259,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         let run = row.run_id.as_str();
         let status = {
             let mut conn = self.conn().await?;
-            db::get_run(&mut conn, run).await?
+            provision_runs::get(&mut conn, run).await?
         };
         let Some(status) = status else {
             return Ok(Outcome::Done);
@@ -334,7 +335,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         }
         {
             let mut conn = self.conn().await?;
-            db::set_url_set(&mut conn, &row.org, &row.team, row.generation, true).await?;
+            deployments::set_url_set(&mut conn, &row.org, &row.team, row.generation, true).await?;
         }
         self.step(run, "set_url", "succeeded", Some(&url), None)
             .await?;
@@ -361,7 +362,7 @@ impl<B: Backend + Clone> Reconciler<B> {
             .await?;
         let deadline = {
             let mut conn = self.conn().await?;
-            db::deletions(&mut conn)
+            deployments::deletions(&mut conn)
                 .await?
                 .into_iter()
                 .find(|(o, t, _, _)| *o == row.org && *t == row.team)

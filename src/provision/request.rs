@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-pub use super::spec::{Autoscaling, DedicatedSpec, Mode, Pipeline, Quota, Toleration};
 pub use super::units::{Cpu, Memory, check_label_key, check_label_value, cpu, memory};
+pub use crate::domain::runtime::{Autoscaling, DedicatedSpec, Mode, Pipeline, Quota, Toleration};
 
 #[path = "request_dedicated.rs"]
 mod dedicated;

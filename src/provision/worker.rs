@@ -11,13 +11,13 @@
 
 use super::backend::{AnyBackend, Backend};
 use super::build::{ORG_LABEL, TEAM_LABEL};
-use super::db;
 use super::objects::{self, Kind};
 use super::reconcile::{DRIFT, MANAGED, Outcome, Reconciler};
 use super::request::Mode;
 use super::{ProvisionError, admit};
 use crate::bus::Bus;
 use crate::domain::{NodeId, OrgId, now_ms};
+use crate::store::{deployments, provision_runs};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,7 @@ impl Worker {
         settings: &crate::settings::Settings,
         tenancy: crate::tenancy::Tenancy,
     ) -> Result<Worker, super::backend::BackendError> {
-        use super::settings::BackendKind;
+        use crate::settings::provision::BackendKind;
         let kube = &settings.kube;
         let backend = match kube.backend {
             BackendKind::Manifests => {
@@ -142,7 +142,7 @@ impl Worker {
                 .acquire()
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            db::list_deployments(&mut conn).await?
+            deployments::list(&mut conn).await?
         };
         for row in rows
             .iter()
@@ -185,7 +185,7 @@ impl Worker {
                 .acquire()
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            db::stale_pending(&mut conn, now_ms() - STALE_PENDING_MS).await?
+            provision_runs::stale_pending(&mut conn, now_ms() - STALE_PENDING_MS).await?
         };
         for (org, team) in stale {
             self.pass(&org, &team).await?;
@@ -206,7 +206,7 @@ impl Worker {
                 .acquire()
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            db::list_deployments(&mut conn).await?
+            deployments::list(&mut conn).await?
         };
         let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
         for row in &rows {
@@ -222,7 +222,7 @@ impl Worker {
                     .acquire()
                     .await
                     .map_err(crate::store::StoreError::from)?;
-                db::get_run(&mut conn, &row.run_id)
+                provision_runs::get(&mut conn, &row.run_id)
                     .await?
                     .map(|run| run.status)
             };
@@ -252,7 +252,7 @@ impl Worker {
                 .acquire()
                 .await
                 .map_err(crate::store::StoreError::from)?;
-            db::deletions(&mut conn)
+            deployments::deletions(&mut conn)
                 .await?
                 .into_iter()
                 .map(|(o, t, _, _)| (o.to_string(), t.to_string()))
@@ -282,7 +282,7 @@ impl Worker {
                     .acquire()
                     .await
                     .map_err(crate::store::StoreError::from)?;
-                db::schedule_deletion(&mut conn, &org, &team, "resync", after).await?;
+                deployments::schedule_deletion(&mut conn, &org, &team, "resync", after).await?;
                 tracing::info!(%org, %team, kind = kind.name(), "orphan found: deletion scheduled after the grace");
                 report.orphans += 1;
             }

@@ -57,6 +57,8 @@ pub struct BridgeSettings {
     /// 429 and 5xx are retried with a growing delay that honours `Retry-After`).
     pub max_attempts: u64,
     /// `IFOX__BRIDGE__PUBLIC_URL`: where agents reach ifox's API (status reports, effective config).
+    /// Empty: this process's own listener (`http.listen`; fine on one machine, set it on Kubernetes,
+    /// e.g. `http://ifox.incidentfox.svc.cluster.local:8080`).
     pub public_url: String,
     /// `IFOX__BRIDGE__SERVICE_TOKEN`: sent as `Authorization: Bearer` to agents that require one.
     pub service_token: Option<Secret>,
@@ -83,7 +85,7 @@ impl Default for BridgeSettings {
             concurrency: 256,
             max_waiting: 10_000,
             max_attempts: 8,
-            public_url: "http://ifox.incidentfox.svc.cluster.local:8080".to_owned(),
+            public_url: String::new(),
             service_token: None,
             run_token_key: Secret::default(),
             connect_timeout: Duration::from_secs(5),

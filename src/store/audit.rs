@@ -1,6 +1,6 @@
 //! The `audit_log` table: every admin write, with the actor's token id (never a token).
 
-use super::{Conn, StoreError, json_col};
+use super::{Conn, StoreError, row};
 use crate::domain::OrgId;
 use serde::Serialize;
 use serde_json::Value;
@@ -60,7 +60,7 @@ pub async fn list_org(
                 actor: r.try_get("actor")?,
                 action: r.try_get("action")?,
                 target: r.try_get("target")?,
-                detail: json_col(&r.try_get::<String, _>("detail")?)?,
+                detail: row::json(r, "detail")?,
                 at: r.try_get("at")?,
             })
         })

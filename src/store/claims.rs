@@ -1,23 +1,21 @@
 //! The `routing_claims` table: `(org, kind, value)` is the primary key, so two teams of one org can
 //! never own the same identifier, whatever the application does.
 
-use super::{Conn, StoreError};
+use super::{Conn, StoreError, row};
 use crate::domain::routing::{Claim, Identifier, IdentifierKind};
 use crate::domain::{NodeId, OrgId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::BTreeSet;
 
-fn from_row(row: &AnyRow) -> Result<Claim, StoreError> {
-    let bad = |e: String| StoreError::Corrupt(format!("routing claim: {e}"));
-    let kind: String = row.try_get("kind")?;
+fn from_row(r: &AnyRow) -> Result<Claim, StoreError> {
+    let (org_id, team_id) = row::org_team(r)?;
+    let kind: String = r.try_get("kind")?;
     Ok(Claim {
-        org_id: OrgId::parse(row.try_get::<String, _>("org_id")?)
-            .map_err(|e| bad(e.to_string()))?,
-        team_id: NodeId::parse(row.try_get::<String, _>("team_id")?)
-            .map_err(|e| bad(e.to_string()))?,
-        kind: IdentifierKind::from_key(&kind).ok_or_else(|| bad(format!("kind {kind}")))?,
-        value: row.try_get("value")?,
+        org_id,
+        team_id,
+        kind: IdentifierKind::from_key(&kind).ok_or_else(|| row::corrupt("kind", &kind))?,
+        value: r.try_get("value")?,
     })
 }
 
@@ -61,7 +59,7 @@ pub async fn first_conflict(
     wanted: &BTreeSet<Identifier>,
 ) -> Result<Option<(Identifier, NodeId)>, StoreError> {
     for id in wanted {
-        let row = sqlx::query(
+        let found = sqlx::query(
             "SELECT team_id FROM routing_claims WHERE org_id = $1 AND kind = $2 AND value = $3 AND team_id <> $4",
         )
         .bind(org.as_str())
@@ -70,10 +68,8 @@ pub async fn first_conflict(
         .bind(team.as_str())
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(row) = row {
-            let owner = NodeId::parse(row.try_get::<String, _>("team_id")?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            return Ok(Some((id.clone(), owner)));
+        if let Some(found) = found {
+            return Ok(Some((id.clone(), row::node(&found, "team_id")?)));
         }
     }
     Ok(None)

@@ -1,7 +1,7 @@
 //! The `config_history` table: one row per config write (the full config after it, and the diff as a
 //! merge patch), so any version can be shown or rolled back to.
 
-use super::{Conn, StoreError, json_col};
+use super::{Conn, StoreError, row};
 use crate::domain::{NodeId, OrgId};
 use serde_json::Value;
 use sqlx::Row;
@@ -52,8 +52,8 @@ pub async fn list(
         .map(|r| {
             Ok(HistoryRow {
                 version: r.try_get("version")?,
-                config: json_col(&r.try_get::<String, _>("config")?)?,
-                diff: json_col(&r.try_get::<String, _>("diff")?)?,
+                config: row::json(r, "config")?,
+                diff: row::json(r, "diff")?,
                 actor: r.try_get("actor")?,
                 at: r.try_get("at")?,
             })
@@ -75,8 +75,7 @@ pub async fn get(
     .bind(version)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| json_col(&r.try_get::<String, _>("config")?))
-        .transpose()
+    row.map(|r| row::json(&r, "config")).transpose()
 }
 
 pub async fn delete_nodes(

@@ -3,16 +3,22 @@
 //! recursive CTEs); migrations live per backend in `migrations/<backend>/` and are embedded.
 //! Statements built at run time with many parameters take their placeholders from [`marks`].
 //!
-//! Each submodule owns one aggregate and exposes plain functions over a connection, so the caller
-//! decides the transaction. Nothing here decides policy (that is `tenancy`).
+//! Each submodule owns one table or aggregate and exposes plain functions over a connection, so the
+//! caller decides the transaction; rows are mapped with the helpers of `row`. All of ifox's SQL lives
+//! here. Nothing here decides policy (that is `tenancy` and the roles), and nothing here uses a role
+//! module: rows hold `domain` types.
 
 pub mod audit;
 pub mod claims;
+pub mod deployments;
 pub mod history;
 pub mod nodes;
+pub mod provision_runs;
+mod row;
 pub mod run_lifecycle;
 pub mod runs;
 pub mod tokens;
+pub mod webhook_secrets;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -156,9 +162,4 @@ pub(crate) fn marks(conn: &Conn, first: usize, count: usize) -> Vec<String> {
     } else {
         (first..first + count).map(|i| format!("${i}")).collect()
     }
-}
-
-/// Reads a JSON column.
-pub(crate) fn json_col(text: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("JSON column: {e}")))
 }

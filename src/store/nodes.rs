@@ -1,6 +1,6 @@
 //! The `nodes` table: the org tree, each node's raw config, locks and version.
 
-use super::{Conn, StoreError, json_col};
+use super::{Conn, StoreError, row};
 use crate::domain::{NodeId, NodeType, OrgId};
 use serde_json::Value;
 use sqlx::Row;
@@ -22,28 +22,20 @@ pub struct NodeRow {
 
 const COLUMNS: &str = "org_id, node_id, parent_id, node_type, name, config, locked_paths, version, created_at, updated_at";
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn from_row(row: &AnyRow) -> Result<NodeRow, StoreError> {
-    let node_type: String = row.try_get("node_type")?;
-    let locks: String = row.try_get("locked_paths")?;
+fn from_row(r: &AnyRow) -> Result<NodeRow, StoreError> {
+    let node_type: String = r.try_get("node_type")?;
     Ok(NodeRow {
-        org_id: OrgId::parse(row.try_get::<String, _>("org_id")?).map_err(corrupt)?,
-        node_id: NodeId::parse(row.try_get::<String, _>("node_id")?).map_err(corrupt)?,
-        parent_id: match row.try_get::<Option<String>, _>("parent_id")? {
-            Some(p) => Some(NodeId::parse(p).map_err(corrupt)?),
-            None => None,
-        },
+        org_id: row::org(r, "org_id")?,
+        node_id: row::node(r, "node_id")?,
+        parent_id: row::opt_node(r, "parent_id")?,
         node_type: NodeType::parse(&node_type)
-            .ok_or_else(|| corrupt(format!("node_type {node_type}")))?,
-        name: row.try_get("name")?,
-        config: json_col(&row.try_get::<String, _>("config")?)?,
-        locked_paths: serde_json::from_str(&locks).map_err(corrupt)?,
-        version: row.try_get("version")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+            .ok_or_else(|| row::corrupt("node_type", &node_type))?,
+        name: r.try_get("name")?,
+        config: row::json(r, "config")?,
+        locked_paths: row::json(r, "locked_paths")?,
+        version: r.try_get("version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -62,7 +54,7 @@ pub async fn insert(conn: &mut Conn, n: &NodeRow) -> Result<(), StoreError> {
     .bind(n.node_type.as_str())
     .bind(&n.name)
     .bind(n.config.to_string())
-    .bind(serde_json::to_string(&n.locked_paths).map_err(corrupt)?)
+    .bind(row::json_text("locked_paths", &n.locked_paths)?)
     .bind(n.version)
     .bind(n.created_at)
     .bind(n.updated_at)
@@ -155,9 +147,7 @@ pub async fn subtree(
     .bind(node.as_str())
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| NodeId::parse(r.try_get::<String, _>("node_id")?).map_err(corrupt))
-        .collect()
+    rows.iter().map(|r| row::node(r, "node_id")).collect()
 }
 
 pub async fn count_children(
@@ -197,6 +187,28 @@ pub async fn set_config(
     Ok(done.rows_affected() == 1)
 }
 
+/// Sets one text column of a node (and its `updated_at`).
+async fn set_text(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    column: &'static str,
+    value: String,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE nodes SET {column} = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .bind(now)
+        .bind(org.as_str())
+        .bind(node.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_name(
     conn: &mut Conn,
     org: &OrgId,
@@ -204,14 +216,7 @@ pub async fn set_name(
     name: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE nodes SET name = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4")
-        .bind(name)
-        .bind(now)
-        .bind(org.as_str())
-        .bind(node.as_str())
-        .execute(conn)
-        .await?;
-    Ok(())
+    set_text(conn, org, node, "name", name.to_owned(), now).await
 }
 
 pub async fn set_parent(
@@ -221,16 +226,7 @@ pub async fn set_parent(
     parent: &NodeId,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE nodes SET parent_id = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
-    )
-    .bind(parent.as_str())
-    .bind(now)
-    .bind(org.as_str())
-    .bind(node.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    set_text(conn, org, node, "parent_id", parent.to_string(), now).await
 }
 
 pub async fn set_locks(
@@ -240,16 +236,8 @@ pub async fn set_locks(
     paths: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE nodes SET locked_paths = $1, updated_at = $2 WHERE org_id = $3 AND node_id = $4",
-    )
-    .bind(serde_json::to_string(paths).map_err(corrupt)?)
-    .bind(now)
-    .bind(org.as_str())
-    .bind(node.as_str())
-    .execute(conn)
-    .await?;
-    Ok(())
+    let paths = row::json_text("locked_paths", &paths)?;
+    set_text(conn, org, node, "locked_paths", paths, now).await
 }
 
 /// Deletes the given nodes of one org, given shallowest first (as [`subtree`] returns them): chunks are

@@ -2,6 +2,7 @@
 //! the event id, so recording a run is idempotent.
 
 use super::{Conn, StoreError, marks};
+use crate::domain::OrgId;
 use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -248,6 +249,46 @@ fn bind_row<'q>(q: AnyQuery<'q>, r: &RunRow) -> AnyQuery<'q> {
         .bind(r.dispatched_at)
         .bind(r.created_at)
         .bind(r.created_at)
+}
+
+/// Shared-runtime runs per team of an org since `since` (ms), from the router's `runs` table
+/// (migration 0003). When that table does not exist (yet), every team counts 0 runs.
+pub async fn shared_runs_per_team(
+    conn: &mut Conn,
+    org: &OrgId,
+    since: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT team_id, COUNT(*) AS n FROM runs WHERE org_id = $1 AND deployment_mode = 'shared' \
+         AND created_at >= $2 GROUP BY team_id",
+    )
+    .bind(org.as_str())
+    .bind(since)
+    .fetch_all(conn)
+    .await;
+    match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| Ok((r.try_get("team_id")?, r.try_get("n")?)))
+            .collect(),
+        Err(sqlx::Error::Database(e)) if e.message().contains("runs") => Ok(vec![]),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Shared-runtime runs of every org since `since` (0 when the `runs` table does not exist yet).
+pub async fn shared_runs_total(conn: &mut Conn, since: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM runs WHERE deployment_mode = 'shared' AND created_at >= $1",
+    )
+    .bind(since)
+    .fetch_one(conn)
+    .await;
+    match row {
+        Ok(r) => Ok(r.try_get("n")?),
+        Err(sqlx::Error::Database(e)) if e.message().contains("runs") => Ok(0),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `tokens` table: org-admin and team tokens, stored as SHA-256 hashes only.
 
-use super::{Conn, StoreError};
+use super::{Conn, StoreError, row};
 use crate::domain::{NodeId, OrgId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -23,16 +23,11 @@ pub struct TokenRow {
 const COLUMNS: &str = "token_id, token_hash, org_id, team_id, name, created_by, created_at, expires_at, revoked_at, last_used_at";
 
 fn from_row(r: &AnyRow) -> Result<TokenRow, StoreError> {
-    let bad = |e: crate::domain::ids::IdError| StoreError::Corrupt(e.to_string());
     Ok(TokenRow {
         token_id: r.try_get("token_id")?,
         token_hash: r.try_get("token_hash")?,
-        org_id: OrgId::parse(r.try_get::<String, _>("org_id")?).map_err(bad)?,
-        team_id: r
-            .try_get::<Option<String>, _>("team_id")?
-            .map(NodeId::parse)
-            .transpose()
-            .map_err(bad)?,
+        org_id: row::org(r, "org_id")?,
+        team_id: row::opt_node(r, "team_id")?,
         name: r.try_get("name")?,
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,

@@ -1,16 +1,18 @@
 //! Config writes and reads: merge patch, full replace, rollback, locks, history, effective config.
 //!
-//! One write = one transaction: read the node, check `If-Match`, compute the new raw config (pure),
+//! One write path, [`write_config_in`], inside a caller's transaction (the API's own, or the
+//! provisioner's admission): read the node, check `If-Match`, compute the new raw config (pure),
 //! check ancestors' locks (pure), replace the team's claims (the database's uniqueness decides
-//! concurrent writers), compare-and-set the config, append history, audit. Any refusal rolls it all back.
+//! concurrent writers), compare-and-set the config, append history, audit. Any refusal rolls it all
+//! back.
 
 use super::{Effective, OrgScope, Tenancy, TenancyError, node_target};
 use crate::domain::config::{self, LockViolation};
-use crate::domain::routing::claims_of;
-use crate::domain::{NodeId, NodeType, now_ms};
-use crate::store::{StoreError, audit, claims, history, nodes};
+use crate::domain::routing::{Identifier, claims_of};
+use crate::domain::{NodeId, NodeType, OrgId, now_ms};
+use crate::store::{Conn, StoreError, audit, claims, history, nodes};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// For each effective leaf (a JSON Pointer), the node that set it.
@@ -61,8 +63,7 @@ impl Tenancy {
         Ok((row.config, row.version))
     }
 
-    /// Applies a write. `if_match` (a version) makes it conditional: a stale one answers 412.
-    /// A write that changes nothing stores nothing and keeps the version.
+    /// Applies a write in its own transaction (see [`write_config_in`]), then refreshes the catalog.
     pub async fn write_config(
         &self,
         scope: &OrgScope,
@@ -70,110 +71,13 @@ impl Tenancy {
         write: ConfigWrite,
         if_match: Option<i64>,
     ) -> Result<(Value, i64), TenancyError> {
-        let org = scope.org();
-        let now = now_ms();
         let mut tx = self.store.begin().await?;
-        let chain = nodes::chain(&mut tx, org, node).await?;
-        let Some(current) = chain.last() else {
-            return Err(TenancyError::not_found(format!("node {node}")));
-        };
-        if let Some(expected) = if_match
-            && expected != current.version
-        {
-            return Err(TenancyError::VersionMismatch {
-                current: current.version,
-                expected: expected.to_string(),
-            });
+        let written = write_config_in(&mut tx, scope, node, &write, if_match, now_ms()).await?;
+        if written.changed {
+            tx.commit().await.map_err(StoreError::from)?;
+            self.changed(scope.org(), Some(node)).await?;
         }
-        let next = match &write {
-            ConfigWrite::Patch(patch) => config::patched(&current.config, patch)?,
-            ConfigWrite::Replace(body) => config::replaced(body)?,
-            ConfigWrite::Rollback(version) => history::get(&mut tx, org, node, *version)
-                .await?
-                .ok_or_else(|| {
-                    TenancyError::not_found(format!("version {version} of node {node}"))
-                })?,
-        };
-        if next == current.config {
-            return Ok((next, current.version));
-        }
-        let locks: Vec<(NodeId, Vec<String>)> = chain[..chain.len() - 1]
-            .iter()
-            .filter(|n| !n.locked_paths.is_empty())
-            .map(|n| (n.node_id.clone(), n.locked_paths.clone()))
-            .collect();
-        config::check_locks(&locks, &current.config, &next).map_err(
-            |LockViolation { path, locked_by }| TenancyError::Locked { path, locked_by },
-        )?;
-        if current.node_type == NodeType::Team {
-            let wanted = claims_of(&next)?;
-            if wanted != claims_of(&current.config).unwrap_or_default() {
-                if let Some((identifier, team)) =
-                    claims::first_conflict(&mut tx, org, node, &wanted).await?
-                {
-                    return Err(TenancyError::ClaimConflict { identifier, team });
-                }
-                if let Err(e) = claims::replace_team(&mut tx, org, node, &wanted).await {
-                    return Err(self.claim_race(e, scope, node, &wanted, tx).await);
-                }
-            }
-        }
-        if !nodes::set_config(&mut tx, org, node, &next, current.version, now).await? {
-            return Err(TenancyError::VersionMismatch {
-                current: current.version + 1,
-                expected: current.version.to_string(),
-            });
-        }
-        let version = current.version + 1;
-        let diff = config::diff(&current.config, &next);
-        let entry = history::HistoryRow {
-            version,
-            config: next.clone(),
-            diff: diff.clone(),
-            actor: scope.actor().to_owned(),
-            at: now,
-        };
-        history::insert(&mut tx, org, node, &entry).await?;
-        let detail = json!({"version": version, "diff": diff});
-        audit::record(
-            &mut tx,
-            Some(org),
-            scope.actor(),
-            write.action(),
-            &node_target(org, node),
-            &detail,
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.changed(org, Some(node)).await?;
-        Ok((next, version))
-    }
-
-    /// A unique violation while inserting claims: someone claimed one of them after our check. Roll back
-    /// and name the winner.
-    async fn claim_race(
-        &self,
-        e: StoreError,
-        scope: &OrgScope,
-        node: &NodeId,
-        wanted: &std::collections::BTreeSet<crate::domain::routing::Identifier>,
-        tx: crate::store::Tx,
-    ) -> TenancyError {
-        if !e.is_unique_violation() {
-            return e.into();
-        }
-        drop(tx);
-        let found = async {
-            let mut conn = self.conn().await?;
-            Ok::<_, TenancyError>(
-                claims::first_conflict(&mut conn, scope.org(), node, wanted).await?,
-            )
-        };
-        match found.await {
-            Ok(Some((identifier, team))) => TenancyError::ClaimConflict { identifier, team },
-            Ok(None) | Err(_) => e.into(),
-        }
+        Ok((written.config, written.version))
     }
 
     /// Sets the paths an org or unit locks for every node below it.
@@ -276,5 +180,133 @@ impl Tenancy {
     ) -> Result<Vec<crate::domain::routing::Claim>, TenancyError> {
         let mut conn = self.conn().await?;
         Ok(claims::list_org(&mut conn, scope.org()).await?)
+    }
+}
+
+/// What [`write_config_in`] left: the raw config and its version, and whether anything was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub config: Value,
+    pub version: i64,
+    pub changed: bool,
+}
+
+/// The one config write, inside the caller's transaction: `if_match` (a version) makes it
+/// conditional (a stale one answers 412); the new raw config is computed (pure), ancestors' locks
+/// checked (pure), a team's claims replaced (409 `claim_conflict` naming the owner, also when a
+/// concurrent writer won the race), the config compare-and-set, history appended, audited. A write
+/// that changes nothing stores nothing and keeps the version.
+///
+/// The caller commits, then calls `Tenancy::changed` so the catalog sees the write.
+pub async fn write_config_in(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    node: &NodeId,
+    write: &ConfigWrite,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, TenancyError> {
+    let org = scope.org();
+    let chain = nodes::chain(conn, org, node).await?;
+    let Some(current) = chain.last() else {
+        return Err(TenancyError::not_found(format!("node {node}")));
+    };
+    if let Some(expected) = if_match
+        && expected != current.version
+    {
+        return Err(TenancyError::VersionMismatch {
+            current: current.version,
+            expected: expected.to_string(),
+        });
+    }
+    let next = match write {
+        ConfigWrite::Patch(patch) => config::patched(&current.config, patch)?,
+        ConfigWrite::Replace(body) => config::replaced(body)?,
+        ConfigWrite::Rollback(version) => history::get(conn, org, node, *version)
+            .await?
+            .ok_or_else(|| TenancyError::not_found(format!("version {version} of node {node}")))?,
+    };
+    if next == current.config {
+        return Ok(Written {
+            config: next,
+            version: current.version,
+            changed: false,
+        });
+    }
+    let locks: Vec<(NodeId, Vec<String>)> = chain[..chain.len() - 1]
+        .iter()
+        .filter(|n| !n.locked_paths.is_empty())
+        .map(|n| (n.node_id.clone(), n.locked_paths.clone()))
+        .collect();
+    config::check_locks(&locks, &current.config, &next)
+        .map_err(|LockViolation { path, locked_by }| TenancyError::Locked { path, locked_by })?;
+    if current.node_type == NodeType::Team {
+        let wanted = claims_of(&next)?;
+        if wanted != claims_of(&current.config).unwrap_or_default() {
+            replace_claims(conn, org, node, &wanted).await?;
+        }
+    }
+    if !nodes::set_config(conn, org, node, &next, current.version, now).await? {
+        return Err(TenancyError::VersionMismatch {
+            current: current.version + 1,
+            expected: current.version.to_string(),
+        });
+    }
+    let version = current.version + 1;
+    let diff = config::diff(&current.config, &next);
+    let entry = history::HistoryRow {
+        version,
+        config: next.clone(),
+        diff: diff.clone(),
+        actor: scope.actor().to_owned(),
+        at: now,
+    };
+    history::insert(conn, org, node, &entry).await?;
+    let detail = json!({"version": version, "diff": diff});
+    let target = node_target(org, node);
+    audit::record(
+        conn,
+        Some(org),
+        scope.actor(),
+        write.action(),
+        &target,
+        &detail,
+        now,
+    )
+    .await?;
+    Ok(Written {
+        config: next,
+        version,
+        changed: true,
+    })
+}
+
+/// Replaces a team's claims, or names the team that owns one of them. A concurrent writer can claim
+/// one between the check and the insert; the database's uniqueness decides, and the insert runs in a
+/// savepoint so that the transaction stays usable to name the winner (on PostgreSQL a failed
+/// statement aborts the whole transaction), whoever's transaction it is.
+async fn replace_claims(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    wanted: &BTreeSet<Identifier>,
+) -> Result<(), TenancyError> {
+    let conflict = |(identifier, team)| TenancyError::ClaimConflict { identifier, team };
+    if let Some(found) = claims::first_conflict(conn, org, node, wanted).await? {
+        return Err(conflict(found));
+    }
+    let mut savepoint = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    match claims::replace_team(&mut savepoint, org, node, wanted).await {
+        Ok(()) => Ok(savepoint.commit().await.map_err(StoreError::from)?),
+        Err(e) if e.is_unique_violation() => {
+            savepoint.rollback().await.map_err(StoreError::from)?;
+            match claims::first_conflict(conn, org, node, wanted).await? {
+                Some(found) => Err(conflict(found)),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Callers (the admin HTTP API, the CLI) hand in an [`OrgScope`] or [`TeamScope`], which only
 //! [`scope`] can make from an authenticated [`Principal`]: an operation can never name another tenant.
+//!
+//! The writes another module must make part of its own transaction (the provisioner's admission)
+//! have one core each that joins a caller's connection: [`write_config_in`], [`issue_token_in`],
+//! [`create_node_in`]. The methods of [`Tenancy`] run the same core in a transaction of their own;
+//! after its commit the caller calls `Tenancy::changed` to refresh the catalog.
 
 pub mod catalog;
 mod config_ops;
@@ -11,10 +16,10 @@ pub mod scope;
 mod token_ops;
 
 pub use catalog::{Catalog, Effective};
-pub use config_ops::{ConfigWrite, parse_if_match};
-pub use node_ops::{NewNode, NodeChange};
+pub use config_ops::{ConfigWrite, Written, parse_if_match, write_config_in};
+pub use node_ops::{NewNode, NodeChange, create_node_in};
 pub use scope::{OrgScope, TeamScope};
-pub use token_ops::{IssuedToken, TokenView};
+pub use token_ops::{IssuedToken, TokenView, issue_token_in};
 
 use crate::domain::config::ConfigError;
 use crate::domain::ids::IdError;

@@ -1,8 +1,9 @@
-//! Org tree operations: create, read, list, rename, reparent, delete.
+//! Org tree operations: create (also inside a caller's transaction: [`create_node_in`]), read,
+//! list, rename, reparent, delete.
 
 use super::{OrgScope, Tenancy, TenancyError, node_target};
 use crate::domain::{NodeId, NodeType, OrgId, now_ms};
-use crate::store::{StoreError, audit, claims, history, nodes, tokens};
+use crate::store::{Conn, StoreError, audit, claims, history, nodes, tokens};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -91,66 +92,16 @@ impl Tenancy {
         Ok(nodes::list_orgs(&mut conn).await?)
     }
 
+    /// Creates a unit or team in its own transaction (see [`create_node_in`]).
     pub async fn create_node(
         &self,
         scope: &OrgScope,
         new: NewNode,
     ) -> Result<nodes::NodeRow, TenancyError> {
-        let org = scope.org();
-        if new.node_type == NodeType::Org {
-            return Err(TenancyError::invalid(
-                "invalid_node_type",
-                "node_type must be unit or team",
-            ));
-        }
-        let name = new.name.unwrap_or_else(|| new.node_id.to_string());
-        check_name(&name)?;
-        let parent = new.parent_id.unwrap_or_else(|| NodeId::root_of(org));
-        let now = now_ms();
         let mut tx = self.store.begin().await?;
-        let Some(parent_row) = nodes::get(&mut tx, org, &parent).await? else {
-            return Err(TenancyError::not_found(format!("parent node {parent}")));
-        };
-        if parent_row.node_type == NodeType::Team {
-            return Err(TenancyError::invalid(
-                "parent_is_team",
-                format!("{parent} is a team; teams have no children"),
-            ));
-        }
-        if nodes::get(&mut tx, org, &new.node_id).await?.is_some() {
-            return Err(TenancyError::AlreadyExists {
-                what: format!("node {}", new.node_id),
-            });
-        }
-        let row = nodes::NodeRow {
-            org_id: org.clone(),
-            node_id: new.node_id.clone(),
-            parent_id: Some(parent),
-            node_type: new.node_type,
-            name,
-            config: json!({}),
-            locked_paths: vec![],
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        insert_node(&mut tx, &row, scope.actor())
-            .await
-            .map_err(|e| already(e, format!("node {}", new.node_id)))?;
-        let detail =
-            json!({"parent_id": row.parent_id, "node_type": row.node_type, "name": row.name});
-        audit::record(
-            &mut tx,
-            Some(org),
-            scope.actor(),
-            "node.create",
-            &node_target(org, &row.node_id),
-            &detail,
-            now,
-        )
-        .await?;
+        let row = create_node_in(&mut tx, scope, new, now_ms()).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        self.changed(org, Some(&row.node_id)).await?;
+        self.changed(scope.org(), Some(&row.node_id)).await?;
         Ok(row)
     }
 
@@ -292,11 +243,69 @@ impl Tenancy {
     }
 }
 
-async fn insert_node(
-    conn: &mut crate::store::Conn,
-    row: &nodes::NodeRow,
-    actor: &str,
-) -> Result<(), StoreError> {
+/// Creates a unit or team under its parent (the org root by default) inside the caller's
+/// transaction, with its first history entry and audit. The caller commits, then calls
+/// `Tenancy::changed`.
+pub async fn create_node_in(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    new: NewNode,
+    now: i64,
+) -> Result<nodes::NodeRow, TenancyError> {
+    let org = scope.org();
+    if new.node_type == NodeType::Org {
+        return Err(TenancyError::invalid(
+            "invalid_node_type",
+            "node_type must be unit or team",
+        ));
+    }
+    let name = new.name.unwrap_or_else(|| new.node_id.to_string());
+    check_name(&name)?;
+    let parent = new.parent_id.unwrap_or_else(|| NodeId::root_of(org));
+    let Some(parent_row) = nodes::get(conn, org, &parent).await? else {
+        return Err(TenancyError::not_found(format!("parent node {parent}")));
+    };
+    if parent_row.node_type == NodeType::Team {
+        return Err(TenancyError::invalid(
+            "parent_is_team",
+            format!("{parent} is a team; teams have no children"),
+        ));
+    }
+    if nodes::get(conn, org, &new.node_id).await?.is_some() {
+        return Err(TenancyError::AlreadyExists {
+            what: format!("node {}", new.node_id),
+        });
+    }
+    let row = nodes::NodeRow {
+        org_id: org.clone(),
+        node_id: new.node_id.clone(),
+        parent_id: Some(parent),
+        node_type: new.node_type,
+        name,
+        config: json!({}),
+        locked_paths: vec![],
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    insert_node(conn, &row, scope.actor())
+        .await
+        .map_err(|e| already(e, format!("node {}", new.node_id)))?;
+    let detail = json!({"parent_id": row.parent_id, "node_type": row.node_type, "name": row.name});
+    audit::record(
+        conn,
+        Some(org),
+        scope.actor(),
+        "node.create",
+        &node_target(org, &row.node_id),
+        &detail,
+        now,
+    )
+    .await?;
+    Ok(row)
+}
+
+async fn insert_node(conn: &mut Conn, row: &nodes::NodeRow, actor: &str) -> Result<(), StoreError> {
     nodes::insert(conn, row).await?;
     let first = history::HistoryRow {
         version: 1,

@@ -1,9 +1,10 @@
-//! Tokens: issue (shown once), list (metadata only), revoke, and authenticate a bearer token.
+//! Tokens: issue (shown once; [`issue_token_in`] also inside a caller's transaction), list (metadata
+//! only), revoke, and authenticate a bearer token.
 
 use super::{OrgScope, Tenancy, TenancyError};
 use crate::domain::token::{self, Principal, TokenShape};
 use crate::domain::{NodeId, NodeType, now_ms, rfc3339};
-use crate::store::{StoreError, audit, tokens};
+use crate::store::{Conn, StoreError, audit, nodes, tokens};
 use serde::Serialize;
 use serde_json::json;
 
@@ -50,7 +51,7 @@ pub struct IssuedToken {
 }
 
 impl Tenancy {
-    /// Issues an org admin token (`team` = None) or a team token. `expires_at` in Unix ms.
+    /// Issues a token in its own transaction (see [`issue_token_in`]).
     pub async fn issue_token(
         &self,
         scope: &OrgScope,
@@ -58,60 +59,10 @@ impl Tenancy {
         name: Option<String>,
         expires_at: Option<i64>,
     ) -> Result<IssuedToken, TenancyError> {
-        let org = scope.org();
-        let now = now_ms();
-        if let Some(exp) = expires_at
-            && exp <= now
-        {
-            return Err(TenancyError::invalid(
-                "invalid_expiry",
-                "expires_at must be in the future",
-            ));
-        }
-        let shape = match team {
-            Some(team) => {
-                if self.catalog.node_type(org, team) != Some(NodeType::Team) {
-                    return Err(TenancyError::not_found(format!("team {team}")));
-                }
-                TokenShape::Team {
-                    org: org.clone(),
-                    team: team.clone(),
-                }
-            }
-            None => TokenShape::Org { org: org.clone() },
-        };
-        let secret = token::generate(&shape);
-        let row = tokens::TokenRow {
-            token_id: token::new_token_id(),
-            token_hash: token::hash(&secret),
-            org_id: org.clone(),
-            team_id: team.cloned(),
-            name: name.unwrap_or_default(),
-            created_by: scope.actor().to_owned(),
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        };
         let mut tx = self.store.begin().await?;
-        tokens::insert(&mut tx, &row).await?;
-        let detail =
-            json!({"token_id": row.token_id, "team_id": row.team_id, "expires_at": row.expires_at});
-        audit::record(
-            &mut tx,
-            Some(org),
-            scope.actor(),
-            "token.issue",
-            &row.token_id,
-            &detail,
-            now,
-        )
-        .await?;
+        let issued = issue_token_in(&mut tx, scope, team, name, expires_at, now_ms()).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(IssuedToken {
-            token: secret,
-            view: TokenView::from(&row),
-        })
+        Ok(issued)
     }
 
     pub async fn list_tokens(
@@ -211,4 +162,69 @@ impl Tenancy {
         let mut conn = self.conn().await?;
         Ok(audit::list_org(&mut conn, scope.org(), limit.clamp(1, 1000)).await?)
     }
+}
+
+/// Issues an org admin token (`team` = None) or a team token inside the caller's transaction, with
+/// its audit entry. `expires_at` in Unix ms. The team is looked up in the transaction, so a team the
+/// same transaction created can get its token.
+pub async fn issue_token_in(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    team: Option<&NodeId>,
+    name: Option<String>,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<IssuedToken, TenancyError> {
+    let org = scope.org();
+    if let Some(exp) = expires_at
+        && exp <= now
+    {
+        return Err(TenancyError::invalid(
+            "invalid_expiry",
+            "expires_at must be in the future",
+        ));
+    }
+    let shape = match team {
+        Some(team) => {
+            let found = nodes::get(conn, org, team).await?;
+            if found.is_none_or(|n| n.node_type != NodeType::Team) {
+                return Err(TenancyError::not_found(format!("team {team}")));
+            }
+            TokenShape::Team {
+                org: org.clone(),
+                team: team.clone(),
+            }
+        }
+        None => TokenShape::Org { org: org.clone() },
+    };
+    let secret = token::generate(&shape);
+    let row = tokens::TokenRow {
+        token_id: token::new_token_id(),
+        token_hash: token::hash(&secret),
+        org_id: org.clone(),
+        team_id: team.cloned(),
+        name: name.unwrap_or_default(),
+        created_by: scope.actor().to_owned(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    tokens::insert(conn, &row).await?;
+    let detail =
+        json!({"token_id": row.token_id, "team_id": row.team_id, "expires_at": row.expires_at});
+    audit::record(
+        conn,
+        Some(org),
+        scope.actor(),
+        "token.issue",
+        &row.token_id,
+        &detail,
+        now,
+    )
+    .await?;
+    Ok(IssuedToken {
+        token: secret,
+        view: TokenView::from(&row),
+    })
 }

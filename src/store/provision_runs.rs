@@ -1,14 +1,14 @@
-//! Provisioning runs, their steps, the API's idempotency keys, and runs whose nudge was lost
-//! (tables of migration 0004). Plain functions over a connection; re-exported by [`super::db`].
+//! The `provision_runs`, `provision_steps` and `provision_idempotency` tables (migration 0004):
+//! provisioning runs, their steps, the API's idempotency keys, and runs whose nudge was lost.
 
-use super::db::corrupt;
+use super::{Conn, StoreError, row};
 use crate::domain::{NodeId, OrgId};
-use crate::store::{Conn, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 
-/// A provisioning run with its steps, as `GET …/runs/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A provisioning run with its steps, as `GET …/runs/{id}` shows it. Plain columns only, so sqlx
+/// maps the row by name.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub run_id: String,
     pub org_id: String,
@@ -21,7 +21,7 @@ pub struct RunRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct StepRow {
     pub step: String,
     pub status: String,
@@ -31,49 +31,37 @@ pub struct StepRow {
     pub updated_at: i64,
 }
 
-pub async fn insert_run(conn: &mut Conn, r: &RunRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO provision_runs (run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&r.run_id)
-    .bind(&r.org_id)
-    .bind(&r.team_id)
-    .bind(&r.kind)
-    .bind(&r.status)
-    .bind(r.error.clone())
-    .bind(&r.created_by)
-    .bind(r.created_at)
-    .bind(r.updated_at)
-    .execute(conn)
-    .await?;
+const RUN_COLUMNS: &str =
+    "run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at";
+
+pub async fn insert(conn: &mut Conn, r: &RunRow) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO provision_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&r.run_id)
+        .bind(&r.org_id)
+        .bind(&r.team_id)
+        .bind(&r.kind)
+        .bind(&r.status)
+        .bind(r.error.clone())
+        .bind(&r.created_by)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn get_run(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
-    let row = sqlx::query(
-        "SELECT run_id, org_id, team_id, kind, status, error, created_by, created_at, updated_at FROM provision_runs WHERE run_id = $1",
-    )
-    .bind(run_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        Ok(RunRow {
-            run_id: r.try_get("run_id")?,
-            org_id: r.try_get("org_id")?,
-            team_id: r.try_get("team_id")?,
-            kind: r.try_get("kind")?,
-            status: r.try_get("status")?,
-            error: r.try_get("error")?,
-            created_by: r.try_get("created_by")?,
-            created_at: r.try_get("created_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
-    })
-    .transpose()
+pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM provision_runs WHERE run_id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .fetch_optional(conn)
+        .await?)
 }
 
-pub async fn set_run_status(
+pub async fn set_status(
     conn: &mut Conn,
     run_id: &str,
     status: &str,
@@ -93,24 +81,12 @@ pub async fn set_run_status(
 }
 
 pub async fn steps(conn: &mut Conn, run_id: &str) -> Result<Vec<StepRow>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT step, status, attempts, detail, error, updated_at FROM provision_steps WHERE run_id = $1 ORDER BY position",
     )
     .bind(run_id)
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StepRow {
-                step: r.try_get("step")?,
-                status: r.try_get("status")?,
-                attempts: r.try_get("attempts")?,
-                detail: r.try_get("detail")?,
-                error: r.try_get("error")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Inserts the step or updates it in place (one row per step, however often it is retried);
@@ -198,12 +174,5 @@ pub async fn stale_pending(
     .bind(before)
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                OrgId::parse(r.try_get::<String, _>("org_id")?).map_err(corrupt)?,
-                NodeId::parse(r.try_get::<String, _>("team_id")?).map_err(corrupt)?,
-            ))
-        })
-        .collect()
+    rows.iter().map(row::org_team).collect()
 }

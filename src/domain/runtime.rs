@@ -1,5 +1,7 @@
-//! The desired runtime of a team as stored in `provision_deployments.spec` and read by
-//! [`super::build`]: already validated, quantities canonical, requests filled in.
+//! The desired runtime of a team as stored in `provision_deployments.spec` (see
+//! `store::deployments`) and read by `provision::build`: already validated by `provision::request`,
+//! quantities canonical, requests filled in. Plain data, so the store can hold it without knowing
+//! the provisioner.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

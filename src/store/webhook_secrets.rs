@@ -1,0 +1,51 @@
+//! The `webhook_secrets` table: per org and provider key (`slack`, `generic/<source>`, …) the list of
+//! secrets the org's webhook URLs verify with (several during a rotation), as a JSON array. Who may
+//! write them and how they are wrapped against logging is `ingest::org_secrets`'s business.
+
+use super::{Conn, StoreError, row};
+use crate::domain::OrgId;
+
+/// The secrets an org set for a provider key, if any.
+pub async fn get(
+    conn: &mut Conn,
+    org: &OrgId,
+    provider: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let found =
+        sqlx::query("SELECT secrets FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
+            .bind(org.as_str())
+            .bind(provider)
+            .fetch_optional(conn)
+            .await?;
+    found.map(|r| row::json(&r, "secrets")).transpose()
+}
+
+/// Replaces the list of one provider key.
+pub async fn set(
+    conn: &mut Conn,
+    org: &OrgId,
+    provider: &str,
+    secrets: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_secrets (org_id, provider, secrets, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id, provider) DO UPDATE SET secrets = excluded.secrets, updated_at = excluded.updated_at",
+    )
+    .bind(org.as_str())
+    .bind(provider)
+    .bind(row::json_text("secrets", &secrets)?)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut Conn, org: &OrgId, provider: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
+        .bind(org.as_str())
+        .bind(provider)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
