@@ -1,5 +1,7 @@
 //! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
 
+mod bridge_fixtures;
+mod bridge_flow;
 mod bus_consumer;
 mod health;
 mod ingest_faults;
