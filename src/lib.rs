@@ -11,16 +11,16 @@
 //! 2. [`store`]: database access (sqlx `Any`: SQLite and PostgreSQL), one module per table.
 //! 3. [`tenancy`]: the tenancy service (tree, configs, locks, claims, tokens), its in-memory catalog,
 //!    and the [`tenancy::ChangeSink`] its change notices go to.
-//! 4. Infrastructure, usable by every level from here up: [`settings`] (typed settings of every
-//!    role), [`telemetry`] (logs and metrics), [`bus`] (JetStream: the connection, the streams of
-//!    `streams/`, publishing with PubAck).
+//! 4. Infrastructure, usable by http, the roles, app and cli (never by store or tenancy):
+//!    [`settings`] (typed settings of every role), [`telemetry`] (logs and metrics), [`bus`]
+//!    (JetStream: the connection, the streams of `streams/`, the consumer toolkit, publishing).
 //! 5. [`http`]: what every HTTP surface shares: the handler state, the one error answer, the
 //!    extractors, and the listener's own routes (health, readiness, metrics).
 //! 6. The roles: [`ingest`] (provider webhooks verified and published to EVENTS as CloudEvents),
 //!    [`router`] (events routed to a team and dispatched; change notices; `ifox replay`),
 //!    [`provision`] (the `provisioner` role and the provisioning API: desired Kubernetes objects,
-//!    server-side apply, cost report), [`admin`] (the admin and team HTTP API; it explains routes
-//!    with the router's pure core), [`bridge`] (agent runs delivered to agent services, run
+//!    server-side apply, cost report), [`admin`] (the admin and team HTTP API and the runs API; it
+//!    uses the router's pure core for route explain and the bridge's run lifecycle), [`bridge`] (agent runs delivered to agent services, run
 //!    lifecycle).
 //! 7. [`app`]: the assembled process (roles started, their routes merged onto [`http::router`]).
 //! 8. [`cli`]: the command line.
