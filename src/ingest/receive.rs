@@ -5,8 +5,8 @@ use super::error::IngestError;
 use super::metrics::SourceMetrics;
 use super::payload::{self, Incoming, Outcome};
 use super::{Ingest, Provider, event, org_secrets};
-use crate::admin::error::ApiError;
 use crate::domain::OrgId;
+use crate::http::error::ApiError;
 use crate::settings::SecretList;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -90,8 +90,8 @@ impl Ingest {
             Outcome::Publish(signal) => signal,
         };
         let trace = (
-            payload::header(&inc, "traceparent"),
-            payload::header(&inc, "tracestate"),
+            payload::header(&inc, crate::domain::headers::TRACEPARENT),
+            payload::header(&inc, crate::domain::headers::TRACESTATE),
         );
         let envelope = event::envelope(provider.source(), org.as_ref(), &signal, trace, now);
         let started = Instant::now();
