@@ -150,15 +150,9 @@ pub struct TenancySettings {
     pub reload_interval: Duration,
 }
 
-/// `"30s"`, `"24h"` … via humantime; every duration key of every section uses it.
-pub(crate) mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
-    }
-}
+/// `"30s"`, `"24h"` … via the `humantime-serde` crate; every duration key of every section uses it
+/// (the sections import it as `duration`).
+pub(crate) use ::humantime_serde as humantime_serde_compat;
 
 const DEFAULTS: &str = r#"
 [database]

@@ -292,6 +292,9 @@ impl App {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
+        // Request tracing (a span per request, and its status and latency at debug level) by
+        // tower-http rather than by hand.
+        let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
         let token = shutdown.clone();
         tasks.spawn("http", async move {
             axum::serve(listener, router)
