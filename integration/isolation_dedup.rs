@@ -97,11 +97,9 @@ async fn two_orgs_direct_events_with_one_ce_id_and_no_ce_time_each_make_their_ow
     drained(&stack.js, WAIT).await;
     let mut ids = Vec::new();
     for org in ["alpha", "beta"] {
-        let runs = crate::support::eventually(
-            &format!("a run of {org}"),
-            WAIT,
-            || async { Some(runs_of(&stack, org).await).filter(|r| !r.is_empty()) },
-        )
+        let runs = crate::support::eventually(&format!("a run of {org}"), WAIT, || async {
+            Some(runs_of(&stack, org).await).filter(|r| !r.is_empty())
+        })
         .await;
         assert_eq!(runs.len(), 1, "{org}: {runs:?}");
         assert_eq!(runs[0]["event_id"], "ev-1");
@@ -113,7 +111,10 @@ async fn two_orgs_direct_events_with_one_ce_id_and_no_ce_time_each_make_their_ow
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        assert!(ms + 1_000 >= since, "run {id} of {org} is not stamped with the stream's time");
+        assert!(
+            ms + 1_000 >= since,
+            "run {id} of {org} is not stamped with the stream's time"
+        );
         ids.push(id);
     }
     assert_ne!(ids[0], ids[1]);

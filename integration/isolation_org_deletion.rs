@@ -54,6 +54,13 @@ async fn a_recreated_org_inherits_nothing_of_the_deleted_one(db: DbKind) {
     assert!(provision.status.is_success(), "{}", provision.body);
     let provision_run = provision.body["run_id"].as_str().unwrap().to_owned();
     assert!(rows(&stack, "provision_deployments").await >= 1);
+    // The provisioner has worked on it (its steps are stored) before the org goes.
+    let path = format!("/api/v1/admin/provision/runs/{provision_run}");
+    eventually("the provisioning run to finish", WAIT, || async {
+        let run = app.get(&path, ADMIN_TOKEN).await;
+        matches!(run.body["status"].as_str(), Some("succeeded" | "failed")).then_some(())
+    })
+    .await;
 
     let gone = app
         .delete("/api/v1/admin/orgs/acme?cascade=true", ADMIN_TOKEN)
@@ -78,12 +85,7 @@ async fn a_recreated_org_inherits_nothing_of_the_deleted_one(db: DbKind) {
     assert_eq!(rows(&stack, "runs").await, 0);
     assert_eq!(rows(&stack, "run_transitions").await, 0);
     // Provisioning runs and rows.
-    let p = app
-        .get(
-            &format!("/api/v1/admin/provision/runs/{provision_run}"),
-            ADMIN_TOKEN,
-        )
-        .await;
+    let p = app.get(&path, ADMIN_TOKEN).await;
     assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
     for table in [
         "provision_deployments",
