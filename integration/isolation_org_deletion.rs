@@ -104,3 +104,36 @@ async fn a_recreated_org_inherits_nothing_of_the_deleted_one(db: DbKind) {
     let me = app.get("/api/v1/config/me", &team_token).await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
 }
+
+/// The deleted org's dedicated runtime (Deployment, Secret with its token, Service) goes after the
+/// grace: the resync finds objects no team wants any more and schedules them; a recreated org with
+/// the same id does not keep them alive.
+#[tokio::test]
+async fn the_deleted_orgs_kubernetes_objects_are_deleted_after_the_grace() {
+    use crate::provision_fixtures::{NAME, converged};
+    let (rig, _) = converged(Duration::from_millis(1500)).await;
+    assert!(rig.fake.get("secrets", NAME).is_some());
+    let gone = rig
+        .app
+        .delete("/api/v1/admin/orgs/acme?cascade=true", ADMIN_TOKEN)
+        .await;
+    assert!(gone.status.is_success(), "{}", gone.body);
+    rig.app.org("acme").await;
+    let deleted_at = std::time::Instant::now();
+    let report = rig.worker.resync().await.unwrap();
+    assert_eq!(report.orphans, 3, "{report:?}");
+    rig.worker.tick_once().await.unwrap();
+    assert!(
+        rig.fake.get("deployments", NAME).is_some(),
+        "deleted before the grace"
+    );
+    eventually("the objects deleted", WAIT, || async {
+        rig.worker.tick_once().await.unwrap();
+        ["secrets", "deployments", "services"]
+            .iter()
+            .all(|plural| rig.fake.get(plural, NAME).is_none())
+            .then_some(())
+    })
+    .await;
+    assert!(deleted_at.elapsed() >= Duration::from_millis(1400));
+}
