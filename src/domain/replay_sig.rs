@@ -66,71 +66,31 @@ mod tests {
     #[test]
     fn a_signature_holds_only_for_its_own_values_and_key() {
         let k = key("admin-token");
-        let s = sign(&k, "ev1", false, "replay-1", "ifox.events.github.issues");
-        assert!(verify(
-            &k,
-            &s,
-            "ev1",
-            false,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            &s,
-            "ev1",
-            true,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            &s,
-            "ev2",
-            false,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            &s,
-            "ev1",
-            false,
-            "replay-2",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            &s,
-            "ev1",
-            false,
-            "replay-1",
-            "ifox.events.slack.message"
-        ));
-        assert!(!verify(
-            &key("other"),
-            &s,
-            "ev1",
-            false,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            "not hex",
-            "ev1",
-            false,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
-        assert!(!verify(
-            &k,
-            "",
-            "ev1",
-            false,
-            "replay-1",
-            "ifox.events.github.issues"
-        ));
+        let subject = "ifox.events.github.issues";
+        let s = sign(&k, "ev1", false, "replay-1", subject);
+        assert!(verify(&k, &s, "ev1", false, "replay-1", subject));
+        // (key, signature, replay-of, force, ce-id, subject), each with one thing changed.
+        type Case<'a> = (&'a [u8], &'a str, &'a str, bool, &'a str, &'a str);
+        let other = key("other");
+        let refused: [Case<'_>; 7] = [
+            (&k, &s, "ev1", true, "replay-1", subject),
+            (&k, &s, "ev2", false, "replay-1", subject),
+            (&k, &s, "ev1", false, "replay-2", subject),
+            (
+                &k,
+                &s,
+                "ev1",
+                false,
+                "replay-1",
+                "ifox.events.slack.message",
+            ),
+            (&other, &s, "ev1", false, "replay-1", subject),
+            (&k, "not hex", "ev1", false, "replay-1", subject),
+            (&k, "", "ev1", false, "replay-1", subject),
+        ];
+        for (i, (key, sig, of, force, id, subj)) in refused.into_iter().enumerate() {
+            assert!(!verify(key, sig, of, force, id, subj), "case {i}");
+        }
     }
 
     #[test]

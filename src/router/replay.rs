@@ -119,8 +119,19 @@ pub fn replayed(
             "{subject}: cannot tell the original event subject"
         )));
     }
-    let root = get(REPLAY_OF)
-        .or_else(|| get(CE_ID))
+    let stored_id = get(CE_ID).map(|id| id.trim().to_owned());
+    // The root original of a replay of a replay, but only from a replay ifox signed: a forged
+    // `Ifox-Replay-Of` (dead-lettered as unsigned) must not come back signed by this replay.
+    let signed_root = match (get(REPLAY_OF), get(REPLAY_SIG), stored_id.as_deref()) {
+        (Some(of), Some(sig), Some(id)) => {
+            let force = get(REPLAY_FORCE).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let of = of.trim().to_owned();
+            replay_sig::verify(key, &sig, &of, force, id, &target).then_some(of)
+        }
+        _ => None,
+    };
+    let root = signed_root
+        .or(stored_id)
         .ok_or_else(|| ReplayError::Invalid(format!("{subject}: no ce-id")))?;
     let new_id = format!("replay-{}", uuid::Uuid::now_v7());
     let mut out = HeaderMap::new();
@@ -328,6 +339,10 @@ mod tests {
         );
         bare.insert(REPLAY_OF, "ev1");
         assert!(!signed(&event(subject, &bare), &key));
+        // Replaying that forged event does not launder its replay-of into a signed one.
+        let (_, again, root) = replayed(subject, Some(&bare), at, false, &key).unwrap();
+        assert_eq!(root, "ev2", "the forged event is its own original");
+        assert_eq!(again.get(REPLAY_OF).unwrap().as_str(), "ev2");
     }
 }
 
