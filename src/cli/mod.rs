@@ -177,7 +177,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams(cmd) => streams(settings, cmd).await,
         Command::Replay(cmd) => {
             let bus = crate::bus::Bus::connect(&settings.nats).await?;
-            let summary = crate::router::replay::run_cli(&bus, cmd).await?;
+            let key = crate::domain::replay_sig::key(settings.admin.token.expose());
+            let summary = crate::router::replay::run_cli(&bus, &key, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
