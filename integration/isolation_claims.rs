@@ -94,6 +94,23 @@ async fn attacker_claims(stack: &Stack, team_a: &str, admin_a: &str, routing: Va
     );
 }
 
+/// A's org admin claims `routing` and is refused with 409 `claim_conflict`, told "another tenant"
+/// without learning which org (org `b` is invisible to A).
+async fn refused_unnamed(stack: &Stack, admin_a: &str, routing: Value) {
+    let (s, body) = claim(stack, admin_a, "a", "ops", routing).await;
+    assert_eq!(
+        (s, body["reason"].as_str()),
+        (409, Some("claim_conflict")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("another tenant"), "{body}");
+    assert!(
+        body.get("org").is_none() && !message.contains("org b"),
+        "{body}"
+    );
+}
+
 async fn nothing_on(js: &jetstream::Context, subject: &str) {
     drained(js, WAIT).await;
     let stream = js.get_stream("AGENT_RUNS").await.unwrap();
@@ -106,59 +123,45 @@ async fn nothing_on(js: &jetstream::Context, subject: &str) {
     );
 }
 
+/// B's team `inc` claims `b_routing` (global admin); the attacker in org A claims `a_routing`; a
+/// signed Slack event from `workspace`/`channel` is sent. It must reach B's team and never A's: the
+/// claim it matched is returned.
+async fn b_gets_its_slack_event(
+    stack: &Stack,
+    (team_a, admin_a): (&str, &str),
+    b_routing: Value,
+    a_routing: Value,
+    (event, workspace, channel): (&str, &str, &str),
+) -> Value {
+    let (s, b) = claim(stack, ADMIN_TOKEN, "b", "inc", b_routing).await;
+    assert_eq!(s, 200, "{b}");
+    attacker_claims(stack, team_a, admin_a, a_routing).await;
+    let a = stack.send(&slack_from(event, workspace, channel)).await;
+    assert!(a.status.is_success(), "{}", a.body);
+    let msg = last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.b.inc", WAIT).await;
+    nothing_on(&stack.js, "ifox.agent.shared.a.ops").await;
+    json_of(&msg)["matched"].clone()
+}
+
 async fn a_channel_claim_cannot_take_the_events_of_another_orgs_workspace(kind: DbKind) {
     let stack = Stack::start_on(kind, &[]).await;
     let (team_a, admin_a) = two_orgs(&stack).await;
-    let (s, b) = claim(
-        &stack,
-        ADMIN_TOKEN,
-        "b",
-        "inc",
-        json!({"slack_workspace_ids": ["T1"]}),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    attacker_claims(
-        &stack,
-        &team_a,
-        &admin_a,
-        json!({"slack_channel_ids": ["C1"]}),
-    )
-    .await;
-
-    let a = stack.send(&slack_from("Ev1", "T1", "C1")).await;
-    assert!(a.status.is_success(), "{}", a.body);
     // T1 is B's: the org is decided first, A's channel claim never competes; B's workspace claim wins.
-    let msg = last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.b.inc", WAIT).await;
-    let doc = json_of(&msg);
+    let matched = b_gets_its_slack_event(
+        &stack,
+        (&team_a, &admin_a),
+        json!({"slack_workspace_ids": ["T1"]}),
+        json!({"slack_channel_ids": ["C1"]}),
+        ("Ev1", "T1", "C1"),
+    )
+    .await;
     assert_eq!(
-        doc["matched"],
+        matched,
         json!({"kind": "slack_workspace_ids", "value": "T1"})
     );
-    nothing_on(&stack.js, "ifox.agent.shared.a.ops").await;
 
     // Workspace T1 is B's, so claiming it from A is refused and names no foreign org to A.
-    let (s, body) = claim(
-        &stack,
-        &admin_a,
-        "a",
-        "ops",
-        json!({"slack_workspace_ids": ["T1"]}),
-    )
-    .await;
-    assert_eq!(
-        (s, body["reason"].as_str()),
-        (409, Some("claim_conflict")),
-        "{body}"
-    );
-    assert!(
-        body["message"].as_str().unwrap().contains("another tenant"),
-        "{body}"
-    );
-    assert!(
-        !body.to_string().contains("\"b\""),
-        "org b is invisible to A: {body}"
-    );
+    refused_unnamed(&stack, &admin_a, json!({"slack_workspace_ids": ["T1"]})).await;
 
     // An org with a workspace of its own (T2) gets no event of an unclaimed workspace T9 through a
     // channel claim: it dead-letters as no_route.
@@ -216,23 +219,7 @@ async fn a_repo_claim_cannot_take_the_events_of_another_orgs_github_owner(kind: 
     nothing_on(&stack.js, "ifox.agent.shared.a.ops").await;
 
     // Now that `globex` is B's, a new repo claim in its namespace is refused (409), unnamed for A...
-    let (s, body) = claim(
-        &stack,
-        &admin_a,
-        "a",
-        "ops",
-        json!({"github_repos": ["globex/api"]}),
-    )
-    .await;
-    assert_eq!(
-        (s, body["reason"].as_str()),
-        (409, Some("claim_conflict")),
-        "{body}"
-    );
-    assert!(
-        body["message"].as_str().unwrap().contains("another tenant"),
-        "{body}"
-    );
+    refused_unnamed(&stack, &admin_a, json!({"github_repos": ["globex/api"]})).await;
     // ...and named for the global admin, who sees every org.
     let (s, body) = claim(
         &stack,
@@ -263,25 +250,15 @@ async fn a_repo_claim_cannot_take_the_events_of_another_orgs_github_owner(kind: 
 async fn a_shared_channel_claim_does_not_make_the_owners_events_ambiguous(kind: DbKind) {
     let stack = Stack::start_on(kind, &[]).await;
     let (team_a, admin_a) = two_orgs(&stack).await;
-    let routing = json!({"slack_workspace_ids": ["T1"], "slack_channel_ids": ["C1"]});
-    let (s, b) = claim(&stack, ADMIN_TOKEN, "b", "inc", routing).await;
-    assert_eq!(s, 200, "{b}");
-    attacker_claims(
+    let matched = b_gets_its_slack_event(
         &stack,
-        &team_a,
-        &admin_a,
+        (&team_a, &admin_a),
+        json!({"slack_workspace_ids": ["T1"], "slack_channel_ids": ["C1"]}),
         json!({"slack_channel_ids": ["C1"]}),
+        ("Ev3", "T1", "C1"),
     )
     .await;
-
-    let a = stack.send(&slack_from("Ev3", "T1", "C1")).await;
-    assert!(a.status.is_success(), "{}", a.body);
-    let msg = last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.b.inc", WAIT).await;
-    assert_eq!(
-        json_of(&msg)["matched"],
-        json!({"kind": "slack_channel_ids", "value": "C1"})
-    );
-    nothing_on(&stack.js, "ifox.agent.shared.a.ops").await;
+    assert_eq!(matched, json!({"kind": "slack_channel_ids", "value": "C1"}));
     assert_eq!(
         stream_count(&stack.js, "DEADLETTER").await,
         0,
