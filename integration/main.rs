@@ -12,6 +12,7 @@ mod ingest_org_secrets;
 mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;
+mod isolation_k8s_names;
 mod provision_api;
 mod provision_claims;
 mod provision_e2e;
