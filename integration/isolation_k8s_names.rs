@@ -40,7 +40,12 @@ fn owners(rig: &Rig) -> Vec<(String, String, String, String)> {
         .into_iter()
         .map(|(plural, name)| {
             let obj = rig.fake.get(&plural, &name).unwrap();
-            let label = |k: &str| obj["metadata"]["labels"][k].as_str().unwrap_or("").to_owned();
+            let label = |k: &str| {
+                obj["metadata"]["labels"][k]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            };
             (plural, name, label("ifox.dev/org"), label("ifox.dev/team"))
         })
         .collect()
@@ -71,7 +76,10 @@ async fn two_tenants_spelling_the_same_org_team_string_get_distinct_objects_and_
     assert_eq!(after.len(), 6, "{after:?}");
     // Every name is the bridge's `agent-dedicated-*` and a valid DNS label.
     for (_, name, _, _) in &after {
-        assert!(name.starts_with("agent-dedicated-") && name.len() <= 63, "{name}");
+        assert!(
+            name.starts_with("agent-dedicated-") && name.len() <= 63,
+            "{name}"
+        );
     }
 }
 
@@ -99,7 +107,10 @@ async fn an_object_labelled_for_another_tenant_is_never_overwritten_and_fails_th
     );
     assert!(error.contains("409"), "{error}");
     let secret = rig.fake.get("secrets", NAME).unwrap();
-    assert_eq!(secret["data"], planted["data"], "the other tenant's token was overwritten");
+    assert_eq!(
+        secret["data"], planted["data"],
+        "the other tenant's token was overwritten"
+    );
     assert_eq!(secret["metadata"]["labels"]["ifox.dev/org"], "other");
     assert!(rig.config().await.get("agent_service_url").is_none());
 }

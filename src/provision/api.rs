@@ -60,6 +60,11 @@ impl From<ProvisionError> for ApiError {
             ProvisionError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
             ProvisionError::Tenancy(t) => t.into(),
             ProvisionError::Store(s) => crate::tenancy::TenancyError::Store(s).into(),
+            ProvisionError::Backend(super::backend::BackendError::OwnedByAnotherTenant {
+                name,
+                ..
+            }) => ApiError::new(StatusCode::CONFLICT, "object_owned_by_another_tenant", msg)
+                .with("object", name),
             ProvisionError::Backend(_) | ProvisionError::NotAvailable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", msg)
             }

@@ -100,7 +100,7 @@ fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
     });
     let name = object_name(&req.org, &req.team);
     assert_eq!(name.len(), 63, "{name}");
-    assert!(name.starts_with("agent-dedicated-acme-corporation-international-aaaa"));
+    assert!(name.starts_with("agent-dedicated--acme-corporation-international-aaaa"));
     let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
     assert_eq!(
         kinds,
@@ -150,4 +150,31 @@ fn building_twice_gives_identical_objects() {
         token: "t",
     };
     assert_eq!(build::build(&input), build::build(&input));
+}
+
+#[test]
+fn names_of_tenants_that_spell_the_same_org_team_string_differ_and_plain_ones_stay_the_designs() {
+    let id = |o: &str, t: &str| (OrgId::parse(o).unwrap(), NodeId::parse(t).unwrap());
+    let (o1, t1) = id("acme", "x-y");
+    let (o2, t2) = id("acme-x", "y");
+    assert_eq!(object_name(&o1, &t1), "agent-dedicated-acme-x-y");
+    let hashed = object_name(&o2, &t2);
+    assert_ne!(hashed, object_name(&o1, &t1));
+    assert!(hashed.starts_with("agent-dedicated--acme-x-y-"), "{hashed}");
+    // A team of `acme` cannot reproduce the hashed name by spelling its hash: plain names never
+    // have '-' right after the prefix.
+    let suffix = &hashed["agent-dedicated--acme-".len()..];
+    let (o3, t3) = id("acme", suffix);
+    assert_ne!(object_name(&o3, &t3), hashed);
+    for (o, t) in [(&o1, &t1), (&o2, &t2), (&o3, &t3)] {
+        let name = object_name(o, t);
+        assert!(
+            name.len() <= 63 && name.starts_with("agent-dedicated-"),
+            "{name}"
+        );
+        assert!(
+            crate::domain::ids::check_dns_label("name", &name).is_ok(),
+            "{name}"
+        );
+    }
 }
