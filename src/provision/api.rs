@@ -90,7 +90,8 @@ async fn provision(
     headers: HeaderMap,
     Body(body): Body<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = request::parse(body.clone()).map_err(ProvisionError::from)?;
+    let policy = super::policy::Policy::from_settings(&ctx.settings);
+    let req = request::parse_with(body.clone(), &policy).map_err(ProvisionError::from)?;
     let header_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {

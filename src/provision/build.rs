@@ -19,9 +19,10 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvFromSource, EnvVar, PodSpec, PodTemplateSpec, ResourceQuota,
-    ResourceQuotaSpec, ResourceRequirements, Secret, SecretEnvSource, Service, ServicePort,
-    ServiceSpec, Toleration,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceQuota, ResourceQuotaSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -160,6 +161,62 @@ fn env(input: &Input<'_>, secret: &str) -> (Vec<EnvVar>, Vec<EnvFromSource>) {
     (env, from)
 }
 
+/// The scratch volume mounted at `/tmp`: the root filesystem is read-only.
+const TMP_VOLUME: &str = "tmp";
+
+/// A pod of the team (the agent's or the pipeline's), meeting the Kubernetes `restricted` Pod
+/// Security profile: not root, the runtime's default seccomp profile, no privilege escalation, no
+/// capabilities, a read-only root filesystem with an `emptyDir` at `/tmp`; no service account token
+/// (the agent talks to ifox with its team token, never to the API server).
+fn pod_spec(spec: &DedicatedSpec, mut container: Container, restart: Option<&str>) -> PodSpec {
+    container.security_context = Some(SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        ..Default::default()
+    });
+    container.volume_mounts = Some(vec![VolumeMount {
+        name: TMP_VOLUME.to_owned(),
+        mount_path: "/tmp".to_owned(),
+        ..Default::default()
+    }]);
+    let tolerations: Vec<Toleration> = spec
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: t.key.clone(),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            ..Default::default()
+        })
+        .collect();
+    PodSpec {
+        containers: vec![container],
+        restart_policy: restart.map(str::to_owned),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!tolerations.is_empty()).then_some(tolerations),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volumes: Some(vec![Volume {
+            name: TMP_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
 /// Every desired object of the team, in apply order (the Secret before the pods that read it).
 pub fn build(input: &Input<'_>) -> Vec<Desired> {
     let name = object_name(input.org, input.team);
@@ -198,24 +255,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
         }),
         ..Default::default()
     };
-    let tolerations: Vec<Toleration> = spec
-        .tolerations
-        .iter()
-        .map(|t| Toleration {
-            key: t.key.clone(),
-            operator: t.operator.clone(),
-            value: t.value.clone(),
-            effect: t.effect.clone(),
-            ..Default::default()
-        })
-        .collect();
-    let pod_spec = PodSpec {
-        containers: vec![container],
-        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
-        tolerations: (!tolerations.is_empty()).then(|| tolerations.clone()),
-        automount_service_account_token: Some(false),
-        ..Default::default()
-    };
+    let agent_pod = pod_spec(spec, container, None);
     let mut pod_labels = labels(input.org, input.team, "agent");
     pod_labels.insert("app".to_owned(), name.clone());
     let deployment = Deployment {
@@ -233,7 +273,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
                     labels: Some(pod_labels),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec),
+                spec: Some(agent_pod),
             },
             ..Default::default()
         }),
@@ -377,15 +417,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
                                 labels: Some(labels(input.org, input.team, "pipeline")),
                                 ..Default::default()
                             }),
-                            spec: Some(PodSpec {
-                                containers: vec![container],
-                                restart_policy: Some("OnFailure".to_owned()),
-                                node_selector: (!spec.node_selector.is_empty())
-                                    .then(|| spec.node_selector.clone()),
-                                tolerations: (!tolerations.is_empty()).then_some(tolerations),
-                                automount_service_account_token: Some(false),
-                                ..Default::default()
-                            }),
+                            spec: Some(pod_spec(spec, container, Some("OnFailure"))),
                         },
                         ..Default::default()
                     }),

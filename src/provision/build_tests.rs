@@ -38,7 +38,15 @@ fn check_snapshot(file: &str, actual: &str) {
 }
 
 fn parse(body: serde_json::Value) -> request::ProvisionRequest {
-    request::parse(body).unwrap()
+    // A platform that allows everything the examples use.
+    let policy = super::policy::Policy {
+        image_prefixes: vec!["registry.example.com/".into()],
+        node_selector_keys: vec!["example.com/pool".into(), "node-type".into()],
+        toleration_keys: vec!["dedicated".into()],
+        namespace_per_team: true,
+        ..Default::default()
+    };
+    request::parse_with(body, &policy).unwrap()
 }
 
 #[test]
@@ -63,7 +71,16 @@ fn the_designs_provisioning_example_builds_its_deployment_service_and_secret() {
         token: "acme.enterprise-team.test-token",
     });
     let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
-    assert_eq!(kinds, [Kind::Secret, Kind::Deployment, Kind::Service]);
+    // The HPA is the default (min 2, max 10, 70 % CPU).
+    assert_eq!(
+        kinds,
+        [
+            Kind::Secret,
+            Kind::Deployment,
+            Kind::Service,
+            Kind::HorizontalPodAutoscaler
+        ]
+    );
     assert!(
         objects
             .iter()
@@ -176,5 +193,50 @@ fn names_of_tenants_that_spell_the_same_org_team_string_differ_and_plain_ones_st
             crate::domain::ids::check_dns_label("name", &name).is_ok(),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn every_pod_template_meets_the_restricted_pod_security_profile() {
+    let req = parse(
+        json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
+        "pipeline":{"schedule":"@daily"}}),
+    );
+    let objects = build::build(&Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "ns",
+        default_image: "img",
+        spec: req.spec.as_ref().unwrap(),
+        pipeline: req.pipeline.as_ref(),
+        token: "t",
+    });
+    let templates: Vec<_> = objects
+        .iter()
+        .filter_map(|o| match o.kind {
+            Kind::Deployment => o.body.pointer("/spec/template/spec"),
+            Kind::CronJob => o.body.pointer("/spec/jobTemplate/spec/template/spec"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(templates.len(), 2, "a Deployment and a CronJob");
+    for pod in templates {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{pod}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+        for c in pod["containers"].as_array().unwrap() {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{c}");
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+            assert_eq!(sc["readOnlyRootFilesystem"], true);
+            assert_eq!(
+                c["volumeMounts"],
+                json!([{"name": "tmp", "mountPath": "/tmp"}])
+            );
+        }
     }
 }
