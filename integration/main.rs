@@ -13,6 +13,7 @@ mod ingest_rejections;
 mod ingest_streams;
 mod ingest_webhooks;
 mod isolation_k8s_names;
+mod isolation_pod_spec;
 mod provision_api;
 mod provision_claims;
 mod provision_e2e;
