@@ -56,7 +56,7 @@ async fn an_org_admin_cannot_reach_beyond_its_team_through_the_pod_spec(kind: Db
     for (body, field) in cases {
         let a = app.post(P, &org_admin, body.clone()).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body} → {}", a.body);
-        assert_eq!(a.body["error"], "invalid_field", "{}", a.body);
+        assert_eq!(a.body["reason"], "invalid_field", "{}", a.body);
         assert_eq!(a.body["field"], field, "{}", a.body);
     }
     let node = app
@@ -90,8 +90,7 @@ async fn every_applied_agent_and_pipeline_pod_meets_the_restricted_pod_security_
     for pod in pods {
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{pod}");
         assert_eq!(
-            pod["securityContext"]["seccompProfile"]["type"],
-            "RuntimeDefault",
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
             "{pod}"
         );
         let tmp = pod["volumes"]

@@ -38,15 +38,24 @@ fn check_snapshot(file: &str, actual: &str) {
 }
 
 fn parse(body: serde_json::Value) -> request::ProvisionRequest {
-    // A platform that allows everything the examples use.
+    // A platform that allows everything the examples use (a quota cannot be requested; the stored
+    // spec of the long-named example still carries one, to snapshot the object).
     let policy = super::policy::Policy {
         image_prefixes: vec!["registry.example.com/".into()],
         node_selector_keys: vec!["example.com/pool".into(), "node-type".into()],
         toleration_keys: vec!["dedicated".into()],
-        namespace_per_team: true,
         ..Default::default()
     };
-    request::parse_with(body, &policy).unwrap()
+    let quota = body.pointer("/dedicated_config/resource_quota").cloned();
+    let mut body = body;
+    if let Some(c) = body["dedicated_config"].as_object_mut() {
+        c.remove("resource_quota");
+    }
+    let mut req = request::parse_with(body, &policy).unwrap();
+    if let (Some(q), Some(spec)) = (quota, req.spec.as_mut()) {
+        spec.resource_quota = Some(serde_json::from_value(q).unwrap());
+    }
+    req
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! What an org admin may ask of its team's pods, decided by the platform's settings (pure): the
-//! images (by prefix), the node selector keys and toleration keys it may use, whether a
-//! `resource_quota` is allowed (only with a namespace per team: a quota limits a whole namespace,
-//! which would otherwise be shared with every tenant and ifox itself), and the defaults for what a
-//! `dedicated_config` leaves out. A request outside the policy is refused with 400 `invalid_field`
+//! images (by prefix), the node selector keys and toleration keys it may use, and the defaults for
+//! what a `dedicated_config` leaves out. A `resource_quota` is refused: a quota limits a whole
+//! namespace, and every team shares one with the other tenants and ifox itself (a namespace per
+//! team, which would make quotas safe, does not exist yet). A request outside the policy is refused with 400 `invalid_field`
 //! naming the field, before anything is written.
 
 use super::request::{DedicatedSpec, Pipeline, RequestError, bad};
@@ -14,7 +14,6 @@ pub struct Policy {
     pub image_prefixes: Vec<String>,
     pub node_selector_keys: Vec<String>,
     pub toleration_keys: Vec<String>,
-    pub namespace_per_team: bool,
     pub default_replicas: i32,
     pub default_cpu: String,
     pub default_memory: String,
@@ -26,7 +25,6 @@ impl Policy {
             image_prefixes: s.image_prefixes(),
             node_selector_keys: s.allowed_node_selector_keys.clone(),
             toleration_keys: s.allowed_toleration_keys.clone(),
-            namespace_per_team: s.namespace_per_team,
             default_replicas: s.default_replicas,
             default_cpu: s.default_cpu.clone(),
             default_memory: s.default_memory.clone(),
@@ -81,11 +79,11 @@ pub fn check(
                 return Err(not_allowed(field, key, &policy.toleration_keys));
             }
         }
-        if spec.resource_quota.is_some() && !policy.namespace_per_team {
+        if spec.resource_quota.is_some() {
             return Err(bad(
                 format!("{f}.resource_quota"),
-                "only with a namespace per team (IFOX__PROVISION__NAMESPACE_PER_TEAM=true): a quota \
-                 limits its whole namespace, shared with every other tenant",
+                "not allowed: a quota limits its whole namespace, which this team shares with every \
+                 other tenant and ifox itself",
             ));
         }
     }

@@ -127,6 +127,15 @@ pub fn parse_with(body: Value, policy: &Policy) -> Result<ProvisionRequest, Requ
         (Mode::Shared, None) => None,
     };
     let pipeline = raw.pipeline.map(|p| pipeline(&p)).transpose()?;
+    // The design runs the AI pipeline for shared teams too; the provisioner builds and deletes a
+    // shared team's objects as one set, so that is not done yet and the request is refused rather
+    // than accepted and ignored.
+    if pipeline.is_some() && mode == Mode::Shared {
+        return Err(bad(
+            "pipeline",
+            "the AI-pipeline CronJob needs deployment_mode dedicated",
+        ));
+    }
     super::policy::check(policy, spec.as_ref(), pipeline.as_ref())?;
     if let Some(key) = &raw.idempotency_key {
         check_idempotency_key("idempotency_key", key)?;

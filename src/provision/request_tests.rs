@@ -197,20 +197,4 @@ fn a_pod_spec_outside_the_platforms_policy_is_refused_naming_the_field() {
         "tolerations": [{"key": "node-type", "operator": "Equal", "value": "agents", "effect": "NoSchedule"}]}),
     );
     assert!(parse(ok).is_ok());
-    // A quota with a namespace per team.
-    let policy = Policy {
-        namespace_per_team: true,
-        ..Policy::default()
-    };
-    let quota = dedicated(json!({"resource_quota": {"cpu": "1", "memory": "1Gi"}}));
-    assert!(parse_with(quota, &policy).is_ok());
-}
-
-#[test]
-fn the_ai_pipeline_is_allowed_for_shared_teams_too() {
-    let body =
-        json!({"org_id": "acme", "team_node_id": "web", "pipeline": {"schedule": "0 3 * * *"}});
-    let req = parse(body).unwrap();
-    assert_eq!(req.mode, Mode::Shared);
-    assert_eq!(req.pipeline.unwrap().schedule, "0 3 * * *");
 }

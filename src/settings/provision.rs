@@ -82,9 +82,6 @@ pub struct ProvisionSettings {
     /// `node-type`; an empty string allows none.
     #[serde(deserialize_with = "list")]
     pub allowed_toleration_keys: Vec<String>,
-    /// `IFOX__PROVISION__NAMESPACE_PER_TEAM`: each dedicated team in its own namespace. Only then
-    /// is `resource_quota` accepted (a quota limits a whole namespace).
-    pub namespace_per_team: bool,
     /// The dedicated runtime a request gets for what its `dedicated_config` leaves out (the
     /// design's example: 2 replicas of 4 vCPU / 8Gi; requests are half the limits).
     /// `IFOX__PROVISION__DEFAULT_REPLICAS`, `…__DEFAULT_CPU`, `…__DEFAULT_MEMORY`.
@@ -122,7 +119,6 @@ impl Default for ProvisionSettings {
             allowed_image_prefixes: vec![],
             allowed_node_selector_keys: vec!["node-type".to_owned()],
             allowed_toleration_keys: vec!["node-type".to_owned()],
-            namespace_per_team: false,
             default_replicas: 2,
             default_cpu: "4".to_owned(),
             default_memory: "8Gi".to_owned(),
@@ -164,7 +160,6 @@ mod tests {
         assert_eq!(s.provision.image_prefixes(), ["ghcr.io/incidentfox/"]);
         assert_eq!(s.provision.allowed_node_selector_keys, ["node-type"]);
         assert_eq!(s.provision.allowed_toleration_keys, ["node-type"]);
-        assert!(!s.provision.namespace_per_team);
         let s = load(&[
             (
                 "IFOX__PROVISION__ALLOWED_IMAGE_PREFIXES",
@@ -172,7 +167,6 @@ mod tests {
             ),
             ("IFOX__PROVISION__ALLOWED_NODE_SELECTOR_KEYS", ""),
             ("IFOX__PROVISION__ALLOWED_TOLERATION_KEYS", "gpu,dedicated"),
-            ("IFOX__PROVISION__NAMESPACE_PER_TEAM", "true"),
         ])
         .unwrap();
         assert_eq!(
@@ -181,7 +175,6 @@ mod tests {
         );
         assert!(s.provision.allowed_node_selector_keys.is_empty());
         assert_eq!(s.provision.allowed_toleration_keys, ["gpu", "dedicated"]);
-        assert!(s.provision.namespace_per_team);
     }
 
     #[test]
