@@ -4,10 +4,11 @@
 //!
 //! Objects: Deployment, ClusterIP Service and Secret named `agent-dedicated-{org}-{team}`; optional
 //! HorizontalPodAutoscaler, NetworkPolicy, ResourceQuota (same name) and AI-pipeline CronJob
-//! (`…-pipeline`). Names are shortened with a stable hash suffix past their limit ([`shorten`]).
+//! (`…-pipeline`). Names are unambiguous across tenants and fit their limit ([`super::names`]).
 //! Every object carries the [`MANAGED_BY`] label plus name, component, org and team labels, which
 //! is how the resync finds them again.
 
+pub use super::names::{NAME_PREFIX, object_name, service_url, shorten, tenant_name};
 use super::objects::{Desired, Kind};
 use super::request::{DedicatedSpec, Pipeline};
 use crate::domain::{NodeId, OrgId};
@@ -31,7 +32,6 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ifox");
@@ -54,57 +54,6 @@ pub struct Input<'a> {
     pub pipeline: Option<&'a Pipeline>,
     /// The team token handed to the pods through the Secret.
     pub token: &'a str,
-}
-
-/// `name` as is when it fits `max`, else its first characters and a 10-hex-digit SHA-256 of the whole
-/// name (distinct long names keep distinct results).
-pub fn shorten(name: &str, max: usize) -> String {
-    if name.len() <= max {
-        return name.to_owned();
-    }
-    let digest = hex::encode(Sha256::digest(name.as_bytes()));
-    let keep = max - 11;
-    let head = name[..keep].trim_end_matches('-');
-    format!("{head}-{}", &digest[..10])
-}
-
-/// The prefix of every team object's name; the bridge's default allowed URL pattern is
-/// `http://agent-dedicated-*…`.
-pub const NAME_PREFIX: &str = "agent-dedicated";
-
-/// A name for one tenant's `(org, team)` under `prefix`, at most `max` characters, that no other
-/// `(org, team)` produces.
-///
-/// The design's `{prefix}-{org}-{team}` is kept when it is unambiguous: an org id without '-' ends
-/// at the first '-' after the prefix, so the string splits back into exactly one `(org, team)` (org
-/// `acme` team `x-y`). An org id with '-' could be split another way (org `acme-x` team `y` spells
-/// the same string), so such a tenant, like any name past `max`, gets `{prefix}--{org}-{team}`, cut
-/// to fit, then '-' and 10 hex digits of the SHA-256 of `{org}/{team}`. The double '-' keeps the two
-/// families apart (a plain name has an org character right after the prefix), and the hash names
-/// the pair ('/' is in no id). A deliberate 40-bit hash collision is still refused when applying:
-/// the provisioner never touches an object labelled for another tenant.
-pub fn tenant_name(prefix: &str, org: &OrgId, team: &NodeId, max: usize) -> String {
-    let plain = format!("{prefix}-{org}-{team}");
-    if !org.as_str().contains('-') && plain.len() <= max {
-        return plain;
-    }
-    let digest = hex::encode(Sha256::digest(format!("{org}/{team}").as_bytes()));
-    let full = format!("{prefix}--{org}-{team}");
-    let head = &full[..full.len().min(max - 11)];
-    format!("{}-{}", head.trim_end_matches('-'), &digest[..10])
-}
-
-/// The name of the team's Deployment, Service, Secret and optional objects.
-pub fn object_name(org: &OrgId, team: &NodeId) -> String {
-    tenant_name(NAME_PREFIX, org, team, 63)
-}
-
-/// `http://<name>.<namespace>.svc.cluster.local:8080`.
-pub fn service_url(org: &OrgId, team: &NodeId, namespace: &str) -> String {
-    format!(
-        "http://{}.{namespace}.svc.cluster.local:{AGENT_PORT}",
-        object_name(org, team)
-    )
 }
 
 /// The labels every managed object of the team carries.
