@@ -58,6 +58,23 @@ fn parse(body: serde_json::Value) -> request::ProvisionRequest {
     req
 }
 
+/// The objects of a parsed dedicated request in namespace `incidentfox`.
+fn build_request(
+    req: &request::ProvisionRequest,
+    default_image: &str,
+    token: &str,
+) -> Vec<super::objects::Desired> {
+    build::build(&Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "incidentfox",
+        default_image,
+        spec: req.spec.as_ref().unwrap(),
+        pipeline: req.pipeline.as_ref(),
+        token,
+    })
+}
+
 #[test]
 fn the_designs_provisioning_example_builds_its_deployment_service_and_secret() {
     let req = parse(
@@ -115,15 +132,7 @@ fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
             "autoscaling":{"min":2,"max":10,"cpu_percent":70},
             "network_policy":true,"resource_quota":{"cpu":"20","memory":"40Gi","pods":20}}}),
     );
-    let objects = build::build(&Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: "incidentfox",
-        default_image: "unused",
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: req.pipeline.as_ref(),
-        token: "long-token",
-    });
+    let objects = build_request(&req, "unused", "long-token");
     let name = object_name(&req.org, &req.team);
     assert_eq!(name.len(), 63, "{name}");
     assert!(name.starts_with("agent-dedicated--acme-corporation-international-aaaa"));
@@ -211,15 +220,7 @@ fn every_pod_template_meets_the_restricted_pod_security_profile() {
         json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
         "pipeline":{"schedule":"@daily"}}),
     );
-    let objects = build::build(&Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: "ns",
-        default_image: "img",
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: req.pipeline.as_ref(),
-        token: "t",
-    });
+    let objects = build_request(&req, "img", "t");
     let templates: Vec<_> = objects
         .iter()
         .filter_map(|o| match o.kind {
