@@ -114,3 +114,24 @@ async fn an_object_labelled_for_another_tenant_is_never_overwritten_and_fails_th
     assert_eq!(secret["metadata"]["labels"]["ifox.dev/org"], "other");
     assert!(rig.config().await.get("agent_service_url").is_none());
 }
+
+#[tokio::test]
+async fn the_resync_leaves_an_object_taken_over_by_another_tenant_alone_and_goes_on() {
+    let (rig, _) = converged(Duration::from_secs(60)).await;
+    // The team's Service is replaced by one labelled for another tenant, and its Deployment is
+    // edited (drift the resync must still repair, since one refused team stops nothing else).
+    rig.fake.remove("services", NAME);
+    let labels = json!({"app.kubernetes.io/managed-by": "ifox", "ifox.dev/org": "other", "ifox.dev/team": "victim"});
+    let foreign = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": NAME, "namespace": "incidentfox", "labels": labels, "resourceVersion": "1"},
+        "spec": {"ports": [{"port": 9090}]}});
+    rig.fake.insert("services", "incidentfox", foreign.clone());
+    let report = rig.worker.resync().await.expect("the resync goes on");
+    assert_eq!(report.repaired, 0, "{report:?}");
+    let service = rig.fake.get("services", NAME).unwrap();
+    assert_eq!(
+        service["spec"], foreign["spec"],
+        "another tenant's object was overwritten"
+    );
+    assert_eq!(service["metadata"]["labels"]["ifox.dev/org"], "other");
+}
