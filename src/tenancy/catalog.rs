@@ -181,6 +181,19 @@ impl Catalog {
         let team_claims = claims::list_team(&mut conn, org, node).await?;
         {
             let mut inner = self.inner.write().expect("catalog lock");
+            // A refresh that read the database before a newer write of this node was applied here
+            // (a late change notice racing the writer's own refresh) must not bring the old
+            // config back: config versions only grow.
+            let newer_here = row.as_ref().is_some_and(|row| {
+                inner
+                    .orgs
+                    .get(org)
+                    .and_then(|m| m.get(node))
+                    .is_some_and(|held| held.version > row.version)
+            });
+            if newer_here {
+                return Ok(());
+            }
             match row {
                 Some(row) => {
                     inner
