@@ -2,8 +2,8 @@
 //! with a recorded outcome, in both protocols, for shared and dedicated teams; retries, exhaustion,
 //! timeouts, the sweeper, the SSRF guard, run tokens and a mode change while a run waited.
 
-use crate::bridge_fixtures::*;
 use crate::both_databases;
+use crate::bridge_fixtures::*;
 use crate::ingest_fixtures::Stack;
 use crate::router_fixtures::last_on;
 use crate::support::app::{ADMIN_TOKEN, TestApp};

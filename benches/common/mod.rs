@@ -87,7 +87,12 @@ pub fn rss_mib() -> f64 {
 
 /// Peak resident memory of this process (VmHWM), MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mib_of("self")
+}
+
+/// Peak resident memory (VmHWM) of process `pid` (or `self`), MiB; 0 when it is gone.
+pub fn peak_rss_mib_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
