@@ -1,5 +1,6 @@
 //! The one integration-test binary: real HTTP, real SQLite and PostgreSQL, real nats-server.
 
+mod bridge_durability;
 mod bridge_fixtures;
 mod bridge_flow;
 mod bus_consumer;

@@ -6,7 +6,7 @@ use crate::ingest_fixtures::Stack;
 use crate::router_fixtures::*;
 use crate::support::app::ADMIN_TOKEN;
 use ifox::bus::Bus;
-use ifox::replay::{Options, Selection, Summary, replay};
+use ifox::router::replay::{Options, Selection, Summary, replay};
 use serde_json::json;
 use std::time::Duration;
 

@@ -45,7 +45,7 @@ pub enum Command {
     Streams(StreamsCommand),
     /// Republish stored events or dead letters so the router processes them again.
     #[command(subcommand)]
-    Replay(crate::replay::ReplayCommand),
+    Replay(crate::router::replay::ReplayCommand),
     /// Routing tools for operators.
     #[command(subcommand)]
     Route(crate::router::explain::RouteCommand),
@@ -168,7 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams(cmd) => streams(settings, cmd).await,
         Command::Replay(cmd) => {
             let bus = crate::bus::Bus::connect(&settings.nats).await?;
-            let summary = crate::replay::run_cli(&bus, cmd).await?;
+            let summary = crate::router::replay::run_cli(&bus, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }

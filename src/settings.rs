@@ -1,34 +1,18 @@
 //! Typed settings: built-in defaults < optional file `ifox.toml` (or `--config`) < environment
 //! `IFOX__<SECTION>__<KEY>` (lists comma-separated). Validated once at start; an error names the key.
-//! Secrets are [`Secret`]s: their `Debug` prints `[redacted]` and they have no `Display`.
+//! Secrets are [`Secret`]s (from `domain`): their `Debug` prints `[redacted]` and they have no
+//! `Display`. The settings of every role live here ([`provision`] for `kube` and `provision`), so
+//! settings never imports a role.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// A value that must never be printed: Debug shows `[redacted]`; read it with [`Secret::expose`].
-#[derive(Clone, Deserialize, PartialEq, Eq, Default)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 pub mod bridge;
+pub mod provision;
 mod secret_list;
+pub use crate::domain::Secret;
 pub use bridge::BridgeSettings;
 pub use secret_list::SecretList;
 
@@ -46,10 +30,10 @@ pub struct Settings {
     pub router: RouterSettings,
     /// `IFOX__KUBE__…`: the cluster the provisioner writes to.
     #[serde(default)]
-    pub kube: crate::provision::settings::KubeSettings,
+    pub kube: provision::KubeSettings,
     /// `IFOX__PROVISION__…`: grace, timers, prices.
     #[serde(default)]
-    pub provision: crate::provision::settings::ProvisionSettings,
+    pub provision: provision::ProvisionSettings,
     /// `IFOX__BRIDGE__…`: agent delivery.
     #[serde(default)]
     pub bridge: BridgeSettings,
@@ -166,15 +150,9 @@ pub struct TenancySettings {
     pub reload_interval: Duration,
 }
 
-/// `"30s"`, `"24h"` … via humantime.
-mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
-    }
-}
+/// `"30s"`, `"24h"` … via the `humantime-serde` crate; every duration key of every section uses it
+/// (the sections import it as `duration`).
+pub(crate) use ::humantime_serde as humantime_serde_compat;
 
 const DEFAULTS: &str = r#"
 [database]
@@ -310,7 +288,7 @@ impl Settings {
             return invalid("bridge.max_attempts", "must be at least 1".into());
         }
         for source in self.ingest.secrets.generic.keys() {
-            if let Err(problem) = crate::ingest::check_generic_source(source) {
+            if let Err(problem) = crate::domain::subject::check_generic_source(source) {
                 return invalid("ingest.secrets.generic", problem);
             }
         }
@@ -323,5 +301,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-#[path = "settings_tests.rs"]
 mod tests;

@@ -30,7 +30,7 @@ mod target;
 
 use async_nats::jetstream;
 use client::Conn;
-use ifox::domain::routing::IdentifierKind;
+use ifox::domain::routing::{Identifier, IdentifierKind};
 use ifox::ingest::event::{Signal, envelope};
 use measure::{Run, drive};
 use std::sync::Arc;
@@ -121,7 +121,10 @@ async fn main() -> AnyResult<()> {
                     id: format!("raw-{n}"),
                     content_type: "application/json",
                     forward: vec![("x-github-event", "issues".into())],
-                    routes: vec![(IdentifierKind::GithubRepos, "acme/checkout".into())],
+                    routes: vec![Identifier::new(
+                        IdentifierKind::GithubRepos,
+                        "acme/checkout",
+                    )],
                 };
                 let e = envelope("github", None, &signal, (None, None), SystemTime::now());
                 js.publish_with_headers(e.subject, e.headers, body)

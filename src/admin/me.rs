@@ -1,12 +1,12 @@
 //! Team-token endpoints (`/api/v1/config/me…`) and the operators' route lookup.
 
-use super::error::ApiError;
-use super::extract::{Auth, Body};
 use super::nodes::{config_response, effective_response};
 use crate::domain::OrgId;
 use crate::domain::routing::{Identifier, IdentifierKind};
 use crate::domain::token::Principal;
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
 use crate::tenancy::scope::team_scope;
 use crate::tenancy::{ConfigWrite, TenancyError};
 use axum::Json;
@@ -123,11 +123,8 @@ pub async fn route_explain(
     match &p {
         Principal::GlobalAdmin => {}
         Principal::OrgAdmin { org, .. } => {
-            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(crate::router::inputs::ORG_HEADER));
-            headers.push((
-                crate::router::inputs::ORG_HEADER.to_owned(),
-                org.to_string(),
-            ));
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(crate::domain::headers::ORG));
+            headers.push((crate::domain::headers::ORG.to_owned(), org.to_string()));
         }
         Principal::Team { .. } => {
             return Err(TenancyError::Forbidden("route explain needs an admin token").into());

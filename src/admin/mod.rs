@@ -1,9 +1,8 @@
-//! The admin and team HTTP API over [`crate::tenancy`]. Handlers authenticate ([`extract::Auth`]),
-//! turn the principal into a scope (which answers 404 for what the caller cannot see, 403 for what it
-//! sees but may not do), call the service, and render. Paths are listed in the README.
+//! The admin and team HTTP API over [`crate::tenancy`]. Handlers authenticate
+//! ([`crate::http::extract::Auth`]), turn the principal into a scope (which answers 404 for what the
+//! caller cannot see, 403 for what it sees but may not do), call the service, and render. Paths are
+//! listed in the README.
 
-pub mod error;
-pub mod extract;
 mod me;
 mod nodes;
 pub mod runs;

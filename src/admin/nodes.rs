@@ -1,10 +1,10 @@
 //! Org, node, config, lock, claim and audit handlers.
 
-use super::error::ApiError;
-use super::extract::{Auth, Body};
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId, rfc3339};
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
 use crate::store::nodes::NodeRow;
 use crate::tenancy::scope::node_visibility;
 use crate::tenancy::{ConfigWrite, NewNode, NodeChange, OrgScope, TenancyError};

@@ -3,12 +3,12 @@
 //! (`POST /api/v1/runs/{run_id}/status` with the run token of that run). Cross-tenant reads answer
 //! 404 like everything else; a run token names one run and reports only on it.
 
-use super::error::ApiError;
-use super::extract::{Auth, Body};
 use super::nodes::org_scope;
-use crate::bridge::lifecycle::RunRef;
+use crate::bridge::lifecycle::{Lifecycle, RunRef};
 use crate::domain::run_token::{self, RunClaims};
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
 use crate::store::run_lifecycle::{self, Change, Filter, RunRecord};
 use crate::tenancy::scope::team_scope;
 use axum::Json;
@@ -335,11 +335,8 @@ pub async fn report(
         error: error.as_deref(),
         ..Change::default()
     };
-    let applied = s
-        .lifecycle
-        .advance(&run, change)
-        .await
-        .map_err(store_error)?;
+    let lifecycle = Lifecycle::new(s.tenancy.store().clone(), s.runs_bus.clone());
+    let applied = lifecycle.advance(&run, change).await.map_err(store_error)?;
     if !applied {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

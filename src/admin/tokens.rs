@@ -1,11 +1,11 @@
 //! Token handlers: org admin tokens (global admin only) and team tokens (org admin or global).
 
-use super::error::ApiError;
-use super::extract::{Auth, Body};
 use super::nodes::{node_scope, org_scope};
 use crate::domain::now_ms;
 use crate::domain::token::Principal;
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
 use crate::tenancy::TenancyError;
 use axum::Json;
 use axum::extract::{Path, State};

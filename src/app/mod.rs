@@ -150,7 +150,7 @@ impl App {
             )?),
             false => None,
         };
-        let (tenancy_store, lifecycle_bus) = (tenancy.store().clone(), connected.clone());
+        let runs_bus = connected.clone();
         let bus = Some((connected, specs));
         let provisioner = match roles.contains(&Role::Provisioner) {
             true => Some(
@@ -162,7 +162,7 @@ impl App {
             tenancy,
             metrics: crate::telemetry::metrics(),
             health,
-            lifecycle: crate::bridge::lifecycle::Lifecycle::new(tenancy_store, Some(lifecycle_bus)),
+            runs_bus: Some(runs_bus),
             run_token_key: std::sync::Arc::new(
                 settings.bridge.token_key(settings.admin.token.expose()),
             ),
@@ -264,8 +264,12 @@ impl App {
             }
         }
         let admin = roles.contains(&Role::Admin);
-        let mut router = http::router(state.clone(), admin, settings.http.admin_body_limit);
+        let mut router = http::router(state.clone());
         if admin {
+            let admin_api = crate::admin::routes().layer(axum::extract::DefaultBodyLimit::max(
+                settings.http.admin_body_limit,
+            ));
+            router = router.merge(admin_api.with_state(state.clone()));
             let secrets = crate::ingest::org_secrets::routes().layer(
                 axum::extract::DefaultBodyLimit::max(settings.http.admin_body_limit),
             );
@@ -288,6 +292,9 @@ impl App {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
+        // Request tracing (a span per request, and its status and latency at debug level) by
+        // tower-http rather than by hand.
+        let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
         let token = shutdown.clone();
         tasks.spawn("http", async move {
             axum::serve(listener, router)

@@ -82,7 +82,7 @@ impl Agents {
             .header("Idempotency-Key", call.run_id)
             .json(call.body);
         if let Some(tp) = call.traceparent {
-            req = req.header("traceparent", tp);
+            req = req.header(crate::domain::headers::TRACEPARENT, tp);
         }
         if let Some(token) = &self.service_token {
             req = req.bearer_auth(token);

@@ -7,7 +7,7 @@
 //! make the agent run again.
 
 use crate::bus::Bus;
-use crate::domain::now_ms;
+use crate::domain::{headers, now_ms};
 use crate::store::run_lifecycle::{self, Change};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
@@ -105,14 +105,12 @@ impl Lifecycle {
             return;
         };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{}:{}", run.run_id, change.to).as_str(),
-        );
-        headers.insert("ce-id", run.event_id.as_str());
-        headers.insert("Content-Type", "application/json");
+        let id = format!("{}:{}", run.run_id, change.to);
+        headers.insert(headers::NATS_MSG_ID, id.as_str());
+        headers.insert(headers::CE_ID, run.event_id.as_str());
+        headers.insert(headers::CONTENT_TYPE, "application/json");
         if let Some(tp) = &run.traceparent {
-            headers.insert("traceparent", tp.as_str());
+            headers.insert(headers::TRACEPARENT, tp.as_str());
         }
         let subject = format!("ifox.runs.{}.{}.{}", run.org_id, run.team_id, change.to);
         if let Err(e) = bus.publish(subject, headers, body.into()).await {

@@ -13,6 +13,7 @@
 use super::allow::AllowList;
 use super::prompt::{self, Prompt};
 use crate::bus::{Bus, Delivery, Disposition};
+use crate::domain::headers;
 use crate::settings::bridge::{BridgeSettings, Protocol};
 use crate::store::run_lifecycle::{self, RunRecord};
 use crate::tenancy::Tenancy;
@@ -236,7 +237,7 @@ impl Planner<'_> {
         let prompt = prompt::build(&doc.source, &doc.event_type, &payload, &doc.run_id);
         let traceparent = d
             .headers()
-            .and_then(|h| h.get("traceparent"))
+            .and_then(|h| h.get(headers::TRACEPARENT))
             .map(|v| v.as_str().to_owned());
         Decision::Queue(Box::new(Plan {
             doc,
@@ -274,14 +275,14 @@ impl Planner<'_> {
         let headers: serde_json::Map<String, Value> = raw
             .headers
             .iter()
-            .filter(|(k, _)| !AsRef::<str>::as_ref(*k).eq_ignore_ascii_case("Nats-Msg-Id"))
+            .filter(|(k, _)| !AsRef::<str>::as_ref(*k).eq_ignore_ascii_case(headers::NATS_MSG_ID))
             .filter_map(|(k, v)| {
                 Some((k.to_string(), Value::String(v.first()?.as_str().to_owned())))
             })
             .collect();
         let ce_id = headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("ce-id"))
+            .find(|(k, _)| k.eq_ignore_ascii_case(headers::CE_ID))
             .and_then(|(_, v)| v.as_str());
         if ce_id != Some(doc.event_id.as_str()) {
             return None;

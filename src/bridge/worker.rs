@@ -118,7 +118,7 @@ impl Bridge {
         ));
         let options = LoopOptions {
             batch: 256,
-            concurrency: 1,
+            concurrency: 4,
             chunk: 64,
         };
         let handler = |deliveries: Vec<Delivery>| self.admit(deliveries);
@@ -150,14 +150,22 @@ impl Bridge {
 
     async fn admit(&self, deliveries: Vec<Delivery>) {
         let inner = &self.inner;
-        for d in deliveries {
+        // Planning reads the run record and the event: done for the whole chunk at once, so a
+        // flood's backlog is admitted quickly and a later run of another team is not stuck behind
+        // it in the pull, only (fairly) in the queue.
+        let planned = futures::future::join_all(deliveries.into_iter().map(|d| async move {
             let planner = Planner {
                 tenancy: &inner.tenancy,
                 bus: &inner.bus,
                 settings: &inner.settings,
                 allow: &inner.allow,
             };
-            match planner.plan(&d).await {
+            let decision = planner.plan(&d).await;
+            (d, decision)
+        }))
+        .await;
+        for (d, decision) in planned {
+            match decision {
                 Decision::Settle(disposition) => {
                     d.settle(&inner.bus, disposition).await;
                 }

@@ -14,10 +14,10 @@ use super::{Bus, PublishError};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
-pub const REASON: &str = "Ifox-DL-Reason";
-pub const SUBJECT: &str = "Ifox-DL-Subject";
-pub const STREAM_SEQ: &str = "Ifox-DL-Stream-Seq";
-pub const ATTEMPTS: &str = "Ifox-DL-Attempts";
+pub use crate::domain::headers::dead_letter::{
+    ATTEMPTS, DETAIL, PREFIX, REASON, STAGE, STREAM, STREAM_SEQ, SUBJECT, TIME,
+};
+use crate::domain::headers::NATS_MSG_ID;
 
 /// Where a message came from.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub fn envelope(
         for (name, values) in headers.iter() {
             let name: &str = name.as_ref();
             let lower = name.to_ascii_lowercase();
-            if lower == "nats-msg-id" || lower.starts_with("ifox-dl-") {
+            if lower.eq_ignore_ascii_case(NATS_MSG_ID) || lower.starts_with(PREFIX) {
                 continue;
             }
             for v in values {
@@ -60,16 +60,16 @@ pub fn envelope(
         0 => format!("dl:{}:{}:{reason}", origin.stage, origin.subject),
         seq => format!("dl:{}:{}:{seq}", origin.stage, origin.stream),
     };
-    out.insert("Nats-Msg-Id", id);
+    out.insert(NATS_MSG_ID, id);
     out.insert(REASON, reason);
-    out.insert("Ifox-DL-Detail", detail.as_str());
-    out.insert("Ifox-DL-Stage", origin.stage);
+    out.insert(DETAIL, detail.as_str());
+    out.insert(STAGE, origin.stage);
     out.insert(SUBJECT, origin.subject);
-    out.insert("Ifox-DL-Stream", origin.stream);
+    out.insert(STREAM, origin.stream);
     out.insert(STREAM_SEQ, origin.stream_seq.to_string().as_str());
     out.insert(ATTEMPTS, origin.attempts.to_string().as_str());
     out.insert(
-        "Ifox-DL-Time",
+        TIME,
         humantime::format_rfc3339_millis(std::time::SystemTime::now())
             .to_string()
             .as_str(),

@@ -130,18 +130,23 @@ impl Bus {
     /// retried with a growing delay (capped at 30 s); a refused config is logged as an error and
     /// retried on the next reconnect, since only an operator can fix it.
     pub async fn keep_streams_applied(self, specs: Vec<StreamSpec>, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(250);
+        use backon::BackoffBuilder;
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times();
+        let mut delays = policy.build();
         loop {
             if self.is_connected() {
                 match self.apply_streams(&specs).await {
-                    Ok(()) => delay = Duration::from_millis(250),
+                    Ok(()) => delays = policy.build(),
                     Err(e) if e.is_transient() => {
+                        let delay = delays.next().unwrap_or(Duration::from_secs(30));
                         tracing::warn!(error = %e, retry_in = ?delay, "applying streams failed; retrying");
                         tokio::select! {
                             () = shutdown.cancelled() => return,
                             () = tokio::time::sleep(delay) => {}
                         }
-                        delay = (delay * 2).min(Duration::from_secs(30));
                         continue;
                     }
                     Err(e) => {

@@ -1,14 +1,21 @@
-//! Pure types and rules: ids, config merge, routing claims and lookup, tokens. No IO here: every
-//! function is a decision over plain data, tested without a database or a network.
+//! Pure types and rules: ids, config merge, routing claims and lookup, tokens, the secret wrapper,
+//! and the event contract (header names, subjects, routing identifiers read from provider payloads).
+//! No IO here: every function is a decision over plain data, tested without a database or a network.
+//! `domain` uses no other module of the crate (the layering test in `lib.rs` holds it to that).
 
 pub mod config;
+pub mod headers;
+pub mod identifiers;
 pub mod ids;
 pub mod routing;
 pub mod run_token;
 pub mod runtime;
+pub mod secret;
+pub mod subject;
 pub mod token;
 
 pub use ids::{NodeId, NodeType, OrgId};
+pub use secret::Secret;
 
 /// Milliseconds since the Unix epoch (what the database stores).
 pub fn now_ms() -> i64 {

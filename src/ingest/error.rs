@@ -2,8 +2,8 @@
 //! the metric label of `ifox_ingest_rejected_total`), and `Retry-After` where the provider should retry.
 
 use super::verify::VerifyError;
-use crate::admin::error::ApiError;
 use crate::bus::PublishError;
+use crate::http::error::ApiError;
 use crate::store::StoreError;
 use axum::http::StatusCode;
 

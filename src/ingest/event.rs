@@ -1,21 +1,13 @@
 //! From an accepted webhook to a CloudEvent in NATS binary mode: the subject and the headers. Pure.
 //!
-//! The contract (also in docs/ingest.md, for people who publish directly):
-//! - subject `ifox.events.<source>.<type>`: `<type>` is `ce-type` lowercased with every character
-//!   outside `[a-z0-9_-]` (dots included) turned into `_`, so the subject always has exactly four
-//!   tokens (`ifox.events.pagerduty.*` matches every PagerDuty event) and `ce-type` keeps the
-//!   provider's own spelling (`incident.triggered`);
-//! - `ce-specversion: 1.0`, `ce-id` (the provider's delivery id), `ce-source` (the source name),
-//!   `ce-type`, `ce-time` (RFC 3339, when ifox accepted it), `content-type`;
-//! - `Nats-Msg-Id: <source>:<ce-id>`, so a provider's retry within the duplicate window is stored once;
-//! - `traceparent` (W3C; the caller's when valid, else a new one) and `tracestate` when given;
-//! - `ifox-org` when the org-scoped URL was used;
-//! - `ifox-route-<kind>` per routing identifier found (kinds are the keys teams claim under
-//!   `routing`, e.g. `ifox-route-slack_channel_ids`), comma-separated when several;
-//! - the provider's own headers later stages need (e.g. `x-github-event`).
+//! The contract is documented once, with the header names, in [`crate::domain::headers`] (also in
+//! docs/ingest.md, for people who publish directly); the subject in [`crate::domain::subject`]. The
+//! ingest adds the provider's own headers later stages need (e.g. `x-github-event`).
 
 use crate::domain::OrgId;
-use crate::domain::routing::IdentifierKind;
+use crate::domain::headers::{self as names, header_safe, route_header};
+use crate::domain::routing::Identifier;
+use crate::domain::subject::event_subject;
 use async_nats::HeaderName;
 use async_nats::header::NATS_MESSAGE_ID;
 use std::time::SystemTime;
@@ -31,7 +23,7 @@ pub struct Signal {
     /// Provider headers to carry along (lowercase names).
     pub forward: Vec<(&'static str, String)>,
     /// Routing identifiers found in the payload.
-    pub routes: Vec<(IdentifierKind, String)>,
+    pub routes: Vec<Identifier>,
 }
 
 /// Where and how to publish.
@@ -41,19 +33,16 @@ pub struct Envelope {
     pub headers: async_nats::HeaderMap,
 }
 
-/// The longest `ce-id` or header value copied from a payload.
-pub const MAX_VALUE_LEN: usize = 256;
-
 // The header names ifox writes, built once: no parsing and no allocation per event.
-const SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
-const CE_ID: HeaderName = HeaderName::from_static("ce-id");
-const CE_SOURCE: HeaderName = HeaderName::from_static("ce-source");
-const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");
-const CE_TIME: HeaderName = HeaderName::from_static("ce-time");
-const CONTENT_TYPE: HeaderName = HeaderName::from_static("content-type");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-const ORG: HeaderName = HeaderName::from_static("ifox-org");
+const SPECVERSION: HeaderName = HeaderName::from_static(names::CE_SPECVERSION);
+const CE_ID: HeaderName = HeaderName::from_static(names::CE_ID);
+const CE_SOURCE: HeaderName = HeaderName::from_static(names::CE_SOURCE);
+const CE_TYPE: HeaderName = HeaderName::from_static(names::CE_TYPE);
+const CE_TIME: HeaderName = HeaderName::from_static(names::CE_TIME);
+const CONTENT_TYPE: HeaderName = HeaderName::from_static(names::CONTENT_TYPE);
+const TRACEPARENT: HeaderName = HeaderName::from_static(names::TRACEPARENT);
+const TRACESTATE: HeaderName = HeaderName::from_static(names::TRACESTATE);
+const ORG: HeaderName = HeaderName::from_static(names::ORG);
 
 /// Builds the subject and headers. `traceparent`/`tracestate` are the incoming HTTP headers, if any.
 pub fn envelope(
@@ -64,7 +53,7 @@ pub fn envelope(
     now: SystemTime,
 ) -> Envelope {
     let mut h = async_nats::HeaderMap::new();
-    h.insert(SPECVERSION, "1.0");
+    h.insert(SPECVERSION, names::SPECVERSION);
     h.insert(CE_ID, signal.id.as_str());
     h.insert(CE_SOURCE, source);
     h.insert(CE_TYPE, signal.event_type.as_str());
@@ -84,12 +73,12 @@ pub fn envelope(
         h.insert(ORG, org.as_str());
     }
     // One header per kind (at its first occurrence), its safe values comma-separated.
-    for (i, (kind, _)) in signal.routes.iter().enumerate() {
-        if signal.routes[..i].iter().any(|(k, _)| k == kind) {
+    for (i, Identifier { kind, .. }) in signal.routes.iter().enumerate() {
+        if signal.routes[..i].iter().any(|r| r.kind == *kind) {
             continue;
         }
         let mut values = String::new();
-        for (_, value) in signal.routes[i..].iter().filter(|(k, _)| k == kind) {
+        for Identifier { value, .. } in signal.routes[i..].iter().filter(|r| r.kind == *kind) {
             if header_safe(value) {
                 if !values.is_empty() {
                     values.push(',');
@@ -98,7 +87,7 @@ pub fn envelope(
             }
         }
         if !values.is_empty() {
-            h.insert(format!("ifox-route-{}", kind.key()), values);
+            h.insert(route_header(*kind), values);
         }
     }
     for (name, value) in &signal.forward {
@@ -107,38 +96,9 @@ pub fn envelope(
         }
     }
     Envelope {
-        subject: format!("ifox.events.{source}.{}", subject_token(&signal.event_type)),
+        subject: event_subject(source, &signal.event_type),
         headers: h,
     }
-}
-
-/// A subject token from a provider's event type: lowercase `[a-z0-9_-]`, anything else `_`, at most
-/// 64 characters; empty becomes `unknown`.
-pub fn subject_token(raw: &str) -> String {
-    let token: String = raw
-        .chars()
-        .take(64)
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if token.is_empty() {
-        "unknown".to_owned()
-    } else {
-        token
-    }
-}
-
-/// Safe as a NATS header value and short: visible ASCII and spaces only.
-pub fn header_safe(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= MAX_VALUE_LEN
-        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, ids not all zero (W3C Trace Context).
@@ -170,6 +130,11 @@ pub fn new_traceparent() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::routing::IdentifierKind;
+
+    fn id(kind: IdentifierKind, value: &str) -> Identifier {
+        Identifier::new(kind, value)
+    }
 
     fn signal() -> Signal {
         Signal {
@@ -177,7 +142,7 @@ mod tests {
             id: "01DEF".into(),
             content_type: "application/json",
             forward: vec![("x-webhook-id", "wh-1".into()), ("x-bad", "a\nb".into())],
-            routes: vec![(IdentifierKind::PagerdutyServiceIds, "PSVC1".into())],
+            routes: vec![id(IdentifierKind::PagerdutyServiceIds, "PSVC1")],
         }
     }
 
@@ -242,11 +207,11 @@ mod tests {
     fn routes_of_one_kind_share_a_header_and_unsafe_values_are_left_out() {
         let mut s = signal();
         s.routes = vec![
-            (IdentifierKind::SlackChannelIds, "C1".into()),
-            (IdentifierKind::SlackWorkspaceIds, "T1".into()),
-            (IdentifierKind::SlackChannelIds, "bad\nvalue".into()),
-            (IdentifierKind::SlackChannelIds, "C2".into()),
-            (IdentifierKind::ServiceNames, "bad\nonly".into()),
+            id(IdentifierKind::SlackChannelIds, "C1"),
+            id(IdentifierKind::SlackWorkspaceIds, "T1"),
+            id(IdentifierKind::SlackChannelIds, "bad\nvalue"),
+            id(IdentifierKind::SlackChannelIds, "C2"),
+            id(IdentifierKind::ServiceNames, "bad\nonly"),
         ];
         let e = envelope("slack", None, &s, (None, None), SystemTime::now());
         let get = |n: &str| e.headers.get(n).map(|v| v.as_str().to_owned());
@@ -262,16 +227,5 @@ mod tests {
             .filter(|(name, _)| AsRef::<str>::as_ref(name).starts_with("ifox-route-"))
             .count();
         assert_eq!(routes, 2, "one header per kind that has a safe value");
-    }
-
-    #[test]
-    fn subject_tokens_are_lowercase_and_nats_safe() {
-        assert_eq!(
-            subject_token("public_alert.alert_created_v1"),
-            "public_alert_alert_created_v1"
-        );
-        assert_eq!(subject_token("Pull Request>*"), "pull_request__");
-        assert_eq!(subject_token(""), "unknown");
-        assert_eq!(subject_token(&"x".repeat(100)).len(), 64);
     }
 }

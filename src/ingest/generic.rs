@@ -9,10 +9,11 @@
 //! from the request; only the org-scoped URL sets it.
 
 use super::error::IngestError;
-use super::event::{Signal, header_safe};
+use super::event::Signal;
 use super::payload::{self, Incoming, JSON, Outcome};
 use super::verify;
-use crate::domain::routing::IdentifierKind;
+use crate::domain::headers::{self, header_safe};
+use crate::domain::routing::{Identifier, IdentifierKind};
 use serde_json::Value;
 
 const PROVIDER: &str = "generic";
@@ -28,8 +29,12 @@ pub fn accept(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, IngestErr
     let routes = IdentifierKind::ALL
         .into_iter()
         .filter_map(|kind| {
-            let value = payload::header(inc, &format!("ifox-route-{}", kind.key()))?;
-            header_safe(value).then(|| (kind, value.to_owned()))
+            let value = payload::header(inc, &headers::route_header(kind))?;
+            // Kept as sent (it may list several, comma-separated); the router splits and normalises.
+            header_safe(value).then(|| Identifier {
+                kind,
+                value: value.to_owned(),
+            })
         })
         .collect();
     Ok(Outcome::Publish(Signal {

@@ -3,15 +3,13 @@
 //!
 //! `ping` (sent when a hook is created) is answered 200 and not published. Everything else is
 //! published as `ce-type` = `X-GitHub-Event` (the `action` stays in the body), `ce-id` =
-//! `X-GitHub-Delivery`. Routing: `repository.full_name` (lowercased: GitHub names are
-//! case-insensitive).
+//! `X-GitHub-Delivery`. Routing: [`identifiers::Github`] (`repository.full_name`, lowercased).
 
 use super::error::IngestError;
 use super::event::Signal;
 use super::payload::{self, Incoming, JSON, Outcome};
 use super::verify;
-use crate::domain::routing::IdentifierKind;
-use serde::Deserialize;
+use crate::domain::identifiers;
 use serde_json::json;
 
 const PROVIDER: &str = "github";
@@ -23,43 +21,22 @@ const FORWARD: [&str; 5] = [
     "x-github-hook-installation-target-id",
 ];
 
-/// Only what ifox reads; the rest of the payload is skipped, not built.
-#[derive(Deserialize)]
-struct Body {
-    repository: Option<Repository>,
-}
-
-#[derive(Deserialize)]
-struct Repository {
-    full_name: Option<String>,
-}
-
 /// `POST /webhooks/github`.
 pub fn accept(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, IngestError> {
     verify::github(secrets, inc.headers, inc.body)?;
     payload::require_content_type(inc, JSON)?;
     let event = payload::required_header(inc, "x-github-event")?;
     let delivery = payload::required_header(inc, "x-github-delivery")?;
-    let body: Body = payload::json(PROVIDER, inc.body)?;
+    // Only what routing reads; the rest of the payload is skipped, not built.
+    let body: identifiers::Github = payload::json(PROVIDER, inc.body)?;
     if event == "ping" {
         return Ok(Outcome::Reply(json!({ "status": "pong" })));
     }
-    let routes = body
-        .repository
-        .and_then(|r| r.full_name)
-        .filter(|n| super::event::header_safe(n))
-        .map(|n| {
-            vec![(
-                IdentifierKind::GithubRepos,
-                IdentifierKind::GithubRepos.normalise(&n),
-            )]
-        })
-        .unwrap_or_default();
     Ok(Outcome::Publish(Signal {
         event_type: event.to_owned(),
         id: payload::checked_id(PROVIDER, delivery)?,
         content_type: JSON,
         forward: payload::forward(inc, &FORWARD),
-        routes,
+        routes: body.identifiers(),
     }))
 }

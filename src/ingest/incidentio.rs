@@ -9,7 +9,7 @@ use super::error::IngestError;
 use super::event::Signal;
 use super::payload::{self, Incoming, JSON, Outcome};
 use super::verify;
-use crate::domain::routing::IdentifierKind;
+use crate::domain::identifiers;
 use serde_json::Value;
 
 const PROVIDER: &str = "incidentio";
@@ -23,18 +23,11 @@ pub fn accept(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, IngestErr
     let body: Value = payload::json(PROVIDER, inc.body)?;
     let event_type = payload::str_at(&body, "/event_type")
         .ok_or_else(|| IngestError::malformed(PROVIDER, "no `event_type`"))?;
-    let mut routes = Vec::new();
-    if let Some(source) = body
-        .get(event_type)
-        .and_then(|p| payload::str_at(p, "/alert_source_id"))
-    {
-        routes.push((IdentifierKind::IncidentioAlertSourceIds, source.to_owned()));
-    }
     Ok(Outcome::Publish(Signal {
         event_type: event_type.to_owned(),
         id: payload::checked_id(PROVIDER, id)?,
         content_type: JSON,
         forward: payload::forward(inc, &FORWARD),
-        routes,
+        routes: identifiers::incidentio(&body),
     }))
 }

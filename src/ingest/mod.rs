@@ -35,30 +35,6 @@ use error::IngestError;
 use payload::{Incoming, Outcome};
 use std::sync::Arc;
 
-/// Source names the built-in providers use; a generic source may not take them.
-const RESERVED: [&str; 5] = ["slack", "github", "pagerduty", "incidentio", "generic"];
-
-/// A generic source name becomes a subject token, a metric label and a settings key:
-/// `[a-z0-9][a-z0-9_-]*`, at most 63 characters, not a built-in provider's name.
-pub fn check_generic_source(source: &str) -> Result<(), String> {
-    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    let first_ok = source
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !(first_ok && source.len() <= 63 && source.chars().all(ok)) {
-        return Err(format!(
-            "source {source:?} must be 1-63 of [a-z0-9_-], starting with a letter or digit"
-        ));
-    }
-    if RESERVED.contains(&source) {
-        return Err(format!(
-            "source {source:?} is the name of a built-in provider"
-        ));
-    }
-    Ok(())
-}
-
 /// Which endpoint a request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {

@@ -9,11 +9,12 @@
 //!
 //! The org-scoped webhook URLs (`/webhooks/orgs/{org}/…`) verify with these and only these.
 
-use super::{Provider, check_generic_source};
-use crate::admin::error::ApiError;
-use crate::admin::extract::{Auth, Body};
+use super::Provider;
+use crate::domain::subject::check_generic_source;
 use crate::domain::{OrgId, now_ms};
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
 use crate::settings::SecretList;
 use crate::store::{Store, StoreError, audit, webhook_secrets};
 use crate::tenancy::{OrgScope, TenancyError};

@@ -9,7 +9,8 @@ use super::error::IngestError;
 use super::event::Signal;
 use super::payload::{self, Incoming, JSON, Outcome};
 use super::verify;
-use crate::domain::routing::IdentifierKind;
+use crate::domain::headers::header_safe;
+use crate::domain::identifiers::PagerdutyData;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -25,17 +26,7 @@ struct Body {
 struct Event {
     id: String,
     event_type: String,
-    data: Option<Data>,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    service: Option<Service>,
-}
-
-#[derive(Deserialize)]
-struct Service {
-    id: Option<String>,
+    data: Option<PagerdutyData>,
 }
 
 /// `POST /webhooks/pagerduty`.
@@ -46,19 +37,13 @@ pub fn accept(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, IngestErr
     if event.event_type == "pagey.ping" {
         return Ok(Outcome::Reply(json!({ "status": "pong" })));
     }
-    if !super::event::header_safe(&event.event_type) {
+    if !header_safe(&event.event_type) {
         return Err(IngestError::malformed(
             PROVIDER,
             "`event.event_type` is empty or not printable",
         ));
     }
-    let routes = event
-        .data
-        .and_then(|d| d.service)
-        .and_then(|s| s.id)
-        .filter(|id| super::event::header_safe(id))
-        .map(|id| vec![(IdentifierKind::PagerdutyServiceIds, id)])
-        .unwrap_or_default();
+    let routes = event.data.map(|d| d.identifiers()).unwrap_or_default();
     Ok(Outcome::Publish(Signal {
         id: payload::checked_id(PROVIDER, &event.id)?,
         event_type: event.event_type,

@@ -2,7 +2,8 @@
 //! small readers for content types, JSON bodies, headers and delivery ids. Pure.
 
 use super::error::IngestError;
-use super::event::{Signal, header_safe};
+use super::event::Signal;
+use crate::domain::headers::header_safe;
 use http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

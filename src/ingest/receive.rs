@@ -5,8 +5,8 @@ use super::error::IngestError;
 use super::metrics::SourceMetrics;
 use super::payload::{self, Incoming, Outcome};
 use super::{Ingest, Provider, event, org_secrets};
-use crate::admin::error::ApiError;
 use crate::domain::OrgId;
+use crate::http::error::ApiError;
 use crate::settings::SecretList;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tracing::Instrument;
 
 impl Ingest {
     /// Runs the pipeline and turns a rejection into its answer (and its count and log line).
@@ -30,7 +31,21 @@ impl Ingest {
             Provider::Generic(_) => self.inner.metrics.source("generic"),
             known => self.inner.metrics.source(known.source()),
         };
-        match self.pipeline(&provider, org, req, &mut metrics).await {
+        // One span per webhook: its log lines carry the source, the org of the URL, the event id
+        // (once read) and the trace id, so one id finds the event in the logs of every stage.
+        let span = tracing::info_span!(
+            "webhook",
+            source = provider.source(),
+            org = org.as_deref().unwrap_or(""),
+            event_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        let outcome = self
+            .pipeline(&provider, org, req, &mut metrics)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        match outcome {
             Ok(response) => response,
             Err(e) => {
                 let reason = e.reason();
@@ -90,9 +105,14 @@ impl Ingest {
             Outcome::Publish(signal) => signal,
         };
         let trace = (
-            payload::header(&inc, "traceparent"),
-            payload::header(&inc, "tracestate"),
+            payload::header(&inc, crate::domain::headers::TRACEPARENT),
+            payload::header(&inc, crate::domain::headers::TRACESTATE),
         );
+        let span = tracing::Span::current();
+        span.record("event_id", signal.id.as_str());
+        if let Some(trace_id) = trace.0.and_then(|t| t.split('-').nth(1)) {
+            span.record("trace_id", trace_id);
+        }
         let envelope = event::envelope(provider.source(), org.as_ref(), &signal, trace, now);
         let started = Instant::now();
         let published = self

@@ -5,14 +5,13 @@
 //! Events: `url_verification` is answered with its challenge and not published; `event_callback` is
 //! published as `ce-type` = the inner `event.type` (e.g. `app_mention`), `ce-id` = `event_id` (the
 //! same on Slack's retries). Interactions: `ce-type` = `interaction.<payload.type>`, `ce-id` =
-//! `trigger_id` (else the body digest). Routing: `event.channel` / `payload.channel.id` (channel),
-//! `team_id` / `payload.team.id` (workspace).
+//! `trigger_id` (else the body digest). Routing: [`identifiers::slack`] (channel and workspace).
 
 use super::error::IngestError;
 use super::event::Signal;
 use super::payload::{self, FORM, Incoming, JSON, Outcome};
 use super::verify;
-use crate::domain::routing::IdentifierKind;
+use crate::domain::identifiers;
 use serde_json::{Value, json};
 
 const PROVIDER: &str = "slack";
@@ -42,19 +41,12 @@ pub fn events(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, IngestErr
         Some(id) => payload::checked_id(PROVIDER, id)?,
         None => payload::digest_id(inc.body),
     };
-    let mut routes = Vec::new();
-    if let Some(channel) = payload::str_at(&body, "/event/channel") {
-        routes.push((IdentifierKind::SlackChannelIds, channel.to_owned()));
-    }
-    if let Some(team) = payload::str_at(&body, "/team_id") {
-        routes.push((IdentifierKind::SlackWorkspaceIds, team.to_owned()));
-    }
     Ok(Outcome::Publish(Signal {
+        routes: identifiers::slack(&body),
         event_type: event_type.to_owned(),
         id,
         content_type: JSON,
         forward: payload::forward(inc, &FORWARD),
-        routes,
     }))
 }
 
@@ -73,18 +65,11 @@ pub fn interactions(secrets: &[&str], inc: &Incoming<'_>) -> Result<Outcome, Ing
         Some(id) => payload::checked_id(PROVIDER, id)?,
         None => payload::digest_id(inc.body),
     };
-    let mut routes = Vec::new();
-    if let Some(channel) = payload::str_at(&body, "/channel/id") {
-        routes.push((IdentifierKind::SlackChannelIds, channel.to_owned()));
-    }
-    if let Some(team) = payload::str_at(&body, "/team/id") {
-        routes.push((IdentifierKind::SlackWorkspaceIds, team.to_owned()));
-    }
     Ok(Outcome::Publish(Signal {
+        routes: identifiers::slack(&body),
         event_type: format!("interaction.{kind}"),
         id,
         content_type: FORM,
         forward: payload::forward(inc, &FORWARD),
-        routes,
     }))
 }

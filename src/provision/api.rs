@@ -6,13 +6,13 @@
 use super::admit;
 use super::cost::{self, Prices, TeamInput};
 use super::request::{self, Mode};
-use super::settings::ProvisionSettings;
 use super::{ProvisionError, consumer};
-use crate::admin::error::ApiError;
-use crate::admin::extract::{Auth, Body};
 use crate::bus::Bus;
 use crate::domain::{NodeId, NodeType, OrgId, now_ms};
 use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Body};
+use crate::settings::provision::ProvisionSettings;
 use crate::store::StoreError;
 use crate::store::{deployments, provision_runs, runs};
 use crate::tenancy::{OrgScope, Tenancy};

@@ -12,7 +12,7 @@ use super::worker::Worker;
 use crate::bus::consumer::{self, LoopOptions, PROVISIONER};
 use crate::bus::deadletter::Origin;
 use crate::bus::{Bus, Delivery, Disposition, Health, nak_delay};
-use crate::domain::{NodeId, OrgId};
+use crate::domain::{NodeId, OrgId, headers};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -114,7 +114,7 @@ impl Worker {
             attempts: 1,
         };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Content-Type", "application/json");
+        headers.insert(headers::CONTENT_TYPE, "application/json");
         let body = nudge_body(org, team, None);
         if let Err(e) = bus
             .dead_letter(&origin, reason, detail, Some(&headers), body)
@@ -134,7 +134,7 @@ pub async fn nudge(
     run_id: &str,
 ) -> Result<(), crate::bus::PublishError> {
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", run_id);
+    headers.insert(headers::NATS_MSG_ID, run_id);
     bus.publish(
         subject(org, team),
         headers,

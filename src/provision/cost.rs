@@ -16,8 +16,8 @@ pub struct Prices {
     pub shared_monthly_usd: f64,
 }
 
-impl From<&super::settings::ProvisionSettings> for Prices {
-    fn from(s: &super::settings::ProvisionSettings) -> Self {
+impl From<&crate::settings::provision::ProvisionSettings> for Prices {
+    fn from(s: &crate::settings::provision::ProvisionSettings) -> Self {
         Prices {
             vcpu_hour_usd: s.vcpu_hour_usd,
             gib_hour_usd: s.gib_hour_usd,

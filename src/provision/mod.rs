@@ -17,7 +17,8 @@
 //!   provision_runs}`.
 //! - [`admit`]: the API's transaction (team-level writes through tenancy's `*_in` functions). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
-//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). [`settings`]: configuration.
+//! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). The settings types are in
+//!   [`crate::settings::provision`].
 
 pub mod admit;
 pub mod api;
@@ -31,7 +32,6 @@ pub mod manifests;
 pub mod objects;
 pub mod reconcile;
 pub mod request;
-pub mod settings;
 pub mod units;
 pub mod worker;
 

@@ -43,7 +43,7 @@ impl Worker {
         settings: &crate::settings::Settings,
         tenancy: crate::tenancy::Tenancy,
     ) -> Result<Worker, super::backend::BackendError> {
-        use super::settings::BackendKind;
+        use crate::settings::provision::BackendKind;
         let kube = &settings.kube;
         let backend = match kube.backend {
             BackendKind::Manifests => {

@@ -8,9 +8,11 @@ use super::verdict::Event;
 use super::worker::Worker;
 use crate::bus::consumer::{self, LoopOptions, ROUTER};
 use crate::bus::{Bus, Delivery, Health};
+use crate::domain::headers;
 use crate::settings::RouterSettings;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub const STREAM: &str = ROUTER.stream;
 
@@ -76,11 +78,29 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
         .collect();
     let dispositions = worker.process(&events).await;
     drop(events);
-    futures::future::join_all(
-        deliveries
-            .into_iter()
-            .zip(dispositions)
-            .map(|(d, disposition)| d.settle(bus, disposition)),
-    )
+    futures::future::join_all(deliveries.into_iter().zip(dispositions).map(
+        |(d, disposition)| {
+            // One span per routed event: the dead-letter and ack lines carry its ids.
+            let header = |name| {
+                d.headers()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            let trace_id = header(headers::TRACEPARENT)
+                .split('-')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let span = tracing::info_span!(
+                "event",
+                event_id = %header(headers::CE_ID),
+                trace_id = %trace_id,
+                subject = d.subject(),
+                stream_seq = d.stream_seq(),
+            );
+            d.settle(bus, disposition).instrument(span)
+        },
+    ))
     .await;
 }

@@ -4,6 +4,8 @@
 
 use super::inputs::inputs;
 use super::verdict::{Event, Verdict, verdict};
+use crate::domain::headers::{CE_ID, CE_SOURCE, CE_TYPE};
+use crate::domain::subject::event_subject;
 use crate::tenancy::Catalog;
 use async_nats::HeaderMap;
 use serde::Serialize;
@@ -30,15 +32,12 @@ pub fn explain(
     for (k, v) in headers {
         map.append(k.as_str(), v.as_str());
     }
-    if map.get("ce-id").is_none() {
-        map.insert("ce-id", "explain");
+    if map.get(CE_ID).is_none() {
+        map.insert(CE_ID, "explain");
     }
-    map.insert("ce-source", source);
-    map.insert("ce-type", event_type);
-    let subject = format!(
-        "ifox.events.{source}.{}",
-        crate::ingest::event::subject_token(event_type)
-    );
+    map.insert(CE_SOURCE, source);
+    map.insert(CE_TYPE, event_type);
+    let subject = event_subject(source, event_type);
     let ev = Event {
         subject: &subject,
         headers: Some(&map),
@@ -56,7 +55,7 @@ pub fn explain(
         Err(_) => (Vec::new(), Vec::new()),
     };
     if identifiers.is_empty() {
-        identifiers = super::payload::identifiers(source, &ev);
+        identifiers = crate::domain::identifiers::from_payload(source, payload);
     }
     let outcome = match verdict(catalog, &ev) {
         Verdict::Dispatch { run, subject } => json!({

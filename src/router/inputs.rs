@@ -3,12 +3,8 @@
 //! them by hand) and `ifox-org` (set by an org-scoped ingest URL, or by the publisher) as the org hint.
 
 use crate::domain::OrgId;
+use crate::domain::headers::{ORG, ROUTE_PREFIX};
 use crate::domain::routing::{Identifier, IdentifierKind};
-
-/// Header prefix of routing identifiers.
-pub const ROUTE_PREFIX: &str = "ifox-route-";
-/// Header naming the org hint.
-pub const ORG_HEADER: &str = "ifox-org";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -32,7 +28,7 @@ pub fn inputs<'a>(
     let mut out = Inputs::default();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
-        if lower == ORG_HEADER {
+        if lower == ORG {
             let org =
                 OrgId::parse(value.trim()).map_err(|_| InputError::BadOrg(value.to_owned()))?;
             if !out.org_hints.contains(&org) {

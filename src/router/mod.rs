@@ -1,20 +1,23 @@
 //! The router: every stored event resolved to one team and dispatched to the shared or dedicated
 //! agent subject, durably.
 //!
-//! - [`inputs`], [`payload`]: what an event names (headers first, the provider payload as fallback);
+//! - [`inputs`]: what an event names (headers first, then the provider payload as read by
+//!   [`crate::domain::identifiers`]);
 //! - [`decision`], [`run`], [`verdict`]: pure decisions — route, shared or dedicated, the run document;
 //! - [`worker`]: the effects of one verdict (publish the run, record it, ack; or dead-letter; or NAK);
 //! - [`recorder`]: group commit of run records;
 //! - [`consumer`]: the durable consumer on EVENTS (on the toolkit of [`crate::bus::consumer`]);
-//! - [`notice`]: config change notices that keep every replica's catalog fresh.
+//! - [`notice`]: config change notices that keep every replica's catalog fresh (the NATS side of
+//!   [`crate::tenancy::ChangeSink`]);
+//! - [`replay`]: `ifox replay`, stored events or dead letters republished for the router.
 
 pub mod consumer;
 pub mod decision;
 pub mod explain;
 pub mod inputs;
 pub mod notice;
-pub mod payload;
 pub mod recorder;
+pub mod replay;
 pub mod run;
 pub mod verdict;
 pub mod worker;

@@ -2,11 +2,12 @@
 //! JSON `{"org_id", "node_id"}`; `node_id` null for a structural change of the org), and every process
 //! that holds a catalog listens and refreshes what changed — so a write through any replica reaches
 //! every router within a second. The periodic full reload (`tenancy.reload_interval`) stays as the
-//! safety net for a notice lost while disconnected.
+//! safety net for a notice lost while disconnected. A NATS client is tenancy's [`ChangeSink`].
 
 use crate::domain::{NodeId, OrgId};
-use crate::tenancy::Tenancy;
+use crate::tenancy::{ChangeSink, Tenancy};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,12 @@ pub async fn publish(client: &async_nats::Client, org: &OrgId, node: Option<&Nod
         .await
     {
         tracing::warn!(error = %e, %org, "change notice not sent; other replicas catch up at the next reload");
+    }
+}
+
+impl ChangeSink for async_nats::Client {
+    fn notify<'a>(&'a self, org: &'a OrgId, node: Option<&'a NodeId>) -> BoxFuture<'a, ()> {
+        Box::pin(publish(self, org, node))
     }
 }
 

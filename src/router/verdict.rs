@@ -9,12 +9,11 @@
 use super::decision::decide;
 use super::inputs::inputs;
 use super::run::{AgentRun, SCHEMA, event_ms, forced_run_id, run_id};
+use crate::domain::headers::{CE_ID, CE_SOURCE, CE_TIME, CE_TYPE, REPLAY_FORCE, REPLAY_OF};
+use crate::domain::identifiers;
 use crate::domain::routing::RouteOutcome;
 use crate::tenancy::Catalog;
 use async_nats::HeaderMap;
-
-pub const REPLAY_OF: &str = "Ifox-Replay-Of";
-pub const REPLAY_FORCE: &str = "Ifox-Replay-Force";
 
 /// A stored event as the router sees it.
 #[derive(Debug, Clone, Copy)]
@@ -48,13 +47,13 @@ impl<'a> Event<'a> {
 
     /// `ce-source`, else the subject's third token.
     pub fn source(&self) -> Option<&'a str> {
-        self.header("ce-source")
+        self.header(CE_SOURCE)
             .or_else(|| self.subject.split('.').nth(2))
     }
 
     /// `ce-type`, else the subject's fourth token.
     pub fn event_type(&self) -> Option<&'a str> {
-        self.header("ce-type")
+        self.header(CE_TYPE)
             .or_else(|| self.subject.split('.').nth(3))
     }
 }
@@ -83,7 +82,7 @@ fn permanent(reason: &'static str, detail: impl Into<String>) -> Verdict {
 
 /// Decides one event.
 pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
-    let Some(event_id) = ev.header("ce-id") else {
+    let Some(event_id) = ev.header(CE_ID) else {
         return permanent("invalid_event", "the event has no ce-id header");
     };
     let (Some(source), Some(event_type)) = (ev.source(), ev.event_type()) else {
@@ -97,7 +96,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         Err(e) => return permanent("invalid_event", e.to_string()),
     };
     if found.identifiers.is_empty() {
-        found.identifiers = super::payload::identifiers(source, ev);
+        found.identifiers = identifiers::from_payload(source, ev.payload);
     }
     if found.identifiers.is_empty() {
         return permanent("no_route", "the event carries no routing identifier");
@@ -144,7 +143,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
     let forced = ev
         .header(REPLAY_FORCE)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let at = event_ms(ev.header("ce-time"));
+    let at = event_ms(ev.header(CE_TIME));
     let root = run_id(replay_of.unwrap_or(event_id), at);
     let (run_id, replay_of) = if forced && replay_of.is_some() {
         (forced_run_id(&root, event_id, at), Some(root))

@@ -16,7 +16,7 @@
 use super::recorder::RunState;
 use super::verdict::{Event, Verdict, verdict};
 use crate::bus::{Bus, Delivery, Disposition, PublishError, nak_delay};
-use crate::domain::now_ms;
+use crate::domain::{headers, now_ms};
 use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
@@ -132,7 +132,12 @@ impl Worker {
 
     fn retry(&self, detail: &str, delivery: &Delivery) -> Disposition {
         let delay = nak_delay(delivery.delivered());
-        tracing::warn!(stream_seq = delivery.stream_seq(), attempt = delivery.delivered(), retry_in = ?delay, error = %detail, "event will be retried");
+        let event_id = delivery
+            .headers()
+            .and_then(|h| h.get(headers::CE_ID))
+            .map(|v| v.as_str())
+            .unwrap_or_default();
+        tracing::warn!(event_id, stream_seq = delivery.stream_seq(), attempt = delivery.delivered(), retry_in = ?delay, error = %detail, "event will be retried");
         metrics::counter!("ifox_router_retries_total").increment(1);
         Disposition::Nak(delay)
     }
@@ -158,10 +163,10 @@ fn prepare(
     // Only what a consumer needs beside the body (which holds the run id, the event id and the
     // rest): nats-server parses every header of every publish.
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", run_id.as_str());
-    headers.insert("ce-id", run.event_id.as_str());
-    if let Some(tp) = ev.header("traceparent") {
-        headers.insert("traceparent", tp);
+    headers.insert(headers::NATS_MSG_ID, run_id.as_str());
+    headers.insert(headers::CE_ID, run.event_id.as_str());
+    if let Some(tp) = ev.header(headers::TRACEPARENT) {
+        headers.insert(headers::TRACEPARENT, tp);
     }
     let row = runs::RunRow {
         run_id: run_id.clone(),

@@ -2,6 +2,7 @@
 //! default, so a process that does not run the bridge needs none of them.
 
 use super::Secret;
+use super::humantime_serde_compat as duration;
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
@@ -65,10 +66,10 @@ pub struct BridgeSettings {
     /// from `admin.token`.
     pub run_token_key: Secret,
     /// `IFOX__BRIDGE__CONNECT_TIMEOUT`: bound on connecting to an agent.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub connect_timeout: Duration,
     /// `IFOX__BRIDGE__SWEEP_INTERVAL`: how often runs past their deadline are moved to `timeout`.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub sweep_interval: Duration,
     /// `IFOX__BRIDGE__RESULT_LIMIT`: bytes of an agent's result text kept in the run record.
     pub result_limit: usize,
@@ -118,11 +119,6 @@ impl BridgeSettings {
         mac.update(b"ifox run tokens v1");
         mac.finalize().into_bytes().to_vec()
     }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
 }
 
 /// A TOML list, or one comma-separated string (the environment's form).

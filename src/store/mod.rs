@@ -60,7 +60,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    url: crate::settings::Secret,
+    url: crate::domain::Secret,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -106,7 +106,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            url: crate::settings::Secret::new(url),
+            url: crate::domain::Secret::new(url),
         })
     }
 

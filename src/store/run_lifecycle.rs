@@ -1,8 +1,9 @@
 //! The run lifecycle on the `runs` table (migration 0006): status transitions with their
 //! timestamps, the `run_transitions` history, the sweeper's query and the runs API's reads.
 //!
-//! A transition is one guarded `UPDATE` (the status may only move forward: `queued → delivering →
-//! running → completed | failed | timeout`; a finished run never changes again), so two bridges, a
+//! A transition is one guarded `UPDATE` (the status only moves forward: `queued → delivering →
+//! running → completed | failed | timeout`, except that a redelivery after a crash takes a `running`
+//! run back to `delivering`; a finished run never changes again), so two bridges, a
 //! late agent report and the sweeper cannot overwrite each other's outcome: whoever moves the run
 //! first wins, the others see `false`.
 //!
@@ -31,7 +32,8 @@ pub fn is_final(status: &str) -> bool {
 /// The statuses a run may be in to move to `to`.
 fn predecessors(to: &str) -> &'static [&'static str] {
     match to {
-        "delivering" => &["queued", "delivering"],
+        // `running` too: an `investigate` answer cut by a bridge crash is delivered again.
+        "delivering" => &["queued", "delivering", "running"],
         "running" => &["queued", "delivering", "running"],
         "completed" | "failed" | "timeout" => &["queued", "delivering", "running"],
         _ => &[],

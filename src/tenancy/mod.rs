@@ -27,6 +27,7 @@ use crate::domain::routing::{ClaimError, Identifier};
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId};
 use crate::store::{Store, StoreError};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 /// Every way a tenancy operation can refuse or fail; each knows its HTTP status and reason.
@@ -83,16 +84,25 @@ impl TenancyError {
 pub struct Tenancy {
     store: Store,
     catalog: Arc<Catalog>,
-    admin_token: Option<crate::settings::Secret>,
-    /// Where change notices go, once a NATS connection exists (see [`crate::router::notice`]).
-    notifier: Arc<std::sync::OnceLock<async_nats::Client>>,
+    admin_token: Option<crate::domain::Secret>,
+    /// Where change notices go, once one is attached (NATS, when the process has a connection).
+    notifier: Arc<std::sync::OnceLock<Box<dyn ChangeSink>>>,
+}
+
+/// Where committed changes are announced, so the other replicas refresh their catalogs. Tenancy
+/// defines it and the bus side implements it (the router's `notice` publishes on NATS), so tenancy
+/// knows nothing of NATS subjects. A notice is best effort: the sink logs its own failures and never
+/// fails the write (the periodic reload covers a lost notice).
+pub trait ChangeSink: Send + Sync {
+    /// `node` is `None` for a structural change of the org.
+    fn notify<'a>(&'a self, org: &'a OrgId, node: Option<&'a NodeId>) -> BoxFuture<'a, ()>;
 }
 
 impl Tenancy {
     /// Loads the catalog from the database.
     pub async fn open(
         store: Store,
-        admin_token: Option<crate::settings::Secret>,
+        admin_token: Option<crate::domain::Secret>,
     ) -> Result<Self, TenancyError> {
         let catalog = Arc::new(Catalog::default());
         catalog.reload_all(&store).await?;
@@ -123,9 +133,10 @@ impl Tenancy {
         &self.catalog
     }
 
-    /// From now on, every committed write also publishes a change notice on NATS.
-    pub fn attach_notifier(&self, client: async_nats::Client) {
-        let _ = self.notifier.set(client);
+    /// From now on, every committed write also sends a change notice to `sink` (the first one
+    /// attached stays).
+    pub fn attach_notifier(&self, sink: impl ChangeSink + 'static) {
+        let _ = self.notifier.set(Box::new(sink));
     }
 
     /// After a commit: refresh this process's catalog (the node, or the whole org for structural
@@ -139,8 +150,8 @@ impl Tenancy {
             Some(node) => self.catalog.refresh_node(&self.store, org, node).await?,
             None => self.catalog.reload_org(&self.store, org).await?,
         }
-        if let Some(client) = self.notifier.get() {
-            crate::router::notice::publish(client, org, node).await;
+        if let Some(sink) = self.notifier.get() {
+            sink.notify(org, node).await;
         }
         Ok(())
     }

@@ -14,8 +14,9 @@
 //! messages per second; a progress line goes to stderr every 2 s.
 
 use crate::bus::Bus;
-use crate::bus::deadletter;
-use crate::router::verdict::{REPLAY_FORCE, REPLAY_OF};
+use crate::domain::headers::{
+    CE_ID, NATS_MSG_ID, REPLAY_FORCE, REPLAY_OF, REPLAY_PREFIX, dead_letter,
+};
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
@@ -85,14 +86,14 @@ pub fn replayed(
             .and_then(|h| h.get(name))
             .map(|v| v.as_str().to_owned())
     };
-    let target = get(deadletter::SUBJECT).unwrap_or_else(|| subject.to_owned());
+    let target = get(dead_letter::SUBJECT).unwrap_or_else(|| subject.to_owned());
     if !target.starts_with("ifox.events.") {
         return Err(ReplayError::Invalid(format!(
             "{subject}: cannot tell the original event subject"
         )));
     }
     let root = get(REPLAY_OF)
-        .or_else(|| get("ce-id"))
+        .or_else(|| get(CE_ID))
         .ok_or_else(|| ReplayError::Invalid(format!("{subject}: no ce-id")))?;
     let new_id = format!("replay-{}", uuid::Uuid::now_v7());
     let mut out = HeaderMap::new();
@@ -100,10 +101,10 @@ pub fn replayed(
         for (name, values) in headers.iter() {
             let name: &str = name.as_ref();
             let lower = name.to_ascii_lowercase();
-            if lower == "nats-msg-id"
-                || lower == "ce-id"
-                || lower.starts_with("ifox-dl-")
-                || lower.starts_with("ifox-replay-")
+            if lower.eq_ignore_ascii_case(NATS_MSG_ID)
+                || lower == CE_ID
+                || lower.starts_with(dead_letter::PREFIX)
+                || lower.starts_with(REPLAY_PREFIX)
             {
                 continue;
             }
@@ -112,8 +113,8 @@ pub fn replayed(
             }
         }
     }
-    out.insert("ce-id", new_id.as_str());
-    out.insert("Nats-Msg-Id", format!("replay:{new_id}"));
+    out.insert(CE_ID, new_id.as_str());
+    out.insert(NATS_MSG_ID, format!("replay:{new_id}"));
     out.insert(REPLAY_OF, root.as_str());
     if force {
         out.insert(REPLAY_FORCE, "true");
@@ -222,8 +223,8 @@ mod tests {
         h.insert("ce-source", "github");
         h.insert("ce-time", "2026-11-28T12:00:00.000Z");
         h.insert("Nats-Msg-Id", "dl:router:EVENTS:7");
-        h.insert(deadletter::SUBJECT, "ifox.events.github.issues");
-        h.insert(deadletter::REASON, "no_route");
+        h.insert(dead_letter::SUBJECT, "ifox.events.github.issues");
+        h.insert(dead_letter::REASON, "no_route");
         let (subject, out, root) =
             replayed("ifox.deadletter.router.no_route", Some(&h), false).unwrap();
         assert_eq!(
@@ -231,7 +232,7 @@ mod tests {
             ("ifox.events.github.issues", "ev1")
         );
         assert_ne!(out.get("ce-id").unwrap().as_str(), "ev1");
-        assert!(out.get(deadletter::REASON).is_none() && out.get(REPLAY_FORCE).is_none());
+        assert!(out.get(dead_letter::REASON).is_none() && out.get(REPLAY_FORCE).is_none());
         assert_eq!(out.get("ce-source").unwrap().as_str(), "github");
         assert_eq!(
             out.get("ce-time").unwrap().as_str(),

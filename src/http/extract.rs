@@ -1,9 +1,9 @@
 //! Request extractors: the authenticated principal, and a JSON body whose every rejection is an
 //! [`ApiError`] with a reason (malformed JSON, not an object, too large, wrong content type).
 
+use super::AppState;
 use super::error::ApiError;
 use crate::domain::token::Principal;
-use crate::http::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;

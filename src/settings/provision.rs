@@ -1,7 +1,9 @@
-//! The `kube` and `provision` settings sections (`IFOX__KUBE__…`, `IFOX__PROVISION__…`). Every key
-//! has a default, so a process that never provisions needs none of them.
+//! The `kube` and `provision` settings sections (`IFOX__KUBE__…`, `IFOX__PROVISION__…`), read by the
+//! `provisioner` role and the provisioning API. Every key has a default, so a process that never
+//! provisions needs none of them.
 
-use serde::{Deserialize, Deserializer};
+use super::humantime_serde_compat as duration;
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ pub struct KubeSettings {
     /// `IFOX__KUBE__URL`: an API server URL; unset means kubeconfig or in-cluster.
     pub url: Option<String>,
     /// `IFOX__KUBE__TIMEOUT`: bound on one API request.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub timeout: Duration,
 }
 
@@ -46,18 +48,18 @@ impl Default for KubeSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct ProvisionSettings {
     /// `IFOX__PROVISION__GRACE`: how long a team's objects outlive its move back to shared.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub grace: Duration,
     /// The agent image when a request names none.
     pub image: String,
     /// How often the resync compares the cluster with the database.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub resync_interval: Duration,
     /// How often due deletions and removed URLs are looked for (bounds the lateness of a deletion).
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub tick: Duration,
     /// How long a Deployment may take to become available before the run fails.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub availability_timeout: Duration,
     /// Prices for `ifox cost`.
     pub vcpu_hour_usd: f64,
@@ -81,12 +83,6 @@ impl Default for ProvisionSettings {
             shared_monthly_usd: 220.0,
         }
     }
-}
-
-/// `"24h"`, `"2s"`… (humantime).
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -1,10 +1,15 @@
-//! The one HTTP listener (`http.listen`): `/healthz` (process up), `/readyz` (database reachable,
-//! NATS connected and every consumer of this process consuming),
-//! `/metrics` (Prometheus), and the routes of each enabled role.
+//! What every HTTP surface shares, below the roles: the handler state ([`AppState`]), the one error
+//! answer ([`error::ApiError`]), the request extractors ([`extract`]), and the listener's own routes:
+//! `/healthz` (process up), `/readyz` (database reachable, NATS connected and every consumer of this
+//! process consuming), `/metrics` (Prometheus). Each role brings its routes and `app` merges them
+//! onto [`router`], so this module never names a role (the layering test in `lib.rs` keeps it so).
+
+pub mod error;
+pub mod extract;
 
 use crate::tenancy::Tenancy;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -18,26 +23,26 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The NATS side of readiness.
     pub health: crate::bus::Health,
-    /// Run transitions (agents' status reports).
-    pub lifecycle: crate::bridge::lifecycle::Lifecycle,
+    /// Where run transitions are announced (agents' status reports; see the bridge's `Lifecycle`).
+    /// A plain bus handle, not the bridge's type, so this module stays below the roles.
+    pub runs_bus: Option<crate::bus::Bus>,
     /// Verifies run tokens (see [`crate::domain::run_token`]).
     pub run_token_key: std::sync::Arc<Vec<u8>>,
     /// Bytes of a reported result text kept (`bridge.result_limit`).
     pub result_limit: usize,
 }
 
-pub fn router(state: AppState, admin: bool, body_limit: usize) -> Router {
-    let mut app = Router::new()
+/// The listener's own routes and the 404 fallback; `app` merges the routes of each enabled role.
+pub fn router(state: AppState) -> Router {
+    Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
-    if admin {
-        app = app.merge(crate::admin::routes().layer(DefaultBodyLimit::max(body_limit)));
-    }
-    app.fallback(not_found).with_state(state)
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
@@ -76,6 +81,6 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> crate::admin::error::ApiError {
-    crate::admin::error::ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such path")
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such path")
 }
