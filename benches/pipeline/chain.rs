@@ -20,7 +20,7 @@ use futures::StreamExt;
 use ifox::bridge::deliver::{Agents, Call, Delivered};
 use ifox::bus::StreamSpec;
 use ifox::bus::consumer::{BRIDGE, ROUTER};
-use ifox::domain::routing::IdentifierKind;
+use ifox::domain::routing::{Identifier, IdentifierKind};
 use ifox::ingest::event::{Signal, envelope};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -139,7 +139,10 @@ impl Chain {
             id: format!("raw-{n}"),
             content_type: "application/json",
             forward: vec![("x-github-event", "issues".into())],
-            routes: vec![(IdentifierKind::GithubRepos, format!("acme/{team}"))],
+            routes: vec![Identifier::new(
+                IdentifierKind::GithubRepos,
+                &format!("acme/{team}"),
+            )],
         };
         let e = envelope("github", None, &signal, (None, None), SystemTime::now());
         let subject = "bench.raw.events.github.issues";

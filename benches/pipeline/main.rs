@@ -10,7 +10,7 @@
 //! Phase 1, `BENCH_ROUNDS` (default 2) interleaved rounds, which side goes first alternating:
 //! - **fixed rate**: `BENCH_RATE` (default 200) webhooks/s for `BENCH_SECS` (default 10) s;
 //! - **saturation**: `BENCH_CLIENTS` (default 32) clients, each sending its next webhook as soon as
-//!   the last was accepted, for `BENCH_SAT_SECS` (default 5) s;
+//!   the last was accepted, for `BENCH_SAT_SECS` (default 3) s (its backlog drains at the bridge's pace);
 //!
 //! each slice then drained until every accepted webhook's request reached the agent. Per side:
 //! webhooks accepted/s, agent requests/s (first send to last request), webhook-to-agent-request
@@ -131,7 +131,7 @@ async fn main() -> AnyResult<()> {
         rate: env("BENCH_RATE", 200.0),
         secs: env("BENCH_SECS", 10.0),
         clients: env("BENCH_CLIENTS", 32),
-        sat_secs: env("BENCH_SAT_SECS", 5.0),
+        sat_secs: env("BENCH_SAT_SECS", 3.0),
         teams: env("BENCH_TEAMS", 8).max(1),
         process: std::env::var("BENCH_IFOX").as_deref() == Ok("process"),
         verbose: std::env::var_os("BENCH_VERBOSE").is_some(),

@@ -14,10 +14,10 @@ use super::{Bus, PublishError};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
+use crate::domain::headers::NATS_MSG_ID;
 pub use crate::domain::headers::dead_letter::{
     ATTEMPTS, DETAIL, PREFIX, REASON, STAGE, STREAM, STREAM_SEQ, SUBJECT, TIME,
 };
-use crate::domain::headers::NATS_MSG_ID;
 
 /// Where a message came from.
 #[derive(Debug, Clone)]
