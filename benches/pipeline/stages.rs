@@ -120,7 +120,9 @@ async fn stored(
     }
     let consumer = stream.create_consumer(config).await?;
     let mut messages = consumer.messages().await?;
-    while let Some(m) = messages.next().await {
+    // A stage that got none of the slice's messages (ifox lost them all) must not hang the bench.
+    let quiet = std::time::Duration::from_secs(5);
+    while let Ok(Some(m)) = tokio::time::timeout(quiet, messages.next()).await {
         let m = m?;
         let info = m.info()?;
         let ce_id = m
