@@ -281,3 +281,17 @@ pub async fn start_nats() -> Nats {
         _dir: dir,
     }
 }
+
+/// The event ingest would publish for GitHub `issues` delivery `id` of repo `repo` (subject and
+/// CloudEvents headers), as a direct publisher following the contract sends it.
+pub fn github_issue_envelope(id: String, repo: &str) -> ifox::ingest::event::Envelope {
+    let signal = ifox::ingest::event::Signal {
+        event_type: "issues".into(),
+        id,
+        content_type: "application/json",
+        forward: vec![("x-github-event", "issues".into())],
+        routes: vec![Identifier::new(IdentifierKind::GithubRepos, repo)],
+    };
+    let now = std::time::SystemTime::now();
+    ifox::ingest::event::envelope("github", None, &signal, (None, None), now)
+}

@@ -20,12 +20,10 @@ use futures::StreamExt;
 use ifox::bridge::deliver::{Agents, Call, Delivered};
 use ifox::bus::StreamSpec;
 use ifox::bus::consumer::{BRIDGE, ROUTER};
-use ifox::domain::routing::{Identifier, IdentifierKind};
-use ifox::ingest::event::{Signal, envelope};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What the router runs at once by default (`router.concurrency`).
@@ -134,17 +132,7 @@ impl Chain {
 
     /// Publishes webhook `n`'s event for team `team` and waits for its PubAck.
     pub async fn publish(&self, n: u64, team: &str, body: bytes::Bytes) -> AnyResult<()> {
-        let signal = Signal {
-            event_type: "issues".into(),
-            id: format!("raw-{n}"),
-            content_type: "application/json",
-            forward: vec![("x-github-event", "issues".into())],
-            routes: vec![Identifier::new(
-                IdentifierKind::GithubRepos,
-                &format!("acme/{team}"),
-            )],
-        };
-        let e = envelope("github", None, &signal, (None, None), SystemTime::now());
+        let e = crate::common::github_issue_envelope(format!("raw-{n}"), &format!("acme/{team}"));
         let subject = "bench.raw.events.github.issues";
         self.js
             .publish_with_headers(subject, e.headers, body)
