@@ -14,6 +14,14 @@ setup:
 run: setup
     scripts/run-local
 
+# Send a signed sample webhook (github, slack, pagerduty, incidentio) to the local stack and follow its run.
+send provider="github":
+    source scripts/dev-env && cargo run --quiet -- dev send {{provider}}
+
+# The newest agent runs of the local stack.
+runs:
+    source scripts/dev-env && cargo run --quiet -- runs list
+
 # The whole suite: unit tests, then integration tests against real nats-server, SQLite and a throwaway PostgreSQL.
 test: setup
     #!/usr/bin/env bash

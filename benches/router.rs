@@ -93,7 +93,7 @@ async fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone());
+    let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone(), Vec::new());
     let mut ratios = Vec::new();
     for round in 0..rounds {
         let first_seq = preload(&js, round, teams.len()).await;

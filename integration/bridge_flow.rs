@@ -358,3 +358,29 @@ async fn a_run_whose_team_left_its_dedicated_runtime_while_waiting_goes_to_the_s
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_first_event_command_sends_a_sample_and_reports_the_agents_answer() {
+    let shared = Agent::start(EchoOptions::default()).await;
+    let stack = stack(DbKind::Sqlite, &shared, &[]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ifox"))
+        .args(["dev", "send", "github", "--url", &stack.app.base])
+        .env("IFOX__ADMIN__TOKEN", ADMIN_TOKEN)
+        .env(
+            "IFOX__INGEST__SECRETS__GITHUB",
+            crate::ingest_fixtures::GITHUB,
+        )
+        .env("IFOX__LOG__LEVEL", "error")
+        .output()
+        .await
+        .expect("run ifox dev send");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("is completed"), "{stdout}");
+    assert!(stdout.contains("agent: echo: GitHub issue #1"), "{stdout}");
+    assert_eq!(shared.requests().len(), 1);
+}

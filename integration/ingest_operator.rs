@@ -21,7 +21,7 @@ async def main(url):
         "ce-type": "deploy.failed",
         "ce-time": "2026-11-28T12:00:00Z",
         "content-type": "application/json",
-        "Nats-Msg-Id": "deploybot:deploy-4711",
+        "Nats-Msg-Id": "org/acme/deploybot:deploy-4711",
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "ifox-org": "acme",
         "ifox-route-service_names": "checkout",

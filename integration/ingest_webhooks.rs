@@ -24,7 +24,7 @@ async fn a_signed_slack_event_lands_in_events_with_its_channel_and_workspace() {
         "slack",
         "app_mention",
         "Ev01",
-        "slack:Ev01",
+        "global/slack:Ev01",
     );
     let got = ce(&msg);
     assert_eq!(
@@ -83,7 +83,7 @@ async fn a_signed_github_delivery_lands_in_events_with_its_event_header_and_lowe
     assert_eq!(header(&msg, "ce-id").as_deref(), Some(delivery));
     assert_eq!(
         header(&msg, "Nats-Msg-Id"),
-        Some(format!("github:{delivery}"))
+        Some(format!("global/github:{delivery}"))
     );
     assert_eq!(header(&msg, "x-github-event").as_deref(), Some("issues"));
     assert_eq!(header(&msg, "x-github-delivery").as_deref(), Some(delivery));
@@ -131,7 +131,7 @@ async fn an_incident_io_alert_lands_in_events_with_its_alert_source() {
     );
     assert_eq!(
         header(&msg, "Nats-Msg-Id").as_deref(),
-        Some("incidentio:msg_2b7Y9kQ")
+        Some("global/incidentio:msg_2b7Y9kQ")
     );
     assert_eq!(
         header(&msg, "ifox-route-incidentio_alert_source_ids").as_deref(),

@@ -52,7 +52,7 @@ async fn url(app: &TestApp) -> Option<String> {
 
 async fn provision_dedicated(app: &TestApp, dir: &Path) -> Value {
     let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated",
-        "dedicated_config": {"replicas": 1, "resources": {"cpu": "500m", "memory": "1Gi"}}});
+        "dedicated_config": {"replicas": 1, "autoscaling": false, "resources": {"cpu": "500m", "memory": "1Gi"}}});
     let a = app
         .post("/api/v1/admin/provision/team", ADMIN_TOKEN, body)
         .await;

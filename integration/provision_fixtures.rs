@@ -77,9 +77,10 @@ pub(crate) fn ids() -> (OrgId, NodeId) {
     )
 }
 
+/// The design's example with the HPA turned off: these tests watch the Deployment's replicas.
 pub(crate) fn design_example() -> Value {
     json!({"org_id":"acme","team_node_id":"enterprise-team","deployment_mode":"dedicated",
-        "dedicated_config":{"replicas":2,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
+        "dedicated_config":{"replicas":2,"autoscaling":false,"resources":{"cpu":"4","memory":"8Gi"},"node_selector":{"node-type":"high-memory"}},
         "routing":{"slack_channel_ids":["C0A4967KRBM"]}})
 }
 

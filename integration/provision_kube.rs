@@ -247,7 +247,6 @@ async fn every_optional_kind_is_applied_on_its_own_rest_path_and_removed_when_no
     let mut body = design_example();
     body["dedicated_config"]["autoscaling"] = json!({"min": 2, "max": 10, "cpu_percent": 70});
     body["dedicated_config"]["network_policy"] = json!(true);
-    body["dedicated_config"]["resource_quota"] = json!({"cpu": "20", "memory": "40Gi"});
     body["pipeline"] = json!({"schedule": "0 3 * * *"});
     provision(&rig, body).await;
     assert!(matches!(rig.pass().await, Outcome::Done));
@@ -260,7 +259,6 @@ async fn every_optional_kind_is_applied_on_its_own_rest_path_and_removed_when_no
             "deployments",
             "horizontalpodautoscalers",
             "networkpolicies",
-            "resourcequotas",
             "secrets",
             "services"
         ]
@@ -276,4 +274,31 @@ async fn every_optional_kind_is_applied_on_its_own_rest_path_and_removed_when_no
     let mut plurals: Vec<String> = rig.fake.names().into_iter().map(|(p, _)| p).collect();
     plurals.sort();
     assert_eq!(plurals, ["deployments", "secrets", "services"]);
+}
+
+#[tokio::test]
+async fn the_designs_migration_body_gets_the_default_runtime_and_the_hpa() {
+    let rig = rig(Duration::from_secs(60)).await;
+    let body = json!({"org_id": "acme", "team_node_id": "enterprise-team", "deployment_mode": "dedicated"});
+    let run = provision(&rig, body).await;
+    assert!(matches!(rig.pass().await, Outcome::Done));
+    assert_eq!(rig.run(&run).await["status"], "succeeded");
+    let deployment = rig.fake.get("deployments", NAME).unwrap();
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        *resources,
+        json!({"limits": {"cpu": "4", "memory": "8Gi"}, "requests": {"cpu": "2", "memory": "4Gi"}})
+    );
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "left to the HPA"
+    );
+    let hpa = rig.fake.get("horizontalpodautoscalers", NAME).unwrap();
+    assert_eq!(hpa["spec"]["minReplicas"], 2);
+    assert_eq!(hpa["spec"]["maxReplicas"], 10);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    assert_eq!(rig.config().await["agent_service_url"], URL);
 }

@@ -328,7 +328,7 @@ async fn route_explain_shows_identifiers_team_mode_and_subject_without_side_effe
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
         a.body["identifiers"],
-        json!([{"kind": "github_repos", "value": "acme/checkout"}])
+        json!([{"kind": "github_repos", "value": "acme/checkout"}, {"kind": "github_owners", "value": "acme"}])
     );
     let o = &a.body["outcome"];
     assert_eq!(

@@ -21,6 +21,11 @@ async fn bus(stack: &Stack) -> Bus {
     Bus::connect(&settings.nats).await.unwrap()
 }
 
+/// The replay signing key of the test apps' admin token.
+fn key() -> Vec<u8> {
+    ifox::domain::replay_sig::key(ADMIN_TOKEN)
+}
+
 async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
     let sel = Selection {
         stream: "EVENTS".into(),
@@ -29,6 +34,7 @@ async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
     };
     replay(
         bus,
+        &key(),
         &sel,
         &Options {
             force,
@@ -134,6 +140,7 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
     let bus = bus(&stack).await;
     let dry = replay(
         &bus,
+        &key(),
         &Selection::deadletter(Some("no_route")),
         &Options {
             dry_run: true,
@@ -147,6 +154,7 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
     for _ in 0..2 {
         let s = replay(
             &bus,
+            &key(),
             &Selection::deadletter(Some("no_route")),
             &Options::default(),
             |_, _| {},

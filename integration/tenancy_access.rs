@@ -221,6 +221,57 @@ fn matrix() -> Vec<Row> {
             None,
             [200, 200, 403, 403, 403],
         ),
+        // Platform-owned keys: never through a team token (403 `platform_owned_key`), still by admins.
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"agent_service_url": "http://169.254.169.254/latest/meta-data/"})),
+            [403, 403, 403, 403, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"routing": null})),
+            [403, 403, 403, 403, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"max_concurrent_agents": 100, "deployment": {"replicas": 9}})),
+            [403, 403, 403, 403, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/admin/orgs/acme/nodes/team-b/config",
+            b(json!({"agent_service_url": "http://agent.example:8080"})),
+            [404, 403, 200, 404, 200],
+        ),
+        // Locks (the org locks /security/pii_redaction): an ancestor replaced, removed or retyped, or
+        // the path itself, is refused to every writer below the lock.
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"security": false})),
+            [403, 403, 403, 403, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"security": {"pii_redaction": false}})),
+            [403, 403, 403, 403, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/admin/orgs/acme/nodes/team-a/config",
+            b(json!({"security": "off"})),
+            [403, 404, 403, 404, 403],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/config/me",
+            b(json!({"security": {"note": "ok"}})),
+            [200, 200, 403, 403, 403],
+        ),
     ]
 }
 
@@ -237,6 +288,20 @@ async fn every_endpoint_answers_every_caller_as_the_matrix_says() {
         json!({"routing": {"slack_channel_ids": ["C1"]}}),
     )
     .await;
+    app.put(
+        "/api/v1/admin/orgs/acme/nodes/acme/config",
+        ADMIN_TOKEN,
+        json!({"security": {"pii_redaction": true}}),
+    )
+    .await;
+    let locked = app
+        .put(
+            "/api/v1/admin/orgs/acme/nodes/acme/locks",
+            ADMIN_TOKEN,
+            json!({"paths": ["/security/pii_redaction"]}),
+        )
+        .await;
+    assert_eq!(locked.status, 200, "{}", locked.body);
     app.org("globex").await;
     app.node("globex", "g", None, "team").await;
 

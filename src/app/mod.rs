@@ -240,7 +240,12 @@ impl App {
             );
             tasks.spawn("config-notices", until_shutdown(notices, shutdown.clone()));
             if roles.contains(&Role::Router) {
-                let worker = crate::router::worker::Worker::new(state.tenancy.clone(), bus.clone());
+                let replay_key = crate::domain::replay_sig::key(settings.admin.token.expose());
+                let worker = crate::router::worker::Worker::new(
+                    state.tenancy.clone(),
+                    bus.clone(),
+                    replay_key,
+                );
                 let run = crate::router::consumer::run(
                     worker,
                     bus,

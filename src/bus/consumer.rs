@@ -150,6 +150,7 @@ pub struct Delivery {
     stream: String,
     stream_seq: u64,
     delivered: u64,
+    published: std::time::SystemTime,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -167,11 +168,12 @@ impl Delivery {
     /// Wraps a message of `stage`'s consumer; `None` for a message without JetStream info (not a
     /// consumer delivery, so nothing to acknowledge).
     pub fn new(msg: Message, stage: &'static str) -> Option<Delivery> {
-        let (stream, stream_seq, delivered) = match msg.info() {
+        let (stream, stream_seq, delivered, published) = match msg.info() {
             Ok(i) => (
                 i.stream.to_owned(),
                 i.stream_sequence,
                 i.delivered.max(1) as u64,
+                std::time::SystemTime::from(i.published),
             ),
             Err(_) => return None,
         };
@@ -181,6 +183,7 @@ impl Delivery {
             stream,
             stream_seq,
             delivered,
+            published,
         })
     }
 
@@ -205,6 +208,10 @@ impl Delivery {
     }
     pub fn stream_seq(&self) -> u64 {
         self.stream_seq
+    }
+    /// When the stream stored it (the same on every redelivery).
+    pub fn published(&self) -> std::time::SystemTime {
+        self.published
     }
     /// How many times the server delivered it (1 the first time).
     pub fn delivered(&self) -> u64 {

@@ -174,9 +174,8 @@ pub struct LockViolation<N> {
     pub locked_by: N,
 }
 
-/// Checks a write from `old` to `new` against the locks of the node's ancestors (`(node, paths)`,
-/// any order). A path counts as changed when its value (or absence) differs, which covers writes to
-/// the path, anything below it, and a parent replaced by a scalar.
+/// Checks a write from `old` to `new` (the writing node's raw config) against the locks of the node's
+/// ancestors (`(node, paths)`, any order). See [`breaks_lock`] for what counts.
 pub fn check_locks<N: Clone>(
     locks: &[(N, Vec<String>)],
     old: &Value,
@@ -184,7 +183,7 @@ pub fn check_locks<N: Clone>(
 ) -> Result<(), LockViolation<N>> {
     for (node, paths) in locks {
         for path in paths {
-            if old.pointer(path) != new.pointer(path) {
+            if breaks_lock(path, old, new) {
                 return Err(LockViolation {
                     path: path.clone(),
                     locked_by: node.clone(),
@@ -193,6 +192,30 @@ pub fn check_locks<N: Clone>(
         }
     }
     Ok(())
+}
+
+/// Whether a write from `old` to `new` breaks the lock on `path`: the value (or absence) at the path
+/// itself changed — a write to it or anything below it — or an ANCESTOR of it was removed, or
+/// replaced by something that is not an object. The effective merge lets a deeper node's scalar, array
+/// or missing object hide the locked value set above, so comparing the path alone (`{"security":
+/// false}` leaves `/security/pii_redaction` absent before and after) let a team drop a locked value.
+/// An ancestor that stays an object (a sibling key written) is the writer's own business.
+pub fn breaks_lock(path: &str, old: &Value, new: &Value) -> bool {
+    if old.pointer(path) != new.pointer(path) {
+        return true;
+    }
+    ancestors(path).any(|at| {
+        let now = new.pointer(at);
+        old.pointer(at) != now && !now.is_some_and(Value::is_object)
+    })
+}
+
+/// The proper ancestors of a JSON Pointer, outermost first (`/a/b/c` → `/a`, `/a/b`); the root is
+/// left out (every config is an object).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .skip(1)
+        .map(move |(at, _)| &path[..at])
 }
 
 #[cfg(test)]

@@ -7,15 +7,18 @@
 //! - [`CE_SPECVERSION`] (`1.0`), [`CE_ID`] (the provider's delivery id, stable across its retries),
 //!   [`CE_SOURCE`] (the source name), [`CE_TYPE`] (the provider's spelling of the event type),
 //!   [`CE_TIME`] (RFC 3339, when ifox accepted it), [`CONTENT_TYPE`];
-//! - [`NATS_MSG_ID`]: `<source>:<ce-id>` for events, so a retry within the duplicate window is
-//!   stored once (runs, replays and dead letters set their own, see below);
+//! - [`NATS_MSG_ID`]: [`event_msg_id`] for events, `global/<source>:<ce-id>` (a global URL) or
+//!   `org/<org>/<source>:<ce-id>` (an org-scoped URL), so a retry within the duplicate window is
+//!   stored once while two tenants' senders that number deliveries alike never collapse on each
+//!   other (runs, replays and dead letters set their own, see below);
 //! - [`TRACEPARENT`] (W3C; the caller's when valid, else a new one) and [`TRACESTATE`] when given;
 //! - [`ORG`]: the org hint, set by an org-scoped ingest URL or by the publisher;
 //! - [`ROUTE_PREFIX`]`<kind>` (e.g. `ifox-route-slack_channel_ids`), one per routing identifier kind,
 //!   values comma-separated; without any, the router reads the payload
 //!   ([`super::identifiers::from_payload`]);
 //! - a replay adds [`REPLAY_OF`] (the root original `ce-id`) and, when forced, [`REPLAY_FORCE`]
-//!   (`true`), with `Nats-Msg-Id: replay:<new ce-id>`;
+//!   (`true`), signed in [`REPLAY_SIG`] (see [`super::replay_sig`]; the router refuses replay headers
+//!   without a valid signature), with `Nats-Msg-Id: replay:<new ce-id>`;
 //! - a dead letter keeps the original headers and adds the [`dead_letter`] ones, with
 //!   `Nats-Msg-Id: dl:<stage>:<stream>:<seq>`.
 //!
@@ -43,6 +46,8 @@ pub const ROUTE_PREFIX: &str = "ifox-route-";
 pub const REPLAY_OF: &str = "Ifox-Replay-Of";
 /// On a forced replay: `true`, so the router starts a new run instead of collapsing on the old one.
 pub const REPLAY_FORCE: &str = "Ifox-Replay-Force";
+/// On a replay: the HMAC that shows `ifox replay` wrote the two headers above ([`super::replay_sig`]).
+pub const REPLAY_SIG: &str = "Ifox-Replay-Sig";
 /// Lowercase prefix of the replay headers, for dropping them all.
 pub const REPLAY_PREFIX: &str = "ifox-replay-";
 
@@ -74,6 +79,15 @@ pub fn route_header(kind: IdentifierKind) -> String {
     format!("{ROUTE_PREFIX}{}", kind.key())
 }
 
+/// The dedup key of an event: its tenant scope (the org of an org-scoped URL, else global), its
+/// source and its `ce-id`. The router derives the run id from the same key (see `router::run`).
+pub fn event_msg_id(org: Option<&str>, source: &str, ce_id: &str) -> String {
+    match org {
+        Some(org) => format!("org/{org}/{source}:{ce_id}"),
+        None => format!("global/{source}:{ce_id}"),
+    }
+}
+
 /// Safe as a NATS header value and short: visible ASCII and spaces only.
 pub fn header_safe(value: &str) -> bool {
     !value.is_empty()
@@ -97,12 +111,30 @@ mod tests {
     }
 
     #[test]
+    fn the_dedup_key_names_the_scope_and_the_source() {
+        assert_eq!(event_msg_id(None, "github", "d1"), "global/github:d1");
+        assert_eq!(
+            event_msg_id(Some("acme"), "github", "d1"),
+            "org/acme/github:d1"
+        );
+        // An org named like the global scope is still another scope.
+        assert_ne!(
+            event_msg_id(Some("global"), "github", "d1"),
+            event_msg_id(None, "github", "d1")
+        );
+        assert_ne!(
+            event_msg_id(Some("a"), "s", "d1"),
+            event_msg_id(Some("b"), "s", "d1")
+        );
+    }
+
+    #[test]
     fn the_prefixes_match_their_headers_case_insensitively() {
         assert_eq!(
             route_header(IdentifierKind::GithubRepos),
             "ifox-route-github_repos"
         );
-        for name in [REPLAY_OF, REPLAY_FORCE] {
+        for name in [REPLAY_OF, REPLAY_FORCE, REPLAY_SIG] {
             assert!(name.to_ascii_lowercase().starts_with(REPLAY_PREFIX));
         }
         use dead_letter::*;

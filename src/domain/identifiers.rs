@@ -4,7 +4,9 @@
 //!
 //! - Slack: `event.channel` or `channel.id` (channel), `team_id` or `team.id` (workspace); Events API
 //!   bodies use the first spelling, interaction payloads the second.
-//! - GitHub: `repository.full_name` (lowercased: GitHub names are case-insensitive).
+//! - GitHub: `repository.full_name` (lowercased: GitHub names are case-insensitive) and the owner,
+//!   `repository.owner.login` (else the `owner/` part of the full name): the tenant the router
+//!   decides the org from.
 //! - PagerDuty (webhooks V3): `event.data.service.id`.
 //! - incident.io: for alert events the payload sits under the key named by `event_type`, and its
 //!   `alert_source_id` is the identifier.
@@ -76,17 +78,29 @@ pub struct Github {
 #[derive(Debug, Deserialize)]
 struct GithubRepository {
     full_name: Option<String>,
+    owner: Option<GithubOwner>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GithubOwner {
+    login: Option<String>,
 }
 
 impl Github {
     pub fn identifiers(&self) -> Vec<Identifier> {
-        let name = self
-            .repository
-            .as_ref()
-            .and_then(|r| r.full_name.as_deref());
-        found(IdentifierKind::GithubRepos, name)
-            .into_iter()
-            .collect()
+        let repo = self.repository.as_ref();
+        let name = repo.and_then(|r| r.full_name.as_deref());
+        let owner = repo
+            .and_then(|r| r.owner.as_ref())
+            .and_then(|o| o.login.as_deref())
+            .or_else(|| name.and_then(|n| n.split_once('/')).map(|(o, _)| o));
+        [
+            found(IdentifierKind::GithubRepos, name),
+            found(IdentifierKind::GithubOwners, owner),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 

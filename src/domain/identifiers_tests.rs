@@ -15,7 +15,10 @@ fn id(kind: IdentifierKind, value: &str) -> Identifier {
 fn each_provider_payload_names_its_identifiers() {
     assert_eq!(
         ids("github", r#"{"repository":{"full_name":"Acme/API"}}"#),
-        vec![id(IdentifierKind::GithubRepos, "acme/api")]
+        vec![
+            id(IdentifierKind::GithubRepos, "acme/api"),
+            id(IdentifierKind::GithubOwners, "acme")
+        ]
     );
     assert_eq!(
         ids(
@@ -73,4 +76,22 @@ fn unreadable_payloads_and_unknown_sources_name_nothing() {
     assert!(ids("pagerduty", r#"{"event":{}}"#).is_empty());
     assert!(ids("incidentio", r#"{"event_type":"x"}"#).is_empty());
     assert!(ids("datadog", r#"{"repository":{"full_name":"a/b"}}"#).is_empty());
+}
+
+#[test]
+fn the_github_owner_is_the_signed_owner_login_else_the_repo_prefix() {
+    assert_eq!(
+        ids(
+            "github",
+            r#"{"repository":{"full_name":"Acme/API","owner":{"login":"Acme"}}}"#
+        ),
+        vec![
+            id(IdentifierKind::GithubRepos, "acme/api"),
+            id(IdentifierKind::GithubOwners, "acme")
+        ]
+    );
+    assert_eq!(
+        ids("github", r#"{"repository":{"owner":{"login":"Org-X"}}}"#),
+        vec![id(IdentifierKind::GithubOwners, "org-x")]
+    );
 }

@@ -7,6 +7,8 @@ pub mod config;
 pub mod headers;
 pub mod identifiers;
 pub mod ids;
+pub mod platform_keys;
+pub mod replay_sig;
 pub mod routing;
 pub mod run_token;
 pub mod runtime;

@@ -3,6 +3,12 @@
 //! A team claims identifiers in its own raw config under `routing` (lists per kind). Claims are unique
 //! per org (the database enforces it); the same identifier may be claimed in several orgs, and then
 //! only an org hint can decide — otherwise the answer is "ambiguous", never a guess.
+//!
+//! Tenant-level kinds (a Slack workspace, a GitHub owner) name the identity a provider signs, so they
+//! decide the org before any team-level identifier (a channel, a repo) is tried: such a claim is unique
+//! across all orgs, and a team-level identifier of that provider then matches only claims of the org that
+//! owns the event's tenant — or, when no org owns it, only orgs without tenant-level claims of that
+//! provider. Without this, any org could claim another tenant's channel and receive its events.
 
 use super::ids::{NodeId, OrgId};
 use serde::{Deserialize, Serialize};
@@ -20,6 +26,7 @@ pub enum IdentifierKind {
     TeamsChannelIds,
     GoogleChatSpaceIds,
     GithubRepos,
+    GithubOwners,
     VercelProjectIds,
     CoralogixTeamNames,
     IncidentioAlertSourceIds,
@@ -27,7 +34,7 @@ pub enum IdentifierKind {
 }
 
 impl IdentifierKind {
-    pub const ALL: [IdentifierKind; 11] = [
+    pub const ALL: [IdentifierKind; 12] = [
         Self::IncidentioTeamIds,
         Self::PagerdutyServiceIds,
         Self::SlackChannelIds,
@@ -35,6 +42,7 @@ impl IdentifierKind {
         Self::TeamsChannelIds,
         Self::GoogleChatSpaceIds,
         Self::GithubRepos,
+        Self::GithubOwners,
         Self::VercelProjectIds,
         Self::CoralogixTeamNames,
         Self::IncidentioAlertSourceIds,
@@ -51,6 +59,7 @@ impl IdentifierKind {
             Self::TeamsChannelIds => "teams_channel_ids",
             Self::GoogleChatSpaceIds => "google_chat_space_ids",
             Self::GithubRepos => "github_repos",
+            Self::GithubOwners => "github_owners",
             Self::VercelProjectIds => "vercel_project_ids",
             Self::CoralogixTeamNames => "coralogix_team_names",
             Self::IncidentioAlertSourceIds => "incidentio_alert_source_ids",
@@ -62,12 +71,27 @@ impl IdentifierKind {
         Self::ALL.into_iter().find(|k| k.key() == key)
     }
 
-    /// Trimmed; GitHub repos (`owner/name`) compare case-insensitively, so they are lowercased.
+    /// Trimmed; GitHub repos (`owner/name`) and owners compare case-insensitively, so they are
+    /// lowercased.
     pub fn normalise(self, value: &str) -> String {
         let trimmed = value.trim();
         match self {
-            Self::GithubRepos => trimmed.to_ascii_lowercase(),
+            Self::GithubRepos | Self::GithubOwners => trimmed.to_ascii_lowercase(),
             _ => trimmed.to_owned(),
+        }
+    }
+
+    /// A tenant-level kind: the provider-signed tenant identity, claimable by one org only.
+    pub fn is_tenant_level(self) -> bool {
+        matches!(self, Self::SlackWorkspaceIds | Self::GithubOwners)
+    }
+
+    /// The tenant-level kind whose owner decides the org for identifiers of this (team-level) kind.
+    pub fn tenant_kind(self) -> Option<IdentifierKind> {
+        match self {
+            Self::SlackChannelIds => Some(Self::SlackWorkspaceIds),
+            Self::GithubRepos => Some(Self::GithubOwners),
+            _ => None,
         }
     }
 }
@@ -84,6 +108,18 @@ impl Identifier {
         Self {
             kind,
             value: kind.normalise(value),
+        }
+    }
+
+    /// The tenant namespace the value itself names (the owner of a GitHub repo `owner/name`). A Slack
+    /// channel id names no workspace, so its tenant comes from the event instead.
+    pub fn namespace(&self) -> Option<Identifier> {
+        match self.kind {
+            IdentifierKind::GithubRepos => {
+                let (owner, _) = self.value.split_once('/')?;
+                Some(Identifier::new(IdentifierKind::GithubOwners, owner))
+            }
+            _ => None,
         }
     }
 }
@@ -160,6 +196,9 @@ pub enum RouteOutcome {
 #[derive(Debug, Default, Clone)]
 pub struct RouteIndex {
     by_identifier: HashMap<Identifier, Vec<(OrgId, NodeId)>>,
+    /// How many tenant-level claims of each tenant kind an org holds (the orgs that live in their
+    /// own namespace of that provider).
+    tenant_orgs: HashMap<(IdentifierKind, OrgId), usize>,
 }
 
 impl RouteIndex {
@@ -172,14 +211,22 @@ impl RouteIndex {
     }
 
     pub fn insert(&mut self, c: Claim) {
+        let kind = c.kind;
         let owners = self
             .by_identifier
             .entry(Identifier {
-                kind: c.kind,
+                kind,
                 value: c.value,
             })
             .or_default();
+        let replaced = owners.iter().any(|(org, _)| *org == c.org_id);
         owners.retain(|(org, _)| *org != c.org_id);
+        if kind.is_tenant_level() && !replaced {
+            *self
+                .tenant_orgs
+                .entry((kind, c.org_id.clone()))
+                .or_default() += 1;
+        }
         owners.push((c.org_id, c.team_id));
         owners.sort();
     }
@@ -198,8 +245,19 @@ impl RouteIndex {
     }
 
     pub fn remove_team(&mut self, org: &OrgId, team: &NodeId) {
-        self.by_identifier.retain(|_, owners| {
+        let tenant_orgs = &mut self.tenant_orgs;
+        self.by_identifier.retain(|id, owners| {
+            let before = owners.len();
             owners.retain(|(o, t)| !(o == org && t == team));
+            if id.kind.is_tenant_level() && owners.len() < before {
+                let key = (id.kind, org.clone());
+                if let Some(n) = tenant_orgs.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        tenant_orgs.remove(&key);
+                    }
+                }
+            }
             !owners.is_empty()
         });
     }
@@ -213,7 +271,8 @@ impl RouteIndex {
     }
 
     /// Tries the identifiers in kind priority order; the first that matches decides. `org_hints`, when
-    /// not empty, restricts the candidates to those orgs; several orgs left → ambiguous.
+    /// not empty, restricts the candidates to those orgs (an org-scoped URL decides the org); otherwise
+    /// the event's tenant does (see the module header). Several orgs left → ambiguous.
     pub fn lookup(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
         let mut ordered: Vec<&Identifier> = identifiers.iter().collect();
         ordered.sort_by_key(|id| id.kind);
@@ -221,9 +280,9 @@ impl RouteIndex {
             let Some(owners) = self.by_identifier.get(id) else {
                 continue;
             };
-            let mut candidates = owners
-                .iter()
-                .filter(|(org, _)| org_hints.is_empty() || org_hints.contains(org));
+            let allowed = self.allowed_orgs(id, identifiers, org_hints);
+            let admits = |org: &OrgId| allowed.as_ref().is_none_or(|a| a.admits(org));
+            let mut candidates = owners.iter().filter(|(org, _)| admits(org));
             match (candidates.next(), candidates.next()) {
                 (None, _) => continue,
                 (Some((org, team)), None) => {
@@ -236,7 +295,7 @@ impl RouteIndex {
                 (Some(_), Some(_)) => {
                     let org_ids = owners
                         .iter()
-                        .filter(|(org, _)| org_hints.is_empty() || org_hints.contains(org))
+                        .filter(|(org, _)| admits(org))
                         .map(|(org, _)| org.clone())
                         .collect();
                     return RouteOutcome::Ambiguous {
@@ -247,6 +306,65 @@ impl RouteIndex {
             }
         }
         RouteOutcome::NotFound
+    }
+
+    /// Which orgs may own `id` for this event; `None` when any may (no hint, and no tenant identity of
+    /// the identifier's provider in the event).
+    fn allowed_orgs<'a>(
+        &'a self,
+        id: &Identifier,
+        event: &[Identifier],
+        org_hints: &'a [OrgId],
+    ) -> Option<Allowed<'a>> {
+        if !org_hints.is_empty() {
+            return Some(Allowed::Only(org_hints.iter().collect()));
+        }
+        let tenant_kind = id.kind.tenant_kind()?;
+        let tenants: Vec<Identifier> = match id.namespace() {
+            Some(ns) => vec![ns],
+            None => event
+                .iter()
+                .filter(|t| t.kind == tenant_kind)
+                .cloned()
+                .collect(),
+        };
+        if tenants.is_empty() {
+            return None;
+        }
+        let owners: Vec<OrgId> = tenants
+            .iter()
+            .filter_map(|t| self.by_identifier.get(t))
+            .flatten()
+            .map(|(org, _)| org.clone())
+            .collect();
+        Some(if owners.is_empty() {
+            Allowed::WithoutTenantClaims(self, tenant_kind)
+        } else {
+            Allowed::Owners(owners)
+        })
+    }
+}
+
+/// The orgs a team-level identifier may resolve in.
+enum Allowed<'a> {
+    /// The orgs an org-scoped URL named.
+    Only(Vec<&'a OrgId>),
+    /// The orgs owning the event's tenant.
+    Owners(Vec<OrgId>),
+    /// The event's tenant is unclaimed: orgs living in a namespace of their own of this provider are
+    /// out (their claims cannot reach into someone else's workspace).
+    WithoutTenantClaims(&'a RouteIndex, IdentifierKind),
+}
+
+impl Allowed<'_> {
+    fn admits(&self, org: &OrgId) -> bool {
+        match self {
+            Allowed::Only(orgs) => orgs.contains(&org),
+            Allowed::Owners(orgs) => orgs.contains(org),
+            Allowed::WithoutTenantClaims(index, kind) => {
+                !index.tenant_orgs.contains_key(&(*kind, org.clone()))
+            }
+        }
     }
 }
 

@@ -140,3 +140,100 @@ fn replacing_a_teams_claims_forgets_the_old_ones() {
     index.remove_team(&org("acme"), &team("a"));
     assert!(index.is_empty());
 }
+
+fn found_team(outcome: RouteOutcome) -> Option<(String, String)> {
+    match outcome {
+        RouteOutcome::Found {
+            org_id, team_id, ..
+        } => Some((org_id.to_string(), team_id.to_string())),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_workspace_owner_decides_the_org_before_any_channel_claim() {
+    use IdentifierKind::{SlackChannelIds as Chan, SlackWorkspaceIds as Ws};
+    let mut index =
+        RouteIndex::from_claims([claim("b", "inc", Ws, "T1"), claim("a", "ops", Chan, "C1")]);
+    let event = [Identifier::new(Chan, "C1"), Identifier::new(Ws, "T1")];
+    assert_eq!(
+        found_team(index.lookup(&event, &[])),
+        Some(("b".into(), "inc".into())),
+        "A's channel claim does not reach into B's workspace"
+    );
+    // both orgs claim C1: B's own claim wins inside B, no ambiguity
+    index.insert(claim("b", "chan", Chan, "C1"));
+    assert_eq!(
+        found_team(index.lookup(&event, &[])),
+        Some(("b".into(), "chan".into()))
+    );
+    // an event naming no workspace keeps the old rule (the hint or nothing decides)
+    assert!(matches!(
+        index.lookup(&[Identifier::new(Chan, "C1")], &[]),
+        RouteOutcome::Ambiguous { .. }
+    ));
+    // an org-scoped URL decides the org, whatever the payload says
+    assert_eq!(
+        found_team(index.lookup(&event, &[org("a")])),
+        Some(("a".into(), "ops".into()))
+    );
+}
+
+#[test]
+fn an_org_with_its_own_workspace_gets_no_channel_of_an_unclaimed_one() {
+    use IdentifierKind::{SlackChannelIds as Chan, SlackWorkspaceIds as Ws};
+    let mut index = RouteIndex::from_claims([
+        claim("a", "ops", Ws, "T2"),
+        claim("a", "ops", Chan, "C9"),
+        claim("c", "any", Chan, "C8"),
+    ]);
+    let unclaimed = |c: &str| [Identifier::new(Chan, c), Identifier::new(Ws, "T9")];
+    assert_eq!(index.lookup(&unclaimed("C9"), &[]), RouteOutcome::NotFound);
+    // an org without workspace claims keeps channel routing for unclaimed workspaces
+    assert_eq!(
+        found_team(index.lookup(&unclaimed("C8"), &[])),
+        Some(("c".into(), "any".into()))
+    );
+    // once A gives up its workspace claim, the rule no longer singles it out
+    index.set_team_claims(
+        &org("a"),
+        &team("ops"),
+        &[Identifier::new(Chan, "C9")].into_iter().collect(),
+    );
+    assert_eq!(
+        found_team(index.lookup(&unclaimed("C9"), &[])),
+        Some(("a".into(), "ops".into()))
+    );
+}
+
+#[test]
+fn a_repo_resolves_only_in_the_org_owning_its_github_owner() {
+    use IdentifierKind::{GithubOwners as Owner, GithubRepos as Repo};
+    let index = RouteIndex::from_claims([
+        claim("a", "ops", Repo, "globex/web"),
+        claim("b", "inc", Owner, "Globex"),
+        claim("b", "web", Repo, "globex/api"),
+    ]);
+    // the repo's own owner part names the tenant, even without an owner identifier in the event
+    assert_eq!(
+        found_team(index.lookup(&[Identifier::new(Repo, "Globex/Web")], &[])),
+        None,
+        "A's squatted repo does not match, and without an owner identifier nothing else does"
+    );
+    let event = [
+        Identifier::new(Repo, "globex/web"),
+        Identifier::new(Owner, "globex"),
+    ];
+    assert_eq!(
+        found_team(index.lookup(&event, &[])),
+        Some(("b".into(), "inc".into()))
+    );
+    assert_eq!(
+        found_team(index.lookup(&[Identifier::new(Repo, "globex/api")], &[])),
+        Some(("b".into(), "web".into()))
+    );
+    assert_eq!(
+        Identifier::new(Repo, "Globex/Web").namespace(),
+        Some(Identifier::new(Owner, "globex"))
+    );
+}

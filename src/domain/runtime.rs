@@ -65,6 +65,16 @@ pub struct Autoscaling {
     pub cpu_percent: i32,
 }
 
+impl Autoscaling {
+    /// The HPA a dedicated team gets unless its request turns it off (the design's
+    /// troubleshooting: min 2, max 10, 70 % CPU).
+    pub const DEFAULT: Autoscaling = Autoscaling {
+        min: 2,
+        max: 10,
+        cpu_percent: 70,
+    };
+}
+
 fn default_cpu_percent() -> i32 {
     70
 }

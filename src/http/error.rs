@@ -63,6 +63,19 @@ impl From<TenancyError> for ApiError {
                         json!({"kind": identifier.kind, "value": identifier.value}),
                     )
             }
+            TenancyError::ForeignClaim { identifier, org } => {
+                let e = ApiError::new(S::CONFLICT, "claim_conflict", msg).with(
+                    "identifier",
+                    json!({"kind": identifier.kind, "value": identifier.value}),
+                );
+                match org {
+                    Some(org) => e.with("org", org.to_string()),
+                    None => e,
+                }
+            }
+            TenancyError::PlatformOwnedKey { key } => {
+                ApiError::new(S::FORBIDDEN, "platform_owned_key", msg).with("key", key)
+            }
             TenancyError::Forbidden(_) => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             TenancyError::Unauthorized { reason } => ApiError::new(S::UNAUTHORIZED, reason, msg),
             TenancyError::Store(StoreError::Corrupt(_)) => {

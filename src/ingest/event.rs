@@ -5,7 +5,7 @@
 //! ingest adds the provider's own headers later stages need (e.g. `x-github-event`).
 
 use crate::domain::OrgId;
-use crate::domain::headers::{self as names, header_safe, route_header};
+use crate::domain::headers::{self as names, event_msg_id, header_safe, route_header};
 use crate::domain::routing::Identifier;
 use crate::domain::subject::event_subject;
 use async_nats::HeaderName;
@@ -59,7 +59,11 @@ pub fn envelope(
     h.insert(CE_TYPE, signal.event_type.as_str());
     h.insert(CE_TIME, humantime::format_rfc3339_millis(now).to_string());
     h.insert(CONTENT_TYPE, signal.content_type);
-    h.insert(NATS_MESSAGE_ID, format!("{source}:{}", signal.id));
+    // The tenant scope is part of the key: two orgs' senders both numbering `msg-1` are two events.
+    h.insert(
+        NATS_MESSAGE_ID,
+        event_msg_id(org.map(OrgId::as_str), source, &signal.id),
+    );
     match trace.0.filter(|t| valid_traceparent(t)) {
         Some(parent) => {
             h.insert(TRACEPARENT, parent);
@@ -163,7 +167,10 @@ mod tests {
         assert_eq!(get("ce-source").as_deref(), Some("pagerduty"));
         assert_eq!(get("ce-specversion").as_deref(), Some("1.0"));
         assert_eq!(get("ce-time").as_deref(), Some("1970-01-01T00:00:00.000Z"));
-        assert_eq!(get("Nats-Msg-Id").as_deref(), Some("pagerduty:01DEF"));
+        assert_eq!(
+            get("Nats-Msg-Id").as_deref(),
+            Some("org/acme/pagerduty:01DEF")
+        );
         assert_eq!(get("ifox-org").as_deref(), Some("acme"));
         assert_eq!(
             get("ifox-route-pagerduty_service_ids").as_deref(),
@@ -201,6 +208,10 @@ mod tests {
         assert_ne!(e.headers.get("traceparent").unwrap().as_str(), zero);
         assert!(e.headers.get("tracestate").is_none());
         assert!(e.headers.get("ifox-org").is_none());
+        assert_eq!(
+            e.headers.get("Nats-Msg-Id").unwrap().as_str(),
+            "global/github:01DEF"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! `ping` (sent when a hook is created) is answered 200 and not published. Everything else is
 //! published as `ce-type` = `X-GitHub-Event` (the `action` stays in the body), `ce-id` =
-//! `X-GitHub-Delivery`. Routing: [`identifiers::Github`] (`repository.full_name`, lowercased).
+//! `X-GitHub-Delivery`. Routing: [`identifiers::Github`] (`repository.full_name` and its owner, lowercased).
 
 use super::error::IngestError;
 use super::event::Signal;

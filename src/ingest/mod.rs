@@ -21,6 +21,7 @@ pub mod org_secrets;
 pub mod pagerduty;
 pub mod payload;
 mod receive;
+pub mod samples;
 pub mod slack;
 pub mod verify;
 

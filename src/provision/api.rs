@@ -60,6 +60,11 @@ impl From<ProvisionError> for ApiError {
             ProvisionError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
             ProvisionError::Tenancy(t) => t.into(),
             ProvisionError::Store(s) => crate::tenancy::TenancyError::Store(s).into(),
+            ProvisionError::Backend(super::backend::BackendError::OwnedByAnotherTenant {
+                name,
+                ..
+            }) => ApiError::new(StatusCode::CONFLICT, "object_owned_by_another_tenant", msg)
+                .with("object", name),
             ProvisionError::Backend(_) | ProvisionError::NotAvailable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable", msg)
             }
@@ -85,7 +90,8 @@ async fn provision(
     headers: HeaderMap,
     Body(body): Body<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = request::parse(body.clone()).map_err(ProvisionError::from)?;
+    let policy = super::policy::Policy::from_settings(&ctx.settings);
+    let req = request::parse_with(body.clone(), &policy).map_err(ProvisionError::from)?;
     let header_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {

@@ -5,7 +5,8 @@
 //!
 //! Every error says what the caller must do with it: [`BackendError::Transient`] is retried with a
 //! growing delay (API 5xx, 409, 429, timeouts, connection failures); [`BackendError::Rejected`] is
-//! final (the API refused the object, e.g. 422) and fails the run with the API's message.
+//! final (the API refused the object, e.g. 422) and fails the run with the API's message;
+//! [`BackendError::OwnedByAnotherTenant`] is final too (the name is taken by another tenant).
 
 use super::kube_backend::KubeBackend;
 use super::manifests::ManifestsBackend;
@@ -26,6 +27,17 @@ pub enum BackendError {
     },
     #[error("cannot configure the cluster client: {0}")]
     Config(String),
+    /// The live object of that name belongs to another tenant (or to no ifox tenant): the apply is
+    /// refused, never forced over it. The API's answer for this is 409.
+    #[error(
+        "object_owned_by_another_tenant (409): {kind} {name} is labelled org {org:?} team {team:?}, not this team; it is left untouched"
+    )]
+    OwnedByAnotherTenant {
+        kind: &'static str,
+        name: String,
+        org: String,
+        team: String,
+    },
 }
 
 impl BackendError {
@@ -38,6 +50,7 @@ impl BackendError {
             BackendError::Transient(_) => "cluster_unavailable",
             BackendError::Rejected { .. } => "object_rejected",
             BackendError::Config(_) => "cluster_config",
+            BackendError::OwnedByAnotherTenant { .. } => "object_owned_by_another_tenant",
         }
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Objects: Deployment, ClusterIP Service and Secret named `agent-dedicated-{org}-{team}`; optional
 //! HorizontalPodAutoscaler, NetworkPolicy, ResourceQuota (same name) and AI-pipeline CronJob
-//! (`…-pipeline`). Names are shortened with a stable hash suffix past their limit ([`shorten`]).
+//! (`…-pipeline`). Names are unambiguous across tenants and fit their limit ([`super::names`]).
 //! Every object carries the [`MANAGED_BY`] label plus name, component, org and team labels, which
 //! is how the resync finds them again.
 
+pub use super::names::{NAME_PREFIX, object_name, service_url, shorten, tenant_name};
 use super::objects::{Desired, Kind};
 use super::request::{DedicatedSpec, Pipeline};
 use crate::domain::{NodeId, OrgId};
@@ -19,9 +20,10 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvFromSource, EnvVar, PodSpec, PodTemplateSpec, ResourceQuota,
-    ResourceQuotaSpec, ResourceRequirements, Secret, SecretEnvSource, Service, ServicePort,
-    ServiceSpec, Toleration,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceQuota, ResourceQuotaSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -30,7 +32,6 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ifox");
@@ -53,31 +54,6 @@ pub struct Input<'a> {
     pub pipeline: Option<&'a Pipeline>,
     /// The team token handed to the pods through the Secret.
     pub token: &'a str,
-}
-
-/// `name` as is when it fits `max`, else its first characters and a 10-hex-digit SHA-256 of the whole
-/// name (distinct long names keep distinct results).
-pub fn shorten(name: &str, max: usize) -> String {
-    if name.len() <= max {
-        return name.to_owned();
-    }
-    let digest = hex::encode(Sha256::digest(name.as_bytes()));
-    let keep = max - 11;
-    let head = name[..keep].trim_end_matches('-');
-    format!("{head}-{}", &digest[..10])
-}
-
-/// The name of the team's Deployment, Service, Secret and optional objects.
-pub fn object_name(org: &OrgId, team: &NodeId) -> String {
-    shorten(&format!("agent-dedicated-{org}-{team}"), 63)
-}
-
-/// `http://<name>.<namespace>.svc.cluster.local:8080`.
-pub fn service_url(org: &OrgId, team: &NodeId, namespace: &str) -> String {
-    format!(
-        "http://{}.{namespace}.svc.cluster.local:{AGENT_PORT}",
-        object_name(org, team)
-    )
 }
 
 /// The labels every managed object of the team carries.
@@ -134,6 +110,62 @@ fn env(input: &Input<'_>, secret: &str) -> (Vec<EnvVar>, Vec<EnvFromSource>) {
     (env, from)
 }
 
+/// The scratch volume mounted at `/tmp`: the root filesystem is read-only.
+const TMP_VOLUME: &str = "tmp";
+
+/// A pod of the team (the agent's or the pipeline's), meeting the Kubernetes `restricted` Pod
+/// Security profile: not root, the runtime's default seccomp profile, no privilege escalation, no
+/// capabilities, a read-only root filesystem with an `emptyDir` at `/tmp`; no service account token
+/// (the agent talks to ifox with its team token, never to the API server).
+fn pod_spec(spec: &DedicatedSpec, mut container: Container, restart: Option<&str>) -> PodSpec {
+    container.security_context = Some(SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        ..Default::default()
+    });
+    container.volume_mounts = Some(vec![VolumeMount {
+        name: TMP_VOLUME.to_owned(),
+        mount_path: "/tmp".to_owned(),
+        ..Default::default()
+    }]);
+    let tolerations: Vec<Toleration> = spec
+        .tolerations
+        .iter()
+        .map(|t| Toleration {
+            key: t.key.clone(),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            ..Default::default()
+        })
+        .collect();
+    PodSpec {
+        containers: vec![container],
+        restart_policy: restart.map(str::to_owned),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!tolerations.is_empty()).then_some(tolerations),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volumes: Some(vec![Volume {
+            name: TMP_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
 /// Every desired object of the team, in apply order (the Secret before the pods that read it).
 pub fn build(input: &Input<'_>) -> Vec<Desired> {
     let name = object_name(input.org, input.team);
@@ -172,24 +204,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
         }),
         ..Default::default()
     };
-    let tolerations: Vec<Toleration> = spec
-        .tolerations
-        .iter()
-        .map(|t| Toleration {
-            key: t.key.clone(),
-            operator: t.operator.clone(),
-            value: t.value.clone(),
-            effect: t.effect.clone(),
-            ..Default::default()
-        })
-        .collect();
-    let pod_spec = PodSpec {
-        containers: vec![container],
-        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
-        tolerations: (!tolerations.is_empty()).then(|| tolerations.clone()),
-        automount_service_account_token: Some(false),
-        ..Default::default()
-    };
+    let agent_pod = pod_spec(spec, container, None);
     let mut pod_labels = labels(input.org, input.team, "agent");
     pod_labels.insert("app".to_owned(), name.clone());
     let deployment = Deployment {
@@ -207,7 +222,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
                     labels: Some(pod_labels),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec),
+                spec: Some(agent_pod),
             },
             ..Default::default()
         }),
@@ -351,15 +366,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
                                 labels: Some(labels(input.org, input.team, "pipeline")),
                                 ..Default::default()
                             }),
-                            spec: Some(PodSpec {
-                                containers: vec![container],
-                                restart_policy: Some("OnFailure".to_owned()),
-                                node_selector: (!spec.node_selector.is_empty())
-                                    .then(|| spec.node_selector.clone()),
-                                tolerations: (!tolerations.is_empty()).then_some(tolerations),
-                                automount_service_account_token: Some(false),
-                                ..Default::default()
-                            }),
+                            spec: Some(pod_spec(spec, container, Some("OnFailure"))),
                         },
                         ..Default::default()
                     }),

@@ -38,7 +38,41 @@ fn check_snapshot(file: &str, actual: &str) {
 }
 
 fn parse(body: serde_json::Value) -> request::ProvisionRequest {
-    request::parse(body).unwrap()
+    // A platform that allows everything the examples use (a quota cannot be requested; the stored
+    // spec of the long-named example still carries one, to snapshot the object).
+    let policy = super::policy::Policy {
+        image_prefixes: vec!["registry.example.com/".into()],
+        node_selector_keys: vec!["example.com/pool".into(), "node-type".into()],
+        toleration_keys: vec!["dedicated".into()],
+        ..Default::default()
+    };
+    let quota = body.pointer("/dedicated_config/resource_quota").cloned();
+    let mut body = body;
+    if let Some(c) = body["dedicated_config"].as_object_mut() {
+        c.remove("resource_quota");
+    }
+    let mut req = request::parse_with(body, &policy).unwrap();
+    if let (Some(q), Some(spec)) = (quota, req.spec.as_mut()) {
+        spec.resource_quota = Some(serde_json::from_value(q).unwrap());
+    }
+    req
+}
+
+/// The objects of a parsed dedicated request in namespace `incidentfox`.
+fn build_request(
+    req: &request::ProvisionRequest,
+    default_image: &str,
+    token: &str,
+) -> Vec<super::objects::Desired> {
+    build::build(&Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "incidentfox",
+        default_image,
+        spec: req.spec.as_ref().unwrap(),
+        pipeline: req.pipeline.as_ref(),
+        token,
+    })
 }
 
 #[test]
@@ -63,7 +97,16 @@ fn the_designs_provisioning_example_builds_its_deployment_service_and_secret() {
         token: "acme.enterprise-team.test-token",
     });
     let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
-    assert_eq!(kinds, [Kind::Secret, Kind::Deployment, Kind::Service]);
+    // The HPA is the default (min 2, max 10, 70 % CPU).
+    assert_eq!(
+        kinds,
+        [
+            Kind::Secret,
+            Kind::Deployment,
+            Kind::Service,
+            Kind::HorizontalPodAutoscaler
+        ]
+    );
     assert!(
         objects
             .iter()
@@ -89,18 +132,10 @@ fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
             "autoscaling":{"min":2,"max":10,"cpu_percent":70},
             "network_policy":true,"resource_quota":{"cpu":"20","memory":"40Gi","pods":20}}}),
     );
-    let objects = build::build(&Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: "incidentfox",
-        default_image: "unused",
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: req.pipeline.as_ref(),
-        token: "long-token",
-    });
+    let objects = build_request(&req, "unused", "long-token");
     let name = object_name(&req.org, &req.team);
     assert_eq!(name.len(), 63, "{name}");
-    assert!(name.starts_with("agent-dedicated-acme-corporation-international-aaaa"));
+    assert!(name.starts_with("agent-dedicated--acme-corporation-international-aaaa"));
     let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
     assert_eq!(
         kinds,
@@ -150,4 +185,68 @@ fn building_twice_gives_identical_objects() {
         token: "t",
     };
     assert_eq!(build::build(&input), build::build(&input));
+}
+
+#[test]
+fn names_of_tenants_that_spell_the_same_org_team_string_differ_and_plain_ones_stay_the_designs() {
+    let id = |o: &str, t: &str| (OrgId::parse(o).unwrap(), NodeId::parse(t).unwrap());
+    let (o1, t1) = id("acme", "x-y");
+    let (o2, t2) = id("acme-x", "y");
+    assert_eq!(object_name(&o1, &t1), "agent-dedicated-acme-x-y");
+    let hashed = object_name(&o2, &t2);
+    assert_ne!(hashed, object_name(&o1, &t1));
+    assert!(hashed.starts_with("agent-dedicated--acme-x-y-"), "{hashed}");
+    // A team of `acme` cannot reproduce the hashed name by spelling its hash: plain names never
+    // have '-' right after the prefix.
+    let suffix = &hashed["agent-dedicated--acme-".len()..];
+    let (o3, t3) = id("acme", suffix);
+    assert_ne!(object_name(&o3, &t3), hashed);
+    for (o, t) in [(&o1, &t1), (&o2, &t2), (&o3, &t3)] {
+        let name = object_name(o, t);
+        assert!(
+            name.len() <= 63 && name.starts_with("agent-dedicated-"),
+            "{name}"
+        );
+        assert!(
+            crate::domain::ids::check_dns_label("name", &name).is_ok(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_pod_template_meets_the_restricted_pod_security_profile() {
+    let req = parse(
+        json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
+        "pipeline":{"schedule":"@daily"}}),
+    );
+    let objects = build_request(&req, "img", "t");
+    let templates: Vec<_> = objects
+        .iter()
+        .filter_map(|o| match o.kind {
+            Kind::Deployment => o.body.pointer("/spec/template/spec"),
+            Kind::CronJob => o.body.pointer("/spec/jobTemplate/spec/template/spec"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(templates.len(), 2, "a Deployment and a CronJob");
+    for pod in templates {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{pod}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+        for c in pod["containers"].as_array().unwrap() {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{c}");
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+            assert_eq!(sc["readOnlyRootFilesystem"], true);
+            assert_eq!(
+                c["volumeMounts"],
+                json!([{"name": "tmp", "mountPath": "/tmp"}])
+            );
+        }
+    }
 }

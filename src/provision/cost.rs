@@ -132,7 +132,7 @@ mod tests {
 
     fn spec(replicas: i32, cpu: &str, memory: &str) -> DedicatedSpec {
         let body = serde_json::json!({"org_id": "acme", "team_node_id": "t", "deployment_mode": "dedicated",
-            "dedicated_config": {"replicas": replicas, "resources": {"cpu": cpu, "memory": memory}}});
+            "dedicated_config": {"replicas": replicas, "autoscaling": false, "resources": {"cpu": cpu, "memory": memory}}});
         request::parse(body).unwrap().spec.unwrap()
     }
 

@@ -11,7 +11,8 @@
 //!
 //! # Layout
 //! - [`request`]: the API body, validated with field names ([`units`]: quantities, labels;
-//!   the stored desired runtime is `domain::runtime`). [`build`]: desired objects (pure).
+//!   the stored desired runtime is `domain::runtime`; [`policy`]: what the platform allows of a
+//!   pod spec, and the defaults). [`names`]: object names, unique across tenants. [`build`]: desired objects (pure).
 //! - [`objects`]: kinds and the untyped object shape at the IO seam. [`backend`], [`kube_backend`],
 //!   [`manifests`]: the cluster. The tables of migration 0004 are `store::{deployments,
 //!   provision_runs}`.
@@ -29,7 +30,9 @@ pub mod cost;
 pub mod deletion;
 pub mod kube_backend;
 pub mod manifests;
+pub mod names;
 pub mod objects;
+pub mod policy;
 pub mod reconcile;
 pub mod request;
 pub mod units;

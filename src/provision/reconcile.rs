@@ -7,6 +7,11 @@
 //! pass returns [`Outcome::Wait`]: the worker redelivers later, nothing blocks) → `set_url` (only now
 //! is `agent_service_url` pointed at the service). Shared: the URL is gone (admission removed it) and
 //! the deletion is scheduled; [`Reconciler::delete_due`] deletes within a tick of the deadline.
+//!
+//! Tenant isolation: an existing object is applied over only when its `ifox.dev/org` and
+//! `ifox.dev/team` labels name this team; otherwise the run fails with
+//! `object_owned_by_another_tenant` and the object is left as it is. Deletions only ever select
+//! objects by this team's labels.
 
 use super::ProvisionError;
 use super::backend::{Backend, BackendError};
@@ -183,11 +188,11 @@ impl<B: Backend + Clone> Reconciler<B> {
                 .retry(self.retry_policy())
                 .when(BackendError::is_transient)
                 .await?;
-            if live
-                .as_ref()
-                .is_some_and(|l| objects::contains(l, &obj.body))
-            {
-                continue;
+            if let Some(l) = &live {
+                refuse_foreign(obj, l, org, team)?;
+                if objects::contains(l, &obj.body) {
+                    continue;
+                }
             }
             (|| self.backend.apply(obj))
                 .retry(self.retry_policy())
@@ -208,6 +213,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         Ok(changed)
     }
 
+    /// The live objects of one kind labelled for exactly this team (never another tenant's).
     async fn team_objects(
         &self,
         kind: Kind,
@@ -377,4 +383,28 @@ impl<B: Backend + Clone> Reconciler<B> {
         self.run_status(run, "succeeded", None).await?;
         Ok(Outcome::Done)
     }
+}
+
+/// Refuses to apply over a live object that is not labelled for this very team: its name may be
+/// taken by another tenant (a hash collision, an object from before the naming rule, a hand-made
+/// one), and applying would hand that tenant's Deployment, Service or token to this team.
+fn refuse_foreign(
+    obj: &Desired,
+    live: &serde_json::Value,
+    org: &OrgId,
+    team: &NodeId,
+) -> Result<(), BackendError> {
+    let (o, t) = (
+        objects::label(live, ORG_LABEL),
+        objects::label(live, TEAM_LABEL),
+    );
+    if o == Some(org.as_str()) && t == Some(team.as_str()) {
+        return Ok(());
+    }
+    Err(BackendError::OwnedByAnotherTenant {
+        kind: obj.kind.name(),
+        name: obj.name.clone(),
+        org: o.unwrap_or_default().to_owned(),
+        team: t.unwrap_or_default().to_owned(),
+    })
 }

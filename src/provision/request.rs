@@ -5,6 +5,7 @@
 //! [`super::build`] turns into objects; it holds quantities in their canonical Kubernetes form, with
 //! requests filled in (half the limits unless given).
 
+use super::policy::Policy;
 use crate::domain::{NodeId, OrgId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +26,7 @@ pub struct RequestError {
     pub message: String,
 }
 
-pub(super) fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
+pub(crate) fn bad(field: impl Into<String>, message: impl Into<String>) -> RequestError {
     RequestError {
         field: field.into(),
         message: message.into(),
@@ -70,8 +71,13 @@ pub struct ProvisionRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// Parses and validates a body.
+/// Parses and validates a body under the default settings' [`Policy`].
 pub fn parse(body: Value) -> Result<ProvisionRequest, RequestError> {
+    parse_with(body, &Policy::default())
+}
+
+/// Parses and validates a body: its shape, then what the platform's `policy` allows.
+pub fn parse_with(body: Value, policy: &Policy) -> Result<ProvisionRequest, RequestError> {
     let raw: RawRequest = serde_json::from_value(body).map_err(|e| {
         let msg = e.to_string();
         let field = msg
@@ -109,13 +115,9 @@ pub fn parse(body: Value) -> Result<ProvisionRequest, RequestError> {
         }
     };
     let spec = match (mode, raw.dedicated_config) {
-        (Mode::Dedicated, Some(cfg)) => Some(dedicated(&cfg)?),
-        (Mode::Dedicated, None) => {
-            return Err(bad(
-                "dedicated_config",
-                "required when deployment_mode is dedicated",
-            ));
-        }
+        (Mode::Dedicated, Some(cfg)) => Some(dedicated(&cfg, policy)?),
+        // The design's migration body names only the mode: every field takes the platform's default.
+        (Mode::Dedicated, None) => Some(dedicated(&Value::Object(Default::default()), policy)?),
         (Mode::Shared, Some(_)) => {
             return Err(bad(
                 "dedicated_config",
@@ -125,12 +127,16 @@ pub fn parse(body: Value) -> Result<ProvisionRequest, RequestError> {
         (Mode::Shared, None) => None,
     };
     let pipeline = raw.pipeline.map(|p| pipeline(&p)).transpose()?;
+    // The design runs the AI pipeline for shared teams too; the provisioner builds and deletes a
+    // shared team's objects as one set, so that is not done yet and the request is refused rather
+    // than accepted and ignored.
     if pipeline.is_some() && mode == Mode::Shared {
         return Err(bad(
             "pipeline",
             "the AI-pipeline CronJob needs deployment_mode dedicated",
         ));
     }
+    super::policy::check(policy, spec.as_ref(), pipeline.as_ref())?;
     if let Some(key) = &raw.idempotency_key {
         check_idempotency_key("idempotency_key", key)?;
     }

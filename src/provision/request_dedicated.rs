@@ -1,9 +1,10 @@
 //! The parts of a provisioning request that describe the runtime: `dedicated_config` (resources,
 //! autoscaling, quota, node selector, tolerations) and `pipeline`, each refusal naming its field.
+//! What a request leaves out takes the [`Policy`]'s defaults; the HPA is on unless turned off.
 
 use super::*;
 
-pub(super) fn dedicated(cfg: &Value) -> Result<DedicatedSpec, RequestError> {
+pub(super) fn dedicated(cfg: &Value, policy: &Policy) -> Result<DedicatedSpec, RequestError> {
     let f = "dedicated_config";
     let map = object(cfg, f)?;
     only_keys(
@@ -20,7 +21,7 @@ pub(super) fn dedicated(cfg: &Value) -> Result<DedicatedSpec, RequestError> {
             "resource_quota",
         ],
     )?;
-    let replicas = int(map, f, "replicas")?.unwrap_or(1);
+    let replicas = int(map, f, "replicas")?.unwrap_or(policy.default_replicas.into());
     if !(0..=1000).contains(&replicas) {
         return Err(bad(format!("{f}.replicas"), "must be between 0 and 1000"));
     }
@@ -32,11 +33,11 @@ pub(super) fn dedicated(cfg: &Value) -> Result<DedicatedSpec, RequestError> {
     };
     only_keys(res, &rf, &["cpu", "memory", "requests"])?;
     let cpu_limit = cpu(
-        string(res, &rf, "cpu")?.unwrap_or("1"),
+        string(res, &rf, "cpu")?.unwrap_or(&policy.default_cpu),
         &format!("{rf}.cpu"),
     )?;
     let memory_limit = memory(
-        string(res, &rf, "memory")?.unwrap_or("2Gi"),
+        string(res, &rf, "memory")?.unwrap_or(&policy.default_memory),
         &format!("{rf}.memory"),
     )?;
     let qf = format!("{rf}.requests");
@@ -73,8 +74,11 @@ pub(super) fn dedicated(cfg: &Value) -> Result<DedicatedSpec, RequestError> {
             "must be an image reference without spaces",
         ));
     }
+    // The HPA is on unless the request turns it off with `false` or `null` (the design's
+    // troubleshooting recommends it); `true` or an absent key takes min 2, max 10, 70 % CPU.
     let autoscaling = match map.get("autoscaling") {
-        None | Some(Value::Null) => None,
+        Some(Value::Null) | Some(Value::Bool(false)) => None,
+        None | Some(Value::Bool(true)) => Some(Autoscaling::DEFAULT),
         Some(v) => Some(autoscaling(v, &format!("{f}.autoscaling"))?),
     };
     let network_policy = match map.get("network_policy") {

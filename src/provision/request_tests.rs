@@ -1,6 +1,7 @@
 //! Validation of the provisioning body: every refusal names its field.
 
-use super::request::{Mode, parse};
+use super::policy::Policy;
+use super::request::{Autoscaling, Mode, parse, parse_with};
 use serde_json::{Value, json};
 
 fn dedicated(config: Value) -> Value {
@@ -74,7 +75,11 @@ fn node_selectors_that_are_not_label_valid_are_refused() {
         "dedicated_config.node_selector.node-type"
     );
     let body = dedicated(json!({"node_selector": {"example.com/pool": "agents-1"}}));
-    assert!(parse(body).is_ok());
+    let policy = Policy {
+        node_selector_keys: vec!["example.com/pool".into()],
+        ..Policy::default()
+    };
+    assert!(parse_with(body, &policy).is_ok());
 }
 
 #[test]
@@ -102,7 +107,7 @@ fn unknown_fields_and_mode_mismatches_are_refused() {
     );
     let body = json!({"org_id": "acme", "team_node_id": "web", "colour": "red"});
     assert_eq!(refused_field(body), "colour");
-    let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated"});
+    let body = json!({"org_id": "acme", "team_node_id": "web", "dedicated_config": {}});
     assert_eq!(refused_field(body), "dedicated_config");
     let body = json!({"org_id": "acme", "team_node_id": "Web"});
     assert_eq!(refused_field(body), "team_node_id");
@@ -118,4 +123,78 @@ fn a_shared_request_needs_no_dedicated_config() {
     .unwrap();
     assert_eq!(req.mode, Mode::Shared);
     assert!(req.spec.is_none());
+}
+
+#[test]
+fn the_designs_migration_body_gets_the_default_runtime_with_the_hpa() {
+    let body = json!({"org_id": "acme", "team_node_id": "web", "deployment_mode": "dedicated"});
+    let spec = parse(body).unwrap().spec.unwrap();
+    assert_eq!(spec.replicas, 2);
+    assert_eq!(
+        (spec.cpu_limit.as_str(), spec.memory_limit.as_str()),
+        ("4", "8Gi")
+    );
+    assert_eq!(
+        (spec.cpu_request.as_str(), spec.memory_request.as_str()),
+        ("2", "4Gi")
+    );
+    assert_eq!(spec.autoscaling, Some(Autoscaling::DEFAULT));
+    assert_eq!(
+        (
+            Autoscaling::DEFAULT.min,
+            Autoscaling::DEFAULT.max,
+            Autoscaling::DEFAULT.cpu_percent
+        ),
+        (2, 10, 70)
+    );
+    for off in [json!(false), json!(null)] {
+        let spec = parse(dedicated(json!({"autoscaling": off})))
+            .unwrap()
+            .spec
+            .unwrap();
+        assert_eq!(spec.autoscaling, None, "{off}");
+    }
+    let spec = parse(dedicated(json!({"autoscaling": true})))
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(spec.autoscaling, Some(Autoscaling::DEFAULT));
+}
+
+#[test]
+fn a_pod_spec_outside_the_platforms_policy_is_refused_naming_the_field() {
+    let cases = [
+        (
+            json!({"image": "evil.example/miner:1"}),
+            "dedicated_config.image",
+        ),
+        (
+            json!({"node_selector": {"kubernetes.io/hostname": "ifox-node"}}),
+            "dedicated_config.node_selector.kubernetes.io/hostname",
+        ),
+        (
+            json!({"tolerations": [{"operator": "Exists"}]}),
+            "dedicated_config.tolerations[0].key",
+        ),
+        (
+            json!({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}),
+            "dedicated_config.tolerations[0].key",
+        ),
+        (
+            json!({"resource_quota": {"cpu": "1", "memory": "1Gi"}}),
+            "dedicated_config.resource_quota",
+        ),
+    ];
+    for (config, field) in cases {
+        assert_eq!(refused_field(dedicated(config.clone())), field, "{config}");
+    }
+    let mut body = dedicated(json!({}));
+    body["pipeline"] = json!({"schedule": "@daily", "image": "docker.io/evil/pipeline"});
+    assert_eq!(refused_field(body), "pipeline.image");
+    // Inside the defaults: the default image's repository, the `node-type` key.
+    let ok = dedicated(
+        json!({"image": "ghcr.io/incidentfox/agent:2", "node_selector": {"node-type": "high-memory"},
+        "tolerations": [{"key": "node-type", "operator": "Equal", "value": "agents", "effect": "NoSchedule"}]}),
+    );
+    assert!(parse(ok).is_ok());
 }

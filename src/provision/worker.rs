@@ -12,7 +12,7 @@
 use super::backend::{AnyBackend, Backend};
 use super::build::{ORG_LABEL, TEAM_LABEL};
 use super::objects::{self, Kind};
-use super::reconcile::{DRIFT, MANAGED, Outcome, Reconciler};
+use super::reconcile::{DRIFT, ERRORS, MANAGED, Outcome, Reconciler};
 use super::request::Mode;
 use super::{ProvisionError, admit};
 use crate::bus::Bus;
@@ -228,9 +228,18 @@ impl Worker {
             };
             match status.as_deref() {
                 Some("succeeded") => {
-                    let changed = r
-                        .apply_objects(&row.org, &row.team, &r.desired(row))
-                        .await?;
+                    let changed = match r.apply_objects(&row.org, &row.team, &r.desired(row)).await
+                    {
+                        Ok(changed) => changed,
+                        Err(e) if e.is_transient() => return Err(e.into()),
+                        // One team's refused object (e.g. a name now held by another tenant) must
+                        // not stop the resync of every other team.
+                        Err(e) => {
+                            tracing::error!(org = %row.org, team = %row.team, error = %e, "resync could not repair the team");
+                            metrics::counter!(ERRORS, "reason" => e.reason()).increment(1);
+                            continue;
+                        }
+                    };
                     if changed > 0 {
                         tracing::info!(org = %row.org, team = %row.team, changed, "drift repaired");
                         metrics::counter!(DRIFT).increment(changed as u64);

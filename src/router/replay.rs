@@ -4,19 +4,28 @@
 //! Each replayed message gets a new `ce-id`, `Ifox-Replay-Of: <the original ce-id>` (the root
 //! original when replaying a replay) and `Nats-Msg-Id: replay:<new ce-id>`; dead-letter headers are
 //! dropped and the message goes back to its original subject (`Ifox-DL-Subject`); every other header,
-//! `ce-time` included, is kept. The router derives the run id from `Ifox-Replay-Of` and `ce-time`, so
-//! replaying an already-dispatched event makes no second run;
+//! `ce-time`, `ce-source` and `ifox-org` included, is kept, and a message stored without `ce-time`
+//! gets its stream timestamp as `ce-time` (what the router used for its run id). The router derives
+//! the run id from the tenant scope, the source, `Ifox-Replay-Of` and `ce-time`, so replaying an
+//! already-dispatched event makes no second run;
 //! `--force` adds `Ifox-Replay-Force: true`, and the router then makes a new run that records which
 //! run it replays.
+//!
+//! The replay headers are signed: `Ifox-Replay-Sig` = HMAC-SHA256 over (replay-of, force flag, the
+//! new `ce-id`, the subject) with the key derived from the admin token
+//! ([`crate::domain::replay_sig`]). The router refuses replay headers without a valid signature
+//! ([`signed`]): a publisher that may publish on `ifox.events.>` cannot ask for a replay's run.
 //!
 //! The range is fixed when the replay starts (the stream's last sequence then), so messages the replay
 //! itself appends are never replayed again. `--dry-run` lists without publishing; `--rate` caps
 //! messages per second; a progress line goes to stderr every 2 s.
 
+use super::verdict::Event;
 use crate::bus::Bus;
 use crate::domain::headers::{
-    CE_ID, NATS_MSG_ID, REPLAY_FORCE, REPLAY_OF, REPLAY_PREFIX, dead_letter,
+    CE_ID, CE_TIME, NATS_MSG_ID, REPLAY_FORCE, REPLAY_OF, REPLAY_PREFIX, REPLAY_SIG, dead_letter,
 };
+use crate::domain::replay_sig;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
@@ -75,11 +84,29 @@ pub struct Summary {
     pub skipped: u64,
 }
 
-/// Headers and subject of the replay of a message stored on `subject`.
+/// Whether an event's replay headers (if any) are signed by `ifox replay` with `key`. An event
+/// without `Ifox-Replay-Of` and `Ifox-Replay-Force` needs no signature.
+pub fn signed(ev: &Event<'_>, key: &[u8]) -> bool {
+    let (of, force) = (ev.header(REPLAY_OF), ev.header(REPLAY_FORCE));
+    if of.is_none() && force.is_none() {
+        return true;
+    }
+    let (Some(of), Some(id), Some(sig)) = (of, ev.header(CE_ID), ev.header(REPLAY_SIG)) else {
+        return false;
+    };
+    // The same reading of the flag as the verdict's.
+    let force = force.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    replay_sig::verify(key, sig, of, force, id, ev.subject)
+}
+
+/// Headers and subject of the replay of a message stored on `subject` at `stored_at`, signed with
+/// `key`.
 pub fn replayed(
     subject: &str,
     headers: Option<&HeaderMap>,
+    stored_at: SystemTime,
     force: bool,
+    key: &[u8],
 ) -> Result<(String, HeaderMap, String), ReplayError> {
     let get = |name: &str| {
         headers
@@ -92,8 +119,19 @@ pub fn replayed(
             "{subject}: cannot tell the original event subject"
         )));
     }
-    let root = get(REPLAY_OF)
-        .or_else(|| get(CE_ID))
+    let stored_id = get(CE_ID).map(|id| id.trim().to_owned());
+    // The root original of a replay of a replay, but only from a replay ifox signed: a forged
+    // `Ifox-Replay-Of` (dead-lettered as unsigned) must not come back signed by this replay.
+    let signed_root = match (get(REPLAY_OF), get(REPLAY_SIG), stored_id.as_deref()) {
+        (Some(of), Some(sig), Some(id)) => {
+            let force = get(REPLAY_FORCE).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let of = of.trim().to_owned();
+            replay_sig::verify(key, &sig, &of, force, id, &target).then_some(of)
+        }
+        _ => None,
+    };
+    let root = signed_root
+        .or(stored_id)
         .ok_or_else(|| ReplayError::Invalid(format!("{subject}: no ce-id")))?;
     let new_id = format!("replay-{}", uuid::Uuid::now_v7());
     let mut out = HeaderMap::new();
@@ -113,18 +151,27 @@ pub fn replayed(
             }
         }
     }
+    // The router gave an event without ce-time the stream's timestamp for its run id: keep it.
+    if get(CE_TIME).is_none_or(|t| t.trim().is_empty()) {
+        let at = humantime::format_rfc3339_millis(stored_at).to_string();
+        out.insert(CE_TIME, at.as_str());
+    }
     out.insert(CE_ID, new_id.as_str());
     out.insert(NATS_MSG_ID, format!("replay:{new_id}"));
     out.insert(REPLAY_OF, root.as_str());
     if force {
         out.insert(REPLAY_FORCE, "true");
     }
+    let sig = replay_sig::sign(key, &root, force, &new_id, &target);
+    out.insert(REPLAY_SIG, sig.as_str());
     Ok((target, out, root))
 }
 
-/// Replays the selection; `progress` gets (done, total) now and then.
+/// Replays the selection, signed with `key` ([`replay_sig::key`] of the admin token); `progress`
+/// gets (done, total) now and then.
 pub async fn replay(
     bus: &Bus,
+    key: &[u8],
     sel: &Selection,
     opts: &Options,
     mut progress: impl FnMut(&Summary, u64),
@@ -179,7 +226,13 @@ pub async fn replay(
             break;
         }
         summary.matched += 1;
-        match replayed(&msg.subject, msg.headers.as_ref(), opts.force) {
+        match replayed(
+            &msg.subject,
+            msg.headers.as_ref(),
+            published_at,
+            opts.force,
+            key,
+        ) {
             Ok((subject, headers, _)) if !opts.dry_run => {
                 bus.publish(subject, headers, msg.payload.clone())
                     .await
@@ -213,38 +266,8 @@ pub async fn replay(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replay_gets_a_new_id_names_the_root_original_and_drops_dead_letter_headers() {
-        let mut h = HeaderMap::new();
-        h.insert("ce-id", "ev1");
-        h.insert("ce-source", "github");
-        h.insert("ce-time", "2026-11-28T12:00:00.000Z");
-        h.insert("Nats-Msg-Id", "dl:router:EVENTS:7");
-        h.insert(dead_letter::SUBJECT, "ifox.events.github.issues");
-        h.insert(dead_letter::REASON, "no_route");
-        let (subject, out, root) =
-            replayed("ifox.deadletter.router.no_route", Some(&h), false).unwrap();
-        assert_eq!(
-            (subject.as_str(), root.as_str()),
-            ("ifox.events.github.issues", "ev1")
-        );
-        assert_ne!(out.get("ce-id").unwrap().as_str(), "ev1");
-        assert!(out.get(dead_letter::REASON).is_none() && out.get(REPLAY_FORCE).is_none());
-        assert_eq!(out.get("ce-source").unwrap().as_str(), "github");
-        assert_eq!(
-            out.get("ce-time").unwrap().as_str(),
-            "2026-11-28T12:00:00.000Z",
-            "the run id derives from ce-time"
-        );
-        // replaying the replay still names the first original
-        let (_, again, root) = replayed("ifox.events.github.issues", Some(&out), true).unwrap();
-        assert_eq!(root, "ev1");
-        assert_eq!(again.get(REPLAY_FORCE).unwrap().as_str(), "true");
-    }
-}
+#[path = "replay_tests.rs"]
+mod tests;
 
 /// `ifox replay …`
 #[derive(Debug, clap::Subcommand)]
@@ -313,8 +336,8 @@ fn when(arg: &Option<String>) -> Result<Option<SystemTime>, ReplayError> {
     Ok(Some(SystemTime::now() - age))
 }
 
-/// Runs `ifox replay …`.
-pub async fn run_cli(bus: &Bus, cmd: ReplayCommand) -> Result<Summary, ReplayError> {
+/// Runs `ifox replay …`, signing with `key` ([`replay_sig::key`] of the admin token).
+pub async fn run_cli(bus: &Bus, key: &[u8], cmd: ReplayCommand) -> Result<Summary, ReplayError> {
     let (mut sel, range, opts) = match cmd {
         ReplayCommand::Events {
             range,
@@ -344,7 +367,7 @@ pub async fn run_cli(bus: &Bus, cmd: ReplayCommand) -> Result<Summary, ReplayErr
         force: opts.force,
         rate: opts.rate,
     };
-    replay(bus, &sel, &options, |s, last| {
+    replay(bus, key, &sel, &options, |s, last| {
         eprintln!(
             "replay: {} matched, {} republished, {} skipped (stream up to seq {last})",
             s.matched, s.republished, s.skipped

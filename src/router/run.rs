@@ -1,8 +1,10 @@
 //! The agent-run document (schema `ifox.agent_run.v1`), published to AGENT_RUNS. It carries ids,
 //! the decision and the config version — never a secret or a token.
 //!
-//! The run id derives from the event (its `ce-id` and `ce-time`), so a redelivered or replayed event
-//! names the same run and collapses on `Nats-Msg-Id` and on the database's uniqueness rule; a forced
+//! The run id derives from the event — its dedup key ([`crate::domain::headers::event_msg_id`]: the
+//! tenant scope, i.e. the `ifox-org` of an org-scoped URL or global, the source and the `ce-id`) and
+//! its `ce-time` — so two tenants' events that share a `ce-id` name two runs, and a redelivered or
+//! replayed event names the same run and collapses on `Nats-Msg-Id` and on the database's uniqueness rule; a forced
 //! replay derives from the replayed run id and the replay's own event id, so it makes a new run that
 //! records which run it replays.
 //!
@@ -10,8 +12,10 @@
 //! `ce-time` in milliseconds, the rest are the UUIDv5 bits of its id. The database's unique index on
 //! the run id then grows at its end like a timestamp index, instead of taking every new run at a
 //! random leaf: that cut the SQLite cost of recording a run by about 60% on a 100,000-row table, and
-//! the gap widens as the table grows. An event without a readable `ce-time` gets time 0 (its run id
-//! is then as stable, only not ordered).
+//! the gap widens as the table grows. An event published without `ce-time` (a direct publisher) is
+//! given the stream's timestamp by the router's worker (the same on every redelivery; `ifox replay`
+//! writes it into the replay's `ce-time`), so it is as stable and still ordered; only an unreadable
+//! `ce-time` gives time 0.
 
 use super::decision::Deployment;
 use crate::domain::routing::Identifier;
@@ -24,9 +28,10 @@ pub const SCHEMA: &str = "ifox.agent_run.v1";
 /// Namespace of run ids (a fixed random UUID).
 const RUN_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_0b5e_9a43_4f0e_8d2b_51a7_c3e9_0f12);
 
-/// The run id of an event (stable across redeliveries and plain replays, which keep `ce-time`).
-pub fn run_id(event_id: &str, event_ms: u64) -> Uuid {
-    time_ordered(Uuid::new_v5(&RUN_NAMESPACE, event_id.as_bytes()), event_ms)
+/// The run id of an event from its dedup key (stable across redeliveries and plain replays, which
+/// keep `ce-time`).
+pub fn run_id(event_key: &str, event_ms: u64) -> Uuid {
+    time_ordered(Uuid::new_v5(&RUN_NAMESPACE, event_key.as_bytes()), event_ms)
 }
 
 /// The run id of a forced replay.

@@ -9,7 +9,9 @@
 use super::decision::decide;
 use super::inputs::inputs;
 use super::run::{AgentRun, SCHEMA, event_ms, forced_run_id, run_id};
-use crate::domain::headers::{CE_ID, CE_SOURCE, CE_TIME, CE_TYPE, REPLAY_FORCE, REPLAY_OF};
+use crate::domain::headers::{
+    CE_ID, CE_SOURCE, CE_TIME, CE_TYPE, ORG, REPLAY_FORCE, REPLAY_OF, event_msg_id,
+};
 use crate::domain::identifiers;
 use crate::domain::routing::RouteOutcome;
 use crate::tenancy::Catalog;
@@ -144,7 +146,9 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         .header(REPLAY_FORCE)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let at = event_ms(ev.header(CE_TIME));
-    let root = run_id(replay_of.unwrap_or(event_id), at);
+    // Keyed like the event's dedup id (tenant scope, source, ce-id): see `run.rs`.
+    let key = event_msg_id(ev.header(ORG), source, replay_of.unwrap_or(event_id));
+    let root = run_id(&key, at);
     let (run_id, replay_of) = if forced && replay_of.is_some() {
         (forced_run_id(&root, event_id, at), Some(root))
     } else {

@@ -10,13 +10,19 @@
 //! disposition. A chunk instead of one event per request took the router from 0.45–0.47 to
 //! 0.52–0.59 of the raw loop in `just bench-router` (fewer hand-offs between threads).
 //!
+//! Before the verdict, an event published without `ce-time` is given the stream's timestamp (its
+//! run id is then ordered and stays the same on every redelivery, see [`super::run`]), and replay
+//! headers that `ifox replay` did not sign ([`super::replay::signed`]) make the event an
+//! `invalid_event` dead letter: only ifox's replay may ask for a replay's run.
+//!
 //! Permanent failures become [`Disposition::DeadLetter`] (the consumer toolkit stores the dead letter,
 //! PubAck first, then terminates); transient ones are NAKed with the toolkit's [`nak_delay`].
 
 use super::recorder::RunState;
 use super::verdict::{Event, Verdict, verdict};
 use crate::bus::{Bus, Delivery, Disposition, PublishError, nak_delay};
-use crate::domain::{headers, now_ms};
+use crate::domain::headers::{self, CE_TIME};
+use crate::domain::now_ms;
 use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
@@ -38,6 +44,8 @@ pub struct Worker {
     tenancy: Tenancy,
     bus: Bus,
     recorder: super::recorder::Recorder,
+    /// Checks replay signatures ([`crate::domain::replay_sig::key`] of the admin token).
+    replay_key: std::sync::Arc<Vec<u8>>,
 }
 
 impl Worker {
@@ -46,12 +54,14 @@ impl Worker {
         self.recorder.flush().await;
     }
 
-    pub fn new(tenancy: Tenancy, bus: Bus) -> Worker {
+    /// `replay_key`: [`crate::domain::replay_sig::key`] of the admin token, as `ifox replay` signs.
+    pub fn new(tenancy: Tenancy, bus: Bus, replay_key: Vec<u8>) -> Worker {
         let recorder = super::recorder::Recorder::spawn(tenancy.store().clone());
         Worker {
             tenancy,
             bus,
             recorder,
+            replay_key: std::sync::Arc::new(replay_key),
         }
     }
 
@@ -62,11 +72,26 @@ impl Worker {
         let started = Instant::now();
         let mut out = vec![Disposition::Ack; items.len()];
         let (mut runs, mut rows) = (Vec::new(), Vec::new());
-        for (i, (ev, delivery)) in items.iter().enumerate() {
-            match verdict(self.tenancy.catalog(), ev) {
+        let stamped: Vec<Option<HeaderMap>> = items.iter().map(|(ev, d)| stamp(ev, d)).collect();
+        for (i, ((ev, delivery), stamped)) in items.iter().zip(&stamped).enumerate() {
+            let ev = match stamped {
+                Some(headers) => Event {
+                    headers: Some(headers),
+                    ..*ev
+                },
+                None => *ev,
+            };
+            if !super::replay::signed(&ev, &self.replay_key) {
+                out[i] = Disposition::DeadLetter {
+                    reason: "invalid_event",
+                    detail: "unsigned replay header".to_owned(),
+                };
+                continue;
+            }
+            match verdict(self.tenancy.catalog(), &ev) {
                 Verdict::Dispatch { mut run, subject } => {
                     run.event_seq = Some(delivery.stream_seq());
-                    match prepare(&run, subject, ev) {
+                    match prepare(&run, subject, &ev) {
                         Ok((prepared, row)) => {
                             runs.push((i, run, prepared));
                             rows.push(row);
@@ -141,6 +166,18 @@ impl Worker {
         metrics::counter!("ifox_router_retries_total").increment(1);
         Disposition::Nak(delay)
     }
+}
+
+/// The headers of an event published without `ce-time`, with the stream's timestamp as `ce-time`
+/// (`None` when it has one: the event is used as stored). Only such events pay for the copy.
+fn stamp(ev: &Event<'_>, delivery: &Delivery) -> Option<HeaderMap> {
+    if ev.header(CE_TIME).is_some() {
+        return None;
+    }
+    let mut headers = ev.headers.cloned().unwrap_or_default();
+    let at = humantime::format_rfc3339_millis(delivery.published()).to_string();
+    headers.insert(CE_TIME, at.as_str());
+    Some(headers)
 }
 
 /// What publishing one run takes (its record goes to the run writer separately).

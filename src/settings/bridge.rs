@@ -122,7 +122,7 @@ impl BridgeSettings {
 }
 
 /// A TOML list, or one comma-separated string (the environment's form).
-fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

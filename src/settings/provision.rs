@@ -2,6 +2,7 @@
 //! `provisioner` role and the provisioning API. Every key has a default, so a process that never
 //! provisions needs none of them.
 
+use super::bridge::list;
 use super::humantime_serde_compat as duration;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -67,6 +68,40 @@ pub struct ProvisionSettings {
     pub hours_per_month: f64,
     /// What the shared runtime costs a month in total, split by each team's share of runs.
     pub shared_monthly_usd: f64,
+    /// `IFOX__PROVISION__ALLOWED_IMAGE_PREFIXES` (comma-separated): the only images a request may
+    /// name start with one of these. Empty: the repository of `image` (everything up to its last
+    /// '/', e.g. `ghcr.io/incidentfox/`).
+    #[serde(deserialize_with = "list")]
+    pub allowed_image_prefixes: Vec<String>,
+    /// `IFOX__PROVISION__ALLOWED_NODE_SELECTOR_KEYS`: the node selector keys a request may set.
+    /// Default `node-type` (the design's example); set to an empty string to allow none.
+    #[serde(deserialize_with = "list")]
+    pub allowed_node_selector_keys: Vec<String>,
+    /// `IFOX__PROVISION__ALLOWED_TOLERATION_KEYS`: the taint keys a request may tolerate (a
+    /// toleration without a key, which tolerates every taint, is never allowed). Default
+    /// `node-type`; an empty string allows none.
+    #[serde(deserialize_with = "list")]
+    pub allowed_toleration_keys: Vec<String>,
+    /// The dedicated runtime a request gets for what its `dedicated_config` leaves out (the
+    /// design's example: 2 replicas of 4 vCPU / 8Gi; requests are half the limits).
+    /// `IFOX__PROVISION__DEFAULT_REPLICAS`, `…__DEFAULT_CPU`, `…__DEFAULT_MEMORY`.
+    pub default_replicas: i32,
+    pub default_cpu: String,
+    pub default_memory: String,
+}
+
+impl ProvisionSettings {
+    /// The image prefixes in force: the setting, else the repository of the default image.
+    pub fn image_prefixes(&self) -> Vec<String> {
+        if !self.allowed_image_prefixes.is_empty() {
+            return self.allowed_image_prefixes.clone();
+        }
+        match self.image.rfind('/') {
+            Some(i) => vec![self.image[..=i].to_owned()],
+            // An image without a repository ("agent:1"): only exactly that name.
+            None => vec![self.image.split(':').next().unwrap_or_default().to_owned()],
+        }
+    }
 }
 
 impl Default for ProvisionSettings {
@@ -81,6 +116,12 @@ impl Default for ProvisionSettings {
             gib_hour_usd: 0.0035,
             hours_per_month: 730.0,
             shared_monthly_usd: 220.0,
+            allowed_image_prefixes: vec![],
+            allowed_node_selector_keys: vec!["node-type".to_owned()],
+            allowed_toleration_keys: vec!["node-type".to_owned()],
+            default_replicas: 2,
+            default_cpu: "4".to_owned(),
+            default_memory: "8Gi".to_owned(),
         }
     }
 }
@@ -111,6 +152,29 @@ mod tests {
         assert_eq!(s.kube.manifests_dir, std::path::PathBuf::from("/tmp/m"));
         assert_eq!(s.kube.namespace, "agents");
         assert_eq!(s.provision.grace, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_pod_spec_allow_lists_default_to_the_images_repository_and_node_type() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.provision.image_prefixes(), ["ghcr.io/incidentfox/"]);
+        assert_eq!(s.provision.allowed_node_selector_keys, ["node-type"]);
+        assert_eq!(s.provision.allowed_toleration_keys, ["node-type"]);
+        let s = load(&[
+            (
+                "IFOX__PROVISION__ALLOWED_IMAGE_PREFIXES",
+                "registry.example/agents/, ghcr.io/x/",
+            ),
+            ("IFOX__PROVISION__ALLOWED_NODE_SELECTOR_KEYS", ""),
+            ("IFOX__PROVISION__ALLOWED_TOLERATION_KEYS", "gpu,dedicated"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.provision.image_prefixes(),
+            ["registry.example/agents/", "ghcr.io/x/"]
+        );
+        assert!(s.provision.allowed_node_selector_keys.is_empty());
+        assert_eq!(s.provision.allowed_toleration_keys, ["gpu", "dedicated"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `routing_claims` table: `(org, kind, value)` is the primary key, so two teams of one org can
-//! never own the same identifier, whatever the application does.
+//! never own the same identifier, whatever the application does; a partial unique index on
+//! `(kind, value)` does the same across orgs for tenant-level kinds (workspace, GitHub owner).
 
 use super::{Conn, StoreError, row};
 use crate::domain::routing::{Claim, Identifier, IdentifierKind};
@@ -70,6 +71,38 @@ pub async fn first_conflict(
         .await?;
         if let Some(found) = found {
             return Ok(Some((id.clone(), row::node(&found, "team_id")?)));
+        }
+    }
+    Ok(None)
+}
+
+/// The first identifier of `wanted` that another org owns at the tenant level: the same tenant-level
+/// claim (unique across all orgs), or the tenant namespace a team-level identifier lies in (the GitHub
+/// owner of a repo). Returns the identifier and the owning org.
+pub async fn first_foreign(
+    conn: &mut Conn,
+    org: &OrgId,
+    wanted: &BTreeSet<Identifier>,
+) -> Result<Option<(Identifier, OrgId)>, StoreError> {
+    for id in wanted {
+        let tenant = if id.kind.is_tenant_level() {
+            id.clone()
+        } else {
+            match id.namespace() {
+                Some(ns) => ns,
+                None => continue,
+            }
+        };
+        let found = sqlx::query(
+            "SELECT org_id FROM routing_claims WHERE kind = $1 AND value = $2 AND org_id <> $3 ORDER BY org_id LIMIT 1",
+        )
+        .bind(tenant.kind.key())
+        .bind(&tenant.value)
+        .bind(org.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(found) = found {
+            return Ok(Some((id.clone(), row::org(&found, "org_id")?)));
         }
     }
     Ok(None)

@@ -175,3 +175,19 @@ pub async fn deletions(conn: &mut Conn) -> Result<Vec<(OrgId, NodeId, String, i6
         })
         .collect()
 }
+
+/// Deletes the desired runtimes of an org (the org is being deleted; the runtime tokens they hold go
+/// with them). Its pending deletions stay: they are what removes its Kubernetes objects after the
+/// grace. They no longer name a provisioning run to report to (`resync`, as for orphans), since the
+/// org's runs are deleted too; the resync schedules the objects of its other dedicated teams.
+pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM provision_deployments WHERE org_id = $1")
+        .bind(org.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE provision_deletions SET run_id = 'resync' WHERE org_id = $1")
+        .bind(org.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

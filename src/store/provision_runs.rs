@@ -176,3 +176,24 @@ pub async fn stale_pending(
     .await?;
     rows.iter().map(row::org_team).collect()
 }
+
+/// Deletes every provisioning run of an org with its steps, and its idempotency keys (the org is
+/// being deleted).
+pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM provision_steps WHERE run_id IN (SELECT run_id FROM provision_runs WHERE org_id = $1)",
+    )
+    .bind(org.as_str())
+    .execute(&mut *conn)
+    .await?;
+    for sql in [
+        "DELETE FROM provision_runs WHERE org_id = $1",
+        "DELETE FROM provision_idempotency WHERE org_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(org.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -11,6 +11,7 @@
 //! names and placeholder numbers; every value is bound.
 
 use super::{Conn, StoreError};
+use crate::domain::OrgId;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -292,4 +293,19 @@ pub async fn overdue(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RunRec
         .fetch_all(conn)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Deletes every run of an org with its transitions (the org is being deleted).
+pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM run_transitions WHERE run_id IN (SELECT run_id FROM runs WHERE org_id = $1)",
+    )
+    .bind(org.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM runs WHERE org_id = $1")
+        .bind(org.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -153,3 +153,13 @@ pub async fn touch(conn: &mut Conn, token_id: &str, now: i64) -> Result<(), Stor
         .await?;
     Ok(())
 }
+
+/// Deletes every token of an org, revoked or not (the org is being deleted): a new org with the same
+/// id must not list them, and a deleted token cannot authenticate.
+pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM tokens WHERE org_id = $1")
+        .bind(org.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -49,3 +49,12 @@ pub async fn delete(conn: &mut Conn, org: &OrgId, provider: &str) -> Result<(), 
         .await?;
     Ok(())
 }
+
+/// Deletes every secret of an org (the org is being deleted).
+pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM webhook_secrets WHERE org_id = $1")
+        .bind(org.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -6,10 +6,12 @@
 //! concurrent writers), compare-and-set the config, append history, audit. Any refusal rolls it all
 //! back.
 
+use super::scope::Role;
 use super::{Effective, OrgScope, Tenancy, TenancyError, node_target};
 use crate::domain::config::{self, LockViolation};
+use crate::domain::platform_keys;
 use crate::domain::routing::{Identifier, claims_of};
-use crate::domain::{NodeId, NodeType, OrgId, now_ms};
+use crate::domain::{NodeId, NodeType, now_ms};
 use crate::store::{Conn, StoreError, audit, claims, history, nodes};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -226,6 +228,17 @@ pub async fn write_config_in(
             .await?
             .ok_or_else(|| TenancyError::not_found(format!("version {version} of node {node}")))?,
     };
+    // Decided before the "nothing changed" shortcut: a team naming a platform key is refused even
+    // with its current value, so the answer never tells it whether it guessed that value.
+    if scope.role() == Role::Team {
+        let written = match write {
+            ConfigWrite::Patch(body) | ConfigWrite::Replace(body) => body,
+            ConfigWrite::Rollback(_) => &Value::Null,
+        };
+        if let Some(key) = platform_keys::first_touched(&current.config, &next, written) {
+            return Err(TenancyError::PlatformOwnedKey { key });
+        }
+    }
     if next == current.config {
         return Ok(Written {
             config: next,
@@ -243,7 +256,7 @@ pub async fn write_config_in(
     if current.node_type == NodeType::Team {
         let wanted = claims_of(&next)?;
         if wanted != claims_of(&current.config).unwrap_or_default() {
-            replace_claims(conn, org, node, &wanted).await?;
+            replace_claims(conn, scope, node, &wanted).await?;
         }
     }
     if !nodes::set_config(conn, org, node, &next, current.version, now).await? {
@@ -281,19 +294,21 @@ pub async fn write_config_in(
     })
 }
 
-/// Replaces a team's claims, or names the team that owns one of them. A concurrent writer can claim
-/// one between the check and the insert; the database's uniqueness decides, and the insert runs in a
-/// savepoint so that the transaction stays usable to name the winner (on PostgreSQL a failed
-/// statement aborts the whole transaction), whoever's transaction it is.
+/// Replaces a team's claims, or names the owner of one of them: another team of the org, or another
+/// org owning the identifier's tenant (a workspace or GitHub owner is one org's; a repo of an owner
+/// another org claims is that org's namespace). A concurrent writer can claim one between the check
+/// and the insert; the database's uniqueness decides, and the insert runs in a savepoint so that the
+/// transaction stays usable to name the winner (on PostgreSQL a failed statement aborts the whole
+/// transaction), whoever's transaction it is.
 async fn replace_claims(
     conn: &mut Conn,
-    org: &OrgId,
+    scope: &OrgScope,
     node: &NodeId,
     wanted: &BTreeSet<Identifier>,
 ) -> Result<(), TenancyError> {
-    let conflict = |(identifier, team)| TenancyError::ClaimConflict { identifier, team };
-    if let Some(found) = claims::first_conflict(conn, org, node, wanted).await? {
-        return Err(conflict(found));
+    let org = scope.org();
+    if let Some(found) = first_owner(conn, scope, node, wanted).await? {
+        return Err(found);
     }
     let mut savepoint = sqlx::Connection::begin(&mut *conn)
         .await
@@ -302,11 +317,31 @@ async fn replace_claims(
         Ok(()) => Ok(savepoint.commit().await.map_err(StoreError::from)?),
         Err(e) if e.is_unique_violation() => {
             savepoint.rollback().await.map_err(StoreError::from)?;
-            match claims::first_conflict(conn, org, node, wanted).await? {
-                Some(found) => Err(conflict(found)),
+            match first_owner(conn, scope, node, wanted).await? {
+                Some(found) => Err(found),
                 None => Err(e.into()),
             }
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The refusal for the first wanted identifier someone else owns, if any. Another org is named only to
+/// a caller who sees every org; an org admin or a team learns "another tenant".
+async fn first_owner(
+    conn: &mut Conn,
+    scope: &OrgScope,
+    node: &NodeId,
+    wanted: &BTreeSet<Identifier>,
+) -> Result<Option<TenancyError>, TenancyError> {
+    if let Some((identifier, team)) =
+        claims::first_conflict(conn, scope.org(), node, wanted).await?
+    {
+        return Ok(Some(TenancyError::ClaimConflict { identifier, team }));
+    }
+    let foreign = claims::first_foreign(conn, scope.org(), wanted).await?;
+    Ok(foreign.map(|(identifier, org)| TenancyError::ForeignClaim {
+        identifier,
+        org: (scope.role() == Role::Global).then_some(org),
+    }))
 }

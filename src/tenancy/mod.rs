@@ -59,6 +59,16 @@ pub enum TenancyError {
         identifier: Identifier,
         team: NodeId,
     },
+    /// Another org owns the identifier's tenant (or the tenant-level identifier itself); `org` is
+    /// named only to a caller who may see it.
+    #[error("{} {:?} is claimed by {}", identifier.kind.key(), identifier.value,
+        org.as_ref().map_or_else(|| "another tenant".to_owned(), |o| format!("org {o}")))]
+    ForeignClaim {
+        identifier: Identifier,
+        org: Option<OrgId>,
+    },
+    #[error("key {key} is owned by the platform: only an org admin or the provisioner writes it")]
+    PlatformOwnedKey { key: &'static str },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{reason}")]

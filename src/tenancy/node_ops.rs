@@ -3,7 +3,10 @@
 
 use super::{OrgScope, Tenancy, TenancyError, node_target};
 use crate::domain::{NodeId, NodeType, OrgId, now_ms};
-use crate::store::{Conn, StoreError, audit, claims, history, nodes, tokens};
+use crate::store::{
+    Conn, StoreError, audit, claims, deployments, history, nodes, provision_runs, run_lifecycle,
+    tokens, webhook_secrets,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -223,7 +226,7 @@ impl Tenancy {
         history::delete_nodes(&mut tx, org, &doomed).await?;
         tokens::revoke_teams(&mut tx, org, &doomed, now).await?;
         if node.as_str() == org.as_str() {
-            tokens::revoke_org(&mut tx, org, now).await?;
+            delete_org_state(&mut tx, org).await?;
         }
         nodes::delete(&mut tx, org, &doomed).await?;
         let detail = json!({"cascade": cascade, "deleted": doomed});
@@ -241,6 +244,21 @@ impl Tenancy {
         self.changed(org, None).await?;
         Ok(doomed)
     }
+}
+
+/// Everything else an org owns, removed with its root node in the same transaction, so that a new
+/// org with the same id inherits nothing: its tokens (the runtime tokens included), webhook secrets,
+/// agent runs with their transitions, provisioning runs, steps, idempotency keys and desired
+/// runtimes. The Kubernetes objects of its dedicated teams go after the grace: pending deletions are
+/// kept, and the provisioner's resync schedules the objects no team wants any more (see
+/// `store::deployments::delete_org`). The audit log stays: it records who deleted the org.
+async fn delete_org_state(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {
+    tokens::delete_org(conn, org).await?;
+    webhook_secrets::delete_org(conn, org).await?;
+    run_lifecycle::delete_org(conn, org).await?;
+    provision_runs::delete_org(conn, org).await?;
+    deployments::delete_org(conn, org).await?;
+    Ok(())
 }
 
 /// Creates a unit or team under its parent (the org root by default) inside the caller's

@@ -8,11 +8,24 @@ use super::TenancyError;
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId};
 
-/// Administration of one org (global admin or that org's admin).
+/// Who acts through a scope: decides what a write may touch and which other orgs an answer may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The global admin, the CLI, the provisioner: every org is visible.
+    Global,
+    /// An org's admin: its own org only.
+    OrgAdmin,
+    /// A team token writing its own node: no platform-owned keys.
+    Team,
+}
+
+/// Administration of one org (global admin or that org's admin), or a team's own node through
+/// [`TeamScope::as_org_scope`] (then with [`Role::Team`]).
 #[derive(Debug, Clone)]
 pub struct OrgScope {
     org: OrgId,
     actor: String,
+    role: Role,
 }
 
 impl OrgScope {
@@ -21,6 +34,9 @@ impl OrgScope {
     }
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+    pub fn role(&self) -> Role {
+        self.role
     }
 }
 
@@ -42,11 +58,13 @@ impl TeamScope {
     pub fn actor(&self) -> &str {
         &self.actor
     }
-    /// The same rights as an org scope limited to this team's node (used to share the write path).
+    /// The org scope of this team's own node, with [`Role::Team`] (so the shared write path refuses
+    /// platform-owned keys).
     pub(crate) fn as_org_scope(&self) -> OrgScope {
         OrgScope {
             org: self.org.clone(),
             actor: self.actor.clone(),
+            role: Role::Team,
         }
     }
 }
@@ -64,9 +82,14 @@ pub(crate) fn org_scope(
             "a team token can only use /api/v1/config/me",
         ));
     }
+    let role = match principal {
+        Principal::GlobalAdmin => Role::Global,
+        _ => Role::OrgAdmin,
+    };
     Ok(OrgScope {
         org: org.clone(),
         actor: principal.actor(),
+        role,
     })
 }
 
@@ -111,6 +134,7 @@ pub fn cli_scope(org: &OrgId) -> OrgScope {
     OrgScope {
         org: org.clone(),
         actor: "cli".to_owned(),
+        role: Role::Global,
     }
 }
 
@@ -119,5 +143,6 @@ pub fn provisioner_scope(org: &OrgId) -> OrgScope {
     OrgScope {
         org: org.clone(),
         actor: "provisioner".to_owned(),
+        role: Role::Global,
     }
 }

@@ -1,6 +1,9 @@
 //! The command line: `ifox serve`, `ifox migrate`, `ifox admin …` (operator tasks straight against
 //! the database, recorded in the audit log with actor `cli`). Output of `admin` commands is JSON.
 
+mod dev;
+mod runs;
+
 use crate::app::{App, Role};
 use crate::domain::{NodeId, NodeType, OrgId};
 use crate::settings::Settings;
@@ -56,6 +59,12 @@ pub enum Command {
     },
     /// The reference agent: speaks `investigate` and the `ifox` protocol (docs/agent-protocol.md).
     AgentEcho(crate::bridge::echo::EchoArgs),
+    /// Agent runs and their outcomes.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Development helpers for a local stack (`just run`).
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,7 +177,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams(cmd) => streams(settings, cmd).await,
         Command::Replay(cmd) => {
             let bus = crate::bus::Bus::connect(&settings.nats).await?;
-            let summary = crate::router::replay::run_cli(&bus, cmd).await?;
+            let key = crate::domain::replay_sig::key(settings.admin.token.expose());
+            let summary = crate::router::replay::run_cli(&bus, &key, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
@@ -222,6 +232,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AgentEcho(args) => {
             Ok(crate::bridge::echo::run_cli(args, wait_for_signal()).await?)
         }
+        Command::Runs(cmd) => runs::run(&settings, cmd).await,
+        Command::Dev(cmd) => dev::run(&settings, cmd).await,
     }
 }
 

@@ -1,0 +1,58 @@
+//! Kubernetes names of a team's objects: unique per `(org, team)` across every tenant, valid DNS
+//! labels within their length limit, matching the bridge's default `agent-dedicated-*` pattern.
+//! Pure; [`super::build`] re-exports these.
+
+use super::build::AGENT_PORT;
+use crate::domain::{NodeId, OrgId};
+use sha2::{Digest, Sha256};
+
+/// `name` as is when it fits `max`, else its first characters and a 10-hex-digit SHA-256 of the whole
+/// name (distinct long names keep distinct results).
+pub fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    let keep = max - 11;
+    let head = name[..keep].trim_end_matches('-');
+    format!("{head}-{}", &digest[..10])
+}
+
+/// The prefix of every team object's name; the bridge's default allowed URL pattern is
+/// `http://agent-dedicated-*…`.
+pub const NAME_PREFIX: &str = "agent-dedicated";
+
+/// A name for one tenant's `(org, team)` under `prefix`, at most `max` characters, that no other
+/// `(org, team)` produces.
+///
+/// The design's `{prefix}-{org}-{team}` is kept when it is unambiguous: an org id without '-' ends
+/// at the first '-' after the prefix, so the string splits back into exactly one `(org, team)` (org
+/// `acme` team `x-y`). An org id with '-' could be split another way (org `acme-x` team `y` spells
+/// the same string), so such a tenant, like any name past `max`, gets `{prefix}--{org}-{team}`, cut
+/// to fit, then '-' and 10 hex digits of the SHA-256 of `{org}/{team}`. The double '-' keeps the two
+/// families apart (a plain name has an org character right after the prefix), and the hash names
+/// the pair ('/' is in no id). A deliberate 40-bit hash collision is still refused when applying:
+/// the provisioner never touches an object labelled for another tenant.
+pub fn tenant_name(prefix: &str, org: &OrgId, team: &NodeId, max: usize) -> String {
+    let plain = format!("{prefix}-{org}-{team}");
+    if !org.as_str().contains('-') && plain.len() <= max {
+        return plain;
+    }
+    let digest = hex::encode(Sha256::digest(format!("{org}/{team}").as_bytes()));
+    let full = format!("{prefix}--{org}-{team}");
+    let head = &full[..full.len().min(max - 11)];
+    format!("{}-{}", head.trim_end_matches('-'), &digest[..10])
+}
+
+/// The name of the team's Deployment, Service, Secret and optional objects.
+pub fn object_name(org: &OrgId, team: &NodeId) -> String {
+    tenant_name(NAME_PREFIX, org, team, 63)
+}
+
+/// `http://<name>.<namespace>.svc.cluster.local:8080`.
+pub fn service_url(org: &OrgId, team: &NodeId, namespace: &str) -> String {
+    format!(
+        "http://{}.{namespace}.svc.cluster.local:{AGENT_PORT}",
+        object_name(org, team)
+    )
+}
