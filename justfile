@@ -47,7 +47,7 @@ fmt:
     cargo fmt --all
 
 # Every benchmark (profile `perf`: optimised, no debug assertions; the first build takes a few minutes).
-bench: bench-tenancy bench-ingest bench-router
+bench: bench-tenancy bench-ingest bench-router bench-pipeline
 
 # Tenancy figures: route lookup, effective config from cache and from SQLite (10,000 teams, 100,000 claims).
 bench-tenancy:
@@ -60,6 +60,10 @@ bench-ingest: setup
 # Router throughput end to end against a raw JetStream loop (10,000 teams, 50,000 events; needs nats-server).
 bench-router: setup
     cargo bench --profile perf --bench router
+
+# The whole pipeline (signed webhooks -> ingest -> router -> bridge -> echo agent) against a raw JetStream chain: throughput, webhook-to-agent latency, the bridge's CPU per delivery, peak RSS (needs nats-server).
+bench-pipeline: setup
+    cargo bench --profile perf --bench pipeline
 
 # Stop the throwaway PostgreSQL cluster that `just test` started.
 pg-down:

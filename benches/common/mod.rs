@@ -87,7 +87,12 @@ pub fn rss_mib() -> f64 {
 
 /// Peak resident memory of this process (VmHWM), MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mib_of("self")
+}
+
+/// Peak resident memory (VmHWM) of process `pid` (or `self`), MiB; 0 when it is gone.
+pub fn peak_rss_mib_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -275,4 +280,18 @@ pub async fn start_nats() -> Nats {
         child,
         _dir: dir,
     }
+}
+
+/// The event ingest would publish for GitHub `issues` delivery `id` of repo `repo` (subject and
+/// CloudEvents headers), as a direct publisher following the contract sends it.
+pub fn github_issue_envelope(id: String, repo: &str) -> ifox::ingest::event::Envelope {
+    let signal = ifox::ingest::event::Signal {
+        event_type: "issues".into(),
+        id,
+        content_type: "application/json",
+        forward: vec![("x-github-event", "issues".into())],
+        routes: vec![Identifier::new(IdentifierKind::GithubRepos, repo)],
+    };
+    let now = std::time::SystemTime::now();
+    ifox::ingest::event::envelope("github", None, &signal, (None, None), now)
 }

@@ -30,12 +30,10 @@ mod target;
 
 use async_nats::jetstream;
 use client::Conn;
-use ifox::domain::routing::{Identifier, IdentifierKind};
-use ifox::ingest::event::{Signal, envelope};
 use measure::{Run, drive};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use target::Ifox;
 
 // The allocator of the `ifox` binary (src/main.rs), since the app runs inside this process.
@@ -114,19 +112,7 @@ async fn main() -> AnyResult<()> {
         move |n: u64| {
             let (js, body) = (js.clone(), body.clone());
             async move {
-                // The very message ingest would publish (subject, CloudEvents headers, payload), as a
-                // direct publisher following the contract sends it.
-                let signal = Signal {
-                    event_type: "issues".into(),
-                    id: format!("raw-{n}"),
-                    content_type: "application/json",
-                    forward: vec![("x-github-event", "issues".into())],
-                    routes: vec![Identifier::new(
-                        IdentifierKind::GithubRepos,
-                        "acme/checkout",
-                    )],
-                };
-                let e = envelope("github", None, &signal, (None, None), SystemTime::now());
+                let e = common::github_issue_envelope(format!("raw-{n}"), "acme/checkout");
                 js.publish_with_headers(e.subject, e.headers, body)
                     .await?
                     .await?;
