@@ -46,6 +46,8 @@ impl Supervisor {
     /// on its own (then fires `shutdown`, drains the others and names the task).
     pub async fn wait(mut self, shutdown: CancellationToken) -> Result<(), SupervisorError> {
         let failed = tokio::select! {
+            // Shutdown first: a task that ends because shutdown began is not a failure.
+            biased;
             () = shutdown.cancelled() => None,
             joined = self.tasks.join_next_with_id() => joined.map(|j| match j {
                 Ok((id, Ok(()))) => (self.name(id), "it returned".to_owned()),
@@ -54,6 +56,8 @@ impl Supervisor {
                 Err(e) => (self.name(e.id()), e.to_string()),
             }),
         };
+        // A task that ended cleanly in the same instant as the shutdown began stopped for it.
+        let failed = failed.filter(|(_, why)| !(shutdown.is_cancelled() && why == "it returned"));
         if let Some((task, why)) = &failed {
             tracing::error!(task, why = %why, "a role task ended; stopping the process");
             metrics::counter!("ifox_role_task_ended_total", "task" => *task).increment(1);
