@@ -321,13 +321,7 @@ pub async fn report(
     if let Some(e) = &mut error {
         e.truncate(e.floor_char_boundary(4096));
     }
-    let run = RunRef {
-        run_id: record.run_id.clone(),
-        event_id: record.event_id.clone(),
-        org_id: record.org_id.clone(),
-        team_id: record.team_id.clone(),
-        traceparent: None,
-    };
+    let run = RunRef::from(&record);
     let change = Change {
         to: status,
         detail: Some("reported by the agent"),

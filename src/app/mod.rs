@@ -192,7 +192,7 @@ impl App {
     /// role runs as a supervised task: one that ends on its own stops the others and makes this
     /// return an error (the process exits non-zero and is restarted).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        use supervisor::{Supervisor, until_shutdown};
+        use supervisor::{Supervisor, until_shutdown, until_shutdown_ok};
         let App {
             settings,
             roles,
@@ -253,19 +253,11 @@ impl App {
                     state.health.clone(),
                     shutdown.clone(),
                 );
-                let token = shutdown.clone();
-                tasks.spawn("router", async move {
-                    run.await.map_err(|e| e.to_string())?;
-                    until_shutdown(async {}, token).await
-                });
+                tasks.spawn("router", until_shutdown_ok(run, shutdown.clone()));
             }
             if let Some(bridge) = bridge {
                 let run = bridge.run(state.health.clone(), shutdown.clone());
-                let token = shutdown.clone();
-                tasks.spawn("bridge", async move {
-                    run.await.map_err(|e| e.to_string())?;
-                    until_shutdown(async {}, token).await
-                });
+                tasks.spawn("bridge", until_shutdown_ok(run, shutdown.clone()));
             }
         }
         let admin = roles.contains(&Role::Admin);
@@ -300,14 +292,11 @@ impl App {
         // Request tracing (a span per request, and its status and latency at debug level) by
         // tower-http rather than by hand.
         let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
-        let token = shutdown.clone();
-        tasks.spawn("http", async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(token.clone().cancelled_owned())
-                .await
-                .map_err(|e| format!("HTTP server failed: {e}"))?;
-            until_shutdown(async {}, token).await
-        });
+        let serve = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        let serve = async move { serve.await.map_err(|e| format!("HTTP server failed: {e}")) };
+        tasks.spawn("http", until_shutdown_ok(serve, shutdown.clone()));
         // The router finishes (and acks) the events it holds before the process exits.
         let outcome = tasks.wait(shutdown).await;
         tracing::info!("ifox stopped");

@@ -97,6 +97,17 @@ where
     }
 }
 
+/// A task that returns a result and only ends when `shutdown` fires: an error, or an end before
+/// shutdown, is a failure.
+pub async fn until_shutdown_ok<F, E>(task: F, shutdown: CancellationToken) -> TaskResult
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    task.await.map_err(|e| e.to_string())?;
+    until_shutdown(async {}, shutdown).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

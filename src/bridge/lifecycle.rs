@@ -25,6 +25,18 @@ pub struct RunRef {
     pub traceparent: Option<String>,
 }
 
+impl From<&crate::store::run_lifecycle::RunRecord> for RunRef {
+    fn from(r: &crate::store::run_lifecycle::RunRecord) -> RunRef {
+        RunRef {
+            run_id: r.run_id.clone(),
+            event_id: r.event_id.clone(),
+            org_id: r.org_id.clone(),
+            team_id: r.team_id.clone(),
+            traceparent: None,
+        }
+    }
+}
+
 /// A RUNS message.
 #[derive(Debug, Serialize)]
 struct Announcement<'a> {

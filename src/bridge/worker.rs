@@ -174,13 +174,7 @@ impl Bridge {
                     reason,
                     detail,
                 } => {
-                    let run = RunRef {
-                        run_id: record.run_id.clone(),
-                        event_id: record.event_id.clone(),
-                        org_id: record.org_id.clone(),
-                        team_id: record.team_id.clone(),
-                        traceparent: None,
-                    };
+                    let run = RunRef::from(&*record);
                     self.fail_and_dead_letter(&run, d, reason, detail).await;
                 }
                 Decision::Queue(plan) => {
@@ -561,13 +555,7 @@ pub async fn sweep(lifecycle: &Lifecycle) -> Result<usize, crate::store::StoreEr
     };
     let mut moved = 0;
     for r in overdue {
-        let run = RunRef {
-            run_id: r.run_id.clone(),
-            event_id: r.event_id.clone(),
-            org_id: r.org_id.clone(),
-            team_id: r.team_id.clone(),
-            traceparent: None,
-        };
+        let run = RunRef::from(&r);
         let change = Change {
             to: "timeout",
             detail: Some("swept: no outcome before the deadline"),

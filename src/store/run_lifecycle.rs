@@ -12,8 +12,6 @@
 
 use super::{Conn, StoreError};
 use crate::domain::OrgId;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// The statuses a run can be in, in lifecycle order.
 pub const STATUSES: [&str; 6] = [
@@ -116,7 +114,7 @@ pub async fn transition(conn: &mut Conn, c: &Change<'_>) -> Result<bool, StoreEr
 }
 
 /// A run as the API and the bridge read it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct RunRecord {
     pub run_id: String,
     pub event_id: String,
@@ -147,43 +145,12 @@ const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, de
     config_version, status, replay_of, matched, created_at, dispatched_at, delivering_at, running_at, \
     finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error";
 
-fn from_row(r: &AnyRow) -> Result<RunRecord, StoreError> {
-    Ok(RunRecord {
-        run_id: r.try_get("run_id")?,
-        event_id: r.try_get("event_id")?,
-        org_id: r.try_get("org_id")?,
-        team_id: r.try_get("team_id")?,
-        source: r.try_get("source")?,
-        event_type: r.try_get("event_type")?,
-        deployment_mode: r.try_get("deployment_mode")?,
-        subject: r.try_get("subject")?,
-        config_version: r.try_get("config_version")?,
-        status: r.try_get("status")?,
-        replay_of: r.try_get("replay_of")?,
-        matched: r.try_get("matched")?,
-        created_at: r.try_get("created_at")?,
-        dispatched_at: r.try_get("dispatched_at")?,
-        delivering_at: r.try_get("delivering_at")?,
-        running_at: r.try_get("running_at")?,
-        finished_at: r.try_get("finished_at")?,
-        deadline_at: r.try_get("deadline_at")?,
-        attempts: r.try_get("attempts")?,
-        delivered_to: r.try_get("delivered_to")?,
-        protocol: r.try_get("protocol")?,
-        result_text: r.try_get("result_text")?,
-        error: r.try_get("error")?,
-    })
-}
-
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE run_id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(run_id)
         .fetch_optional(conn)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await?)
 }
 
 /// The runs of an org's event (a forced replay makes more than one).
@@ -195,16 +162,15 @@ pub async fn by_event(
     let sql = format!(
         "SELECT {COLUMNS} FROM runs WHERE org_id = $1 AND event_id = $2 ORDER BY created_at, run_id"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org)
         .bind(event_id)
         .fetch_all(conn)
-        .await?;
-    rows.iter().map(from_row).collect()
+        .await?)
 }
 
 /// A transition as recorded.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct TransitionRow {
     pub status: String,
     pub at: i64,
@@ -212,21 +178,12 @@ pub struct TransitionRow {
 }
 
 pub async fn transitions(conn: &mut Conn, run_id: &str) -> Result<Vec<TransitionRow>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT status, at, detail FROM run_transitions WHERE run_id = $1 ORDER BY at, status",
     )
     .bind(run_id)
     .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(TransitionRow {
-                status: r.try_get("status")?,
-                at: r.try_get("at")?,
-                detail: r.try_get("detail")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// What a listing selects; `before` is the cursor (the `(created_at, run_id)` of the last row of
@@ -267,7 +224,7 @@ pub async fn list(conn: &mut Conn, f: &Filter<'_>) -> Result<Vec<RunRecord>, Sto
         next(" AND run_id < ?))", &mut sql);
     }
     next(" ORDER BY created_at DESC, run_id DESC LIMIT ?", &mut sql);
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.org);
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(f.org);
     for v in [f.team, f.status, f.source].into_iter().flatten() {
         q = q.bind(v);
     }
@@ -277,8 +234,7 @@ pub async fn list(conn: &mut Conn, f: &Filter<'_>) -> Result<Vec<RunRecord>, Sto
     if let Some((at, id)) = f.before {
         q = q.bind(at).bind(at).bind(id);
     }
-    let rows = q.bind(f.limit).fetch_all(conn).await?;
-    rows.iter().map(from_row).collect()
+    Ok(q.bind(f.limit).fetch_all(conn).await?)
 }
 
 /// Runs not finished whose deadline passed (the sweeper's work), oldest deadline first.
@@ -287,12 +243,11 @@ pub async fn overdue(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RunRec
         "SELECT {COLUMNS} FROM runs WHERE status IN ('delivering', 'running') \
          AND deadline_at IS NOT NULL AND deadline_at < $1 ORDER BY deadline_at LIMIT $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(now)
         .bind(limit)
         .fetch_all(conn)
-        .await?;
-    rows.iter().map(from_row).collect()
+        .await?)
 }
 
 /// Deletes every run of an org with its transitions (the org is being deleted).
