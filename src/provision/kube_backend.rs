@@ -9,7 +9,6 @@ use super::backend::{Backend, BackendError};
 use super::build::MANAGED_BY;
 use super::objects::{Desired, Kind};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -55,8 +54,7 @@ impl KubeBackend {
     }
 
     fn api(&self, kind: Kind) -> (Api<DynamicObject>, ApiResource) {
-        let (g, v, k, plural) = kind.gvkp();
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, k), plural);
+        let resource = kind.api_resource();
         (
             Api::namespaced_with(self.client.clone(), &self.namespace, &resource),
             resource,

@@ -28,43 +28,42 @@ impl Kind {
         Kind::CronJob,
     ];
 
-    /// `(group, version, kind, plural)` of the REST path.
-    pub fn gvkp(self) -> (&'static str, &'static str, &'static str, &'static str) {
+    /// The API resource (group, version, kind, plural) as k8s-openapi's types define it, through
+    /// kube's `ApiResource::erase`: no hand-kept table to drift from the API.
+    pub fn api_resource(self) -> kube::core::ApiResource {
+        use k8s_openapi::api::{apps, autoscaling, batch, core, networking};
+        use kube::core::ApiResource as R;
         match self {
-            Kind::Secret => ("", "v1", "Secret", "secrets"),
-            Kind::Deployment => ("apps", "v1", "Deployment", "deployments"),
-            Kind::Service => ("", "v1", "Service", "services"),
-            Kind::HorizontalPodAutoscaler => (
-                "autoscaling",
-                "v2",
-                "HorizontalPodAutoscaler",
-                "horizontalpodautoscalers",
-            ),
-            Kind::NetworkPolicy => (
-                "networking.k8s.io",
-                "v1",
-                "NetworkPolicy",
-                "networkpolicies",
-            ),
-            Kind::ResourceQuota => ("", "v1", "ResourceQuota", "resourcequotas"),
-            Kind::CronJob => ("batch", "v1", "CronJob", "cronjobs"),
+            Kind::Secret => R::erase::<core::v1::Secret>(&()),
+            Kind::Deployment => R::erase::<apps::v1::Deployment>(&()),
+            Kind::Service => R::erase::<core::v1::Service>(&()),
+            Kind::HorizontalPodAutoscaler => {
+                R::erase::<autoscaling::v2::HorizontalPodAutoscaler>(&())
+            }
+            Kind::NetworkPolicy => R::erase::<networking::v1::NetworkPolicy>(&()),
+            Kind::ResourceQuota => R::erase::<core::v1::ResourceQuota>(&()),
+            Kind::CronJob => R::erase::<batch::v1::CronJob>(&()),
         }
     }
 
+    /// The kind's name (`Deployment`), from the same types.
     pub fn name(self) -> &'static str {
-        self.gvkp().2
-    }
-
-    pub fn plural(self) -> &'static str {
-        self.gvkp().3
+        use k8s_openapi::Resource;
+        use k8s_openapi::api::{apps, autoscaling, batch, core, networking};
+        match self {
+            Kind::Secret => core::v1::Secret::KIND,
+            Kind::Deployment => apps::v1::Deployment::KIND,
+            Kind::Service => core::v1::Service::KIND,
+            Kind::HorizontalPodAutoscaler => autoscaling::v2::HorizontalPodAutoscaler::KIND,
+            Kind::NetworkPolicy => networking::v1::NetworkPolicy::KIND,
+            Kind::ResourceQuota => core::v1::ResourceQuota::KIND,
+            Kind::CronJob => batch::v1::CronJob::KIND,
+        }
     }
 
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(self) -> String {
-        match self.gvkp() {
-            ("", v, _, _) => v.to_owned(),
-            (g, v, _, _) => format!("{g}/{v}"),
-        }
+        self.api_resource().api_version
     }
 
     pub fn from_name(name: &str) -> Option<Kind> {

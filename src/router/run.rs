@@ -54,9 +54,8 @@ pub fn event_ms(ce_time: Option<&str>) -> u64 {
 fn time_ordered(hashed: Uuid, ms: u64) -> Uuid {
     let mut b = *hashed.as_bytes();
     b[..6].copy_from_slice(&(ms & 0xffff_ffff_ffff).to_be_bytes()[2..]);
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(b)
+    // `new_v8` sets the version (8) and variant (RFC 9562) bits.
+    Uuid::new_v8(b)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
