@@ -1,7 +1,8 @@
 //! What to do with one AGENT_RUNS message before any agent is called: check the run document
 //! against its subject and its record, resolve the team's *current* runtime, refuse URLs outside
 //! the allowed set, and build the prompt. Everything that can be decided without an agent is
-//! decided here; the result is a [`Plan`] to queue or a disposition at once.
+//! decided here; the result is a [`Plan`] to queue or a disposition at once. The prompt and the
+//! event are read when the delivery starts ([`Planner::material`]).
 //!
 //! **A team that changed mode while its run waited** is delivered to its runtime *now*: a run
 //! routed to a dedicated service that is being deleted (the team moved back to shared) goes to the
@@ -37,7 +38,7 @@ pub struct RunDoc {
     pub event_seq: Option<u64>,
 }
 
-/// A delivery, decided.
+/// A delivery, decided (small: held while the run waits for a slot).
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub doc: RunDoc,
@@ -51,9 +52,6 @@ pub struct Plan {
     pub timeout: Duration,
     /// Set when the team's runtime is not the one the run was routed to.
     pub mode_change: Option<String>,
-    pub prompt: Prompt,
-    /// The event (subject, headers, payload) when EVENTS still holds it.
-    pub event: Option<Value>,
     pub traceparent: Option<String>,
 }
 
@@ -232,9 +230,6 @@ impl Planner<'_> {
             .and_then(Value::as_u64)
             .filter(|n| (1..=86_400).contains(n))
             .map_or(prompt::defaults(&doc.source).timeout, Duration::from_secs);
-        let event = self.event(&doc).await;
-        let payload = event.as_ref().map_or(Value::Null, |e| e["payload"].clone());
-        let prompt = prompt::build(&doc.source, &doc.event_type, &payload, &doc.run_id);
         let traceparent = d
             .headers()
             .and_then(|h| h.get(headers::TRACEPARENT))
@@ -249,14 +244,20 @@ impl Planner<'_> {
             max_concurrent,
             timeout,
             mode_change,
-            prompt,
-            event,
             traceparent,
         }))
     }
 
-    /// The run's event from EVENTS (`{"subject", "headers", "payload"}`), when it is still there
-    /// and is the event the run names.
+    /// What the agent is asked, and the event itself (`{"subject", "headers", "payload"}`, when
+    /// EVENTS still holds it and it is the event the run names). Read when the delivery starts,
+    /// not while the run waits for a slot: thousands of held runs then hold no parsed payloads.
+    pub async fn material(&self, doc: &RunDoc) -> (Prompt, Option<Value>) {
+        let event = self.event(doc).await;
+        let payload = event.as_ref().map_or(&Value::Null, |e| &e["payload"]);
+        let prompt = prompt::build(&doc.source, &doc.event_type, payload, &doc.run_id);
+        (prompt, event)
+    }
+
     async fn event(&self, doc: &RunDoc) -> Option<Value> {
         let seq = doc.event_seq?;
         let stream = self

@@ -20,6 +20,7 @@ use super::deliver::{Agents, Call, Delivered};
 use super::fair::Fair;
 use super::lifecycle::{Lifecycle, RunRef};
 use super::plan::{Decision, Plan, Planner, remaining};
+use super::prompt::Prompt;
 use crate::bus::consumer::{self, BRIDGE, LoopOptions};
 use crate::bus::{Bus, Delivery, Disposition, Health, nak_delay};
 use crate::domain::run_token::{self, RunClaims};
@@ -340,7 +341,14 @@ impl Bridge {
                 expires_unix: deadline.div_euclid(1000) + 1,
             },
         );
-        let body = self.body(plan, &token, deadline);
+        let planner = Planner {
+            tenancy: &inner.tenancy,
+            bus: &inner.bus,
+            settings: &inner.settings,
+            allow: &inner.allow,
+        };
+        let (prompt, event) = planner.material(&plan.doc).await;
+        let body = self.body(plan, &prompt, event, &token, deadline);
         let call = Call {
             base: &plan.url,
             run_id: &plan.doc.run_id,
@@ -414,12 +422,19 @@ impl Bridge {
     }
 
     /// The request body of `plan`'s protocol.
-    fn body(&self, plan: &Plan, token: &str, deadline_ms: i64) -> serde_json::Value {
+    fn body(
+        &self,
+        plan: &Plan,
+        prompt: &Prompt,
+        event: Option<serde_json::Value>,
+        token: &str,
+        deadline_ms: i64,
+    ) -> serde_json::Value {
         match plan.protocol {
             Protocol::Investigate => json!({
-                "prompt": plan.prompt.text,
+                "prompt": prompt.text,
                 "team_token": token,
-                "thread_id": plan.prompt.thread_id,
+                "thread_id": prompt.thread_id,
                 "tenant_id": plan.doc.org_id,
                 "team_id": plan.doc.team_id,
             }),
@@ -428,9 +443,9 @@ impl Bridge {
                 let at = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms.max(0) as u64);
                 json!({
                     "run": plan.document,
-                    "prompt": plan.prompt.text,
-                    "thread_id": plan.prompt.thread_id,
-                    "event": plan.event,
+                    "prompt": prompt.text,
+                    "thread_id": prompt.thread_id,
+                    "event": event,
                     "run_token": token,
                     "status_url": format!("{base}/api/v1/runs/{}/status", plan.doc.run_id),
                     "config_url": format!("{base}/api/v1/config/me/effective"),
