@@ -178,12 +178,15 @@ pub struct TransitionRow {
 }
 
 pub async fn transitions(conn: &mut Conn, run_id: &str) -> Result<Vec<TransitionRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT status, at, detail FROM run_transitions WHERE run_id = $1 ORDER BY at, status",
-    )
-    .bind(run_id)
-    .fetch_all(conn)
-    .await?)
+    let mut rows: Vec<TransitionRow> =
+        sqlx::query_as("SELECT status, at, detail FROM run_transitions WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_all(conn)
+            .await?;
+    // By time, then in lifecycle order: two transitions within one millisecond keep their order.
+    let rank = |s: &str| STATUSES.iter().position(|x| *x == s).unwrap_or(STATUSES.len());
+    rows.sort_by_key(|t| (t.at, rank(&t.status)));
+    Ok(rows)
 }
 
 /// What a listing selects; `before` is the cursor (the `(created_at, run_id)` of the last row of
