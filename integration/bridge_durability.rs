@@ -48,9 +48,10 @@ async fn flood(js: &jetstream::Context, team: &str, prefix: &str, n: usize) {
 
 #[tokio::test]
 async fn a_flooding_team_delays_another_teams_run_by_at_most_one_slot() {
-    // Two deliveries at once in the whole bridge, each taking a second at the agent.
+    // Two deliveries at once in the whole bridge, each taking two seconds at the agent (so a slot
+    // frees about once a second: the lone run's routing has that long to reach the queue).
     let agent = Agent::start(EchoOptions {
-        delay: Duration::from_secs(1),
+        delay: Duration::from_secs(2),
         max_concurrent: 16,
         ..EchoOptions::default()
     })
@@ -125,11 +126,11 @@ async fn a_flooding_team_delays_another_teams_run_by_at_most_one_slot() {
             .map(|r| r.team_id.clone())
             .collect::<Vec<_>>()
     );
-    // The global bound held: never more than two requests answered within one second of each
-    // other's start at the agent (each takes a second).
+    // The global bound held: never more than two requests started within a delivery's time of
+    // each other at the agent (each takes two seconds).
     let starts: Vec<u64> = seen.iter().map(|r| r.at_us).collect();
     for (i, s) in starts.iter().enumerate() {
-        let overlapping = starts[i..].iter().take_while(|t| **t < s + 900_000).count();
+        let overlapping = starts[i..].iter().take_while(|t| **t < s + 1_900_000).count();
         assert!(overlapping <= 2, "{overlapping} deliveries at once");
     }
 }

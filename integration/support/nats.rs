@@ -66,7 +66,7 @@ impl NatsServer {
         self.child = Some(child);
         let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
         let client = reqwest::Client::new();
-        for _ in 0..250 {
+        for _ in 0..750 {
             if client
                 .get(&health)
                 .send()
