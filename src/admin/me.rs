@@ -136,6 +136,8 @@ pub async fn route_explain(
         other => other.to_string().into_bytes(),
     };
     let event_type = b.event_type.unwrap_or_else(|| "explain".to_owned());
+    crate::router::explain::check_request(&b.source, &event_type, &headers)
+        .map_err(|m| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_header", m))?;
     let out = crate::router::explain::explain(
         s.tenancy.catalog(),
         &b.source,

@@ -23,17 +23,20 @@ pub struct NewToken {
     expires_at: Option<String>,
 }
 
+/// The longest lifetime a token may be given (10 years): a bound on what a caller controls, and
+/// far inside what timestamps can represent.
+pub const MAX_LIFETIME_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
+
 impl NewToken {
     fn expiry_ms(&self) -> Result<Option<i64>, ApiError> {
         let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_expiry", m);
-        match (&self.expires_in, &self.expires_at) {
-            (Some(_), Some(_)) => Err(bad("give expires_in or expires_at, not both".into())),
+        let now = now_ms();
+        let at = match (&self.expires_in, &self.expires_at) {
+            (Some(_), Some(_)) => return Err(bad("give expires_in or expires_at, not both".into())),
             (Some(d), None) => {
                 let d = humantime::parse_duration(d)
                     .map_err(|e| bad(format!("expires_in {d:?}: {e}")))?;
-                Ok(Some(
-                    now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
-                ))
+                now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             }
             (None, Some(t)) => {
                 let t = humantime::parse_rfc3339_weak(t)
@@ -42,10 +45,19 @@ impl NewToken {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis())
                     .unwrap_or(0);
-                Ok(Some(i64::try_from(ms).unwrap_or(i64::MAX)))
+                i64::try_from(ms).unwrap_or(i64::MAX)
             }
-            (None, None) => Ok(None),
+            (None, None) => return Ok(None),
+        };
+        if at.saturating_sub(now) > MAX_LIFETIME_MS {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "token_lifetime_too_long",
+                "a token may live 10 years at most (limit 3660d)",
+            )
+            .with("limit_days", 3660));
         }
+        Ok(Some(at))
     }
 }
 

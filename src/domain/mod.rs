@@ -28,8 +28,21 @@ pub fn now_ms() -> i64 {
 }
 
 /// RFC 3339 rendering of a stored timestamp, for API answers.
+/// Times past the year 9999 (which RFC 3339 cannot write, and humantime panics on) are written as
+/// the last millisecond of 9999, so a stored value can never make an answer panic.
 pub fn rfc3339(ms: i64) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    const LAST_MS: u64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = u64::try_from(ms).unwrap_or(0).min(LAST_MS);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn any_stored_time_renders_without_panicking() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+    }
 }

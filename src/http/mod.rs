@@ -84,3 +84,21 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 async fn not_found() -> error::ApiError {
     error::ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such path")
 }
+
+/// The answer to a request whose handler panicked (tower-http's catch-panic layer): 500 with a
+/// reason, counted in `ifox_http_panics_total`; the process keeps serving.
+pub fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "request handler panicked; answered 500");
+    metrics::counter!("ifox_http_panics_total").increment(1);
+    error::ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the request failed inside ifox; it is logged",
+    )
+    .into_response()
+}

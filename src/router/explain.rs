@@ -107,12 +107,51 @@ pub enum RouteCommand {
 
 /// Parses `name:value` headers.
 pub fn parse_headers(raw: &[String]) -> Result<Vec<(String, String)>, String> {
-    raw.iter()
+    let headers = raw
+        .iter()
         .map(|h| {
             h.split_once(':')
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                 .filter(|(k, _)| !k.is_empty())
                 .ok_or_else(|| format!("header {h:?} is not name:value"))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    check_request("explain", "explain", &headers)?;
+    Ok(headers)
+}
+
+/// Headers an explain request may carry at most, and the bytes of one.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 4096;
+
+/// Refuses what a NATS header (or a subject token) cannot hold, before anything is built from it:
+/// control characters (CR/LF), names that are not HTTP tokens, too many or too large headers, and a
+/// source or type that is not a printable token.
+pub fn check_request(
+    source: &str,
+    event_type: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    let printable = |s: &str| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if !printable(source) || !printable(event_type) {
+        return Err("source and event_type must be printable ASCII without spaces, at most 256 bytes".into());
+    }
+    if headers.len() > MAX_HEADERS {
+        return Err(format!("at most {MAX_HEADERS} headers"));
+    }
+    for (k, v) in headers {
+        let token = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(format!("header name {k:?} is not an HTTP token"));
+        }
+        if k.len() + v.len() > MAX_HEADER_BYTES {
+            return Err(format!("header {k} is larger than {MAX_HEADER_BYTES} bytes"));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(format!("header {k} has a control character"));
+        }
+    }
+    Ok(())
 }
