@@ -38,7 +38,7 @@ pub struct NatsSettings {
     /// A `.creds` file (JWT and NKey seed) of a server in operator mode.
     #[serde(default)]
     pub creds_file: Option<PathBuf>,
-    /// PEM CA certificates the server's certificate must chain to (besides the system's roots).
+    /// PEM CA certificates the server's certificate must chain to (instead of the system's roots).
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
     /// A PEM client certificate, for servers that verify clients (needs `tls_key_file`).
