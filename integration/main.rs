@@ -20,6 +20,7 @@ mod isolation_org_deletion;
 mod isolation_platform_keys;
 mod isolation_pod_spec;
 mod isolation_replay_headers;
+mod nats_auth;
 mod nats_permissions;
 mod nats_seeds;
 mod provision_api;
