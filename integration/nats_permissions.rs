@@ -1,8 +1,10 @@
 //! deploy/nats/permissions.conf on a real nats-server: each role's app works with its own user
-//! (router: consumes an event and publishes a run; ingest: stores a webhook), without a single
+//! (router: consumes an event and publishes a run; ingest: stores a webhook; production's split of
+//! api, router and bridge: a webhook reaches the agent in both protocols), without a single
 //! permission violation in the server's log, and a user is refused outside its permissions.
 
-use crate::ingest_fixtures::{GITHUB, Webhook};
+use crate::bridge_fixtures::{Agent, bridge_env, finished, issue, team};
+use crate::ingest_fixtures::{GITHUB, Stack, Webhook};
 use crate::router_fixtures::{github_event, json_of, last_on, run_count, tenants};
 use crate::support::{DbKind, NatsServer, TestApp, TestDb, eventually};
 use async_nats::jetstream;
@@ -152,6 +154,88 @@ async fn the_ingest_user_stores_a_webhook() {
     assert_eq!(events.info().await.unwrap().state.messages, 1);
     let stored = events.get_raw_message(1).await.unwrap();
     assert_eq!(stored.subject.as_str(), "ifox.events.github.issues");
+    app.stop().await;
+    no_violations(&nats);
+}
+
+/// One Deployment of deploy/production: `roles` connecting as `user`, with the bridge's settings.
+async fn deployment(
+    shared: &[(String, String)],
+    nats: &str,
+    user: &str,
+    db: TestDb,
+    roles: &[Role],
+) -> TestApp {
+    let pw = password(user);
+    let mut env: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend(as_user(nats, user, &pw));
+    env.push(("IFOX__INGEST__SECRETS__GITHUB", GITHUB));
+    TestApp::spawn_roles(db, &env, roles).await
+}
+
+#[tokio::test]
+async fn productions_api_router_and_bridge_users_deliver_a_webhook_to_the_agent() {
+    let agent = Agent::start(ifox::bridge::echo::EchoOptions::default()).await;
+    let nats = server().await;
+    let url = nats.url();
+    let shared = bridge_env(&agent);
+    let api = deployment(
+        &shared,
+        &url,
+        "api",
+        TestDb::new(DbKind::Sqlite).await,
+        &[Role::Admin, Role::Ingest],
+    )
+    .await;
+    let (ops, _) = client(&nats, "all").await;
+    let stack = Stack {
+        nats,
+        app: api,
+        js: jetstream::new(ops),
+    };
+    // The teams first: the other replicas load them at start (change notices reach only a replica
+    // that has subscribed already).
+    let teams = [
+        ("perm-sse", serde_json::json!({})),
+        ("perm-ifox", serde_json::json!({"agent_protocol": "ifox"})),
+    ];
+    for (name, config) in &teams {
+        team(&stack, name, config.clone()).await;
+    }
+    let db = stack.app.db.url.clone();
+    let router = deployment(
+        &shared,
+        &url,
+        "router",
+        TestDb::shared(&db),
+        &[Role::Router],
+    )
+    .await;
+    // Agents of the ifox protocol report to the admin API, which only the api Deployment serves.
+    let mut bridge_env = shared.clone();
+    bridge_env.push(("IFOX__BRIDGE__PUBLIC_URL".into(), stack.app.base.clone()));
+    let bridge = deployment(
+        &bridge_env,
+        &url,
+        "bridge",
+        TestDb::shared(&db),
+        &[Role::Bridge],
+    )
+    .await;
+    streams_exist(&stack.js).await;
+    for (name, _) in &teams {
+        let a = stack.send(&issue(name, &format!("d-{name}"))).await;
+        assert!(a.status.is_success(), "{name}: {} {}", a.status, a.body);
+        let run = finished(&stack, &format!("d-{name}"), WAIT).await;
+        assert_eq!(run["status"], "completed", "{name}: {run}");
+    }
+    assert_eq!(agent.requests().len(), 2);
+    bridge.stop().await;
+    router.stop().await;
+    let Stack { nats, app, .. } = stack;
     app.stop().await;
     no_violations(&nats);
 }
