@@ -5,7 +5,9 @@
 //! The connection never blocks start-up: when NATS is unreachable the process still serves (webhooks
 //! answer 503 with Retry-After) and async-nats reconnects in the background. Every (re)connect
 //! re-applies the streams, so a NATS server that came back with an empty store is repaired without a
-//! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection.
+//! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection. The client gets every
+//! seed of `nats.url` and the credentials and TLS of `settings::nats`; bad settings or an unreadable
+//! credentials file fail at once instead of being retried.
 
 pub mod consumer;
 pub mod deadletter;
