@@ -10,10 +10,12 @@ use std::path::Path;
 use std::time::Duration;
 
 pub mod bridge;
+pub mod nats;
 pub mod provision;
 mod secret_list;
 pub use crate::domain::Secret;
 pub use bridge::BridgeSettings;
+pub use nats::{NatsAuth, NatsSettings};
 pub use secret_list::SecretList;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,20 +66,6 @@ pub struct DatabaseSettings {
     /// `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`. Secret: URLs carry passwords.
     pub url: Secret,
     pub max_connections: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NatsSettings {
-    pub url: String,
-    /// Bound on the TCP connect and handshake to the NATS server.
-    #[serde(with = "humantime_serde_compat")]
-    pub connect_timeout: Duration,
-    /// Bound on one publish, PubAck included; past it the webhook answers 503 with Retry-After.
-    #[serde(with = "humantime_serde_compat")]
-    pub publish_timeout: Duration,
-    /// When not 0, replaces `num_replicas` of every file in `streams/` (3 on a production cluster).
-    pub stream_replicas: u8,
 }
 
 /// Webhook ingest (the `ingest` role). Secrets are lists so they can be rotated: every one is tried.
@@ -251,23 +239,11 @@ impl Settings {
                 ),
             );
         }
-        if !self.nats.url.contains("://") && !self.nats.url.contains(':') {
-            return invalid(
-                "nats.url",
-                format!(
-                    "{:?} is not a NATS URL like nats://host:4222",
-                    self.nats.url
-                ),
-            );
+        if let Err((key, problem)) = self.nats.validate() {
+            return invalid(key, problem);
         }
         if self.tenancy.reload_interval.is_zero() {
             return invalid("tenancy.reload_interval", "must be more than zero".into());
-        }
-        if self.nats.publish_timeout.is_zero() || self.nats.connect_timeout.is_zero() {
-            return invalid(
-                "nats.publish_timeout",
-                "timeouts must be more than zero".into(),
-            );
         }
         if !(1..=4096).contains(&self.router.concurrency) {
             return invalid("router.concurrency", "must be between 1 and 4096".into());

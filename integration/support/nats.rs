@@ -1,7 +1,10 @@
 //! A real `nats-server -js` on free ports with its own store directory, killed on drop. `stop` and
-//! `start` keep the ports and the store, to test outages and recovery.
+//! `start` keep the ports and the store, to test outages and recovery. `start_with_config` runs it
+//! with a configuration file (users, permissions) and an environment of its own, logging to a file
+//! the test can read.
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -10,9 +13,13 @@ pub struct NatsServer {
     pub monitor_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// `-c <file>` and the variables its `$VAR`s read, for `start_with_config`.
+    config: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on (just now).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -30,9 +37,46 @@ impl NatsServer {
             monitor_port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            config: None,
+            env: Vec::new(),
         };
         server.resume().await;
         server
+    }
+
+    /// Starts with the configuration `conf`, written beside copies of `includes` (nats-server
+    /// resolves `include ./x.conf` from the including file's folder), with `env` in the server's
+    /// environment. The command line's ports, store and JetStream win over the file.
+    pub async fn start_with_config(
+        conf: &str,
+        includes: &[&Path],
+        env: &[(&str, &str)],
+    ) -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in includes {
+            let name = file.file_name().expect("an include is a file");
+            std::fs::copy(file, dir.path().join(name)).expect("copy include");
+        }
+        let config = dir.path().join("nats.conf");
+        std::fs::write(&config, conf).expect("write nats.conf");
+        let mut server = NatsServer {
+            port: free_port(),
+            monitor_port: free_port(),
+            dir,
+            child: None,
+            config: Some(config),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        server.resume().await;
+        server
+    }
+
+    /// The server's log (`start_with_config` only; permission violations show here).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -45,7 +89,16 @@ impl NatsServer {
 
     /// (Re)starts the server on the same ports and store; returns when JetStream is ready.
     pub async fn resume(&mut self) {
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(config) = &self.config {
+            command
+                .arg("-c")
+                .arg(config)
+                .arg("-l")
+                .arg(self.dir.path().join("nats.log"))
+                .envs(self.env.iter().map(|(k, v)| (k, v)));
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",

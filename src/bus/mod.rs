@@ -5,7 +5,9 @@
 //! The connection never blocks start-up: when NATS is unreachable the process still serves (webhooks
 //! answer 503 with Retry-After) and async-nats reconnects in the background. Every (re)connect
 //! re-applies the streams, so a NATS server that came back with an empty store is repaired without a
-//! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection.
+//! restart. The gauge `ifox_nats_connected` (1 or 0) follows the connection. The client gets every
+//! seed of `nats.url` and the credentials and TLS of `settings::nats`; bad settings or an unreadable
+//! credentials file fail at once instead of being retried.
 
 pub mod consumer;
 pub mod deadletter;
@@ -18,7 +20,7 @@ pub use health::Health;
 pub use publish::{PublishError, Published};
 pub use streams::{StreamError, StreamOutcome, StreamSpec};
 
-use crate::settings::NatsSettings;
+use crate::settings::{NatsAuth, NatsSettings};
 use async_nats::jetstream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,20 @@ pub enum BusError {
         #[source]
         source: async_nats::ConnectError,
     },
+    #[error("NATS server URL {url:?}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the NATS credentials file {path}: {source}")]
+    Credentials {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("NATS settings: `{key}` {problem}")]
+    Settings { key: &'static str, problem: String },
 }
 
 /// A NATS connection with its JetStream context. Cheap to clone.
@@ -60,12 +76,10 @@ impl Bus {
     pub async fn connect(settings: &NatsSettings) -> Result<Bus, BusError> {
         let connected = Arc::new(Notify::new());
         let client = options(settings, connected.clone())
-            .connect(&settings.url)
+            .await?
+            .connect(servers(settings)?)
             .await
-            .map_err(|source| BusError::Connect {
-                url: settings.url.clone(),
-                source,
-            })?;
+            .map_err(|source| connect_error(settings, source))?;
         Ok(Self::wrap(client, settings, connected))
     }
 
@@ -74,17 +88,21 @@ impl Bus {
     pub async fn connect_lazily(settings: &NatsSettings) -> Result<Bus, BusError> {
         match Self::connect(settings).await {
             Ok(bus) => Ok(bus),
+            // Only an unreachable server is worth waiting for; bad settings or files are not.
+            Err(
+                e @ (BusError::Url { .. }
+                | BusError::Credentials { .. }
+                | BusError::Settings { .. }),
+            ) => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "NATS unreachable at start; connecting in the background");
                 let connected = Arc::new(Notify::new());
                 let client = options(settings, connected.clone())
+                    .await?
                     .retry_on_initial_connect()
-                    .connect(&settings.url)
+                    .connect(servers(settings)?)
                     .await
-                    .map_err(|source| BusError::Connect {
-                        url: settings.url.clone(),
-                        source,
-                    })?;
+                    .map_err(|source| connect_error(settings, source))?;
                 Ok(Self::wrap(client, settings, connected))
             }
         }
@@ -162,14 +180,69 @@ impl Bus {
     }
 }
 
-fn options(settings: &NatsSettings, connected: Arc<Notify>) -> async_nats::ConnectOptions {
+/// Every seed server of `nats.url`, for the client to try in turn.
+fn servers(settings: &NatsSettings) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    settings
+        .url
+        .iter()
+        .map(|url| {
+            url.parse().map_err(|source| BusError::Url {
+                url: url.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+fn connect_error(settings: &NatsSettings, source: async_nats::ConnectError) -> BusError {
+    BusError::Connect {
+        url: settings.url.join(","),
+        source,
+    }
+}
+
+/// The client options: identity, timeouts, credentials and TLS of `settings`, and the callback
+/// that keeps the gauge and the reconnect notice.
+async fn options(
+    settings: &NatsSettings,
+    connected: Arc<Notify>,
+) -> Result<async_nats::ConnectOptions, BusError> {
     crate::telemetry::metrics(); // the recorder first, so the gauge is not set into nothing
     metrics::describe_gauge!(
         CONNECTED_GAUGE,
         "1 while the NATS connection is up, 0 otherwise"
     );
     metrics::gauge!(CONNECTED_GAUGE).set(0.0);
-    async_nats::ConnectOptions::new()
+    let opts = async_nats::ConnectOptions::new();
+    let mut opts = match settings
+        .auth()
+        .map_err(|(key, problem)| BusError::Settings { key, problem })?
+    {
+        NatsAuth::None => opts,
+        NatsAuth::UserPassword { user, password } => {
+            opts.user_and_password(user.to_owned(), password.to_owned())
+        }
+        NatsAuth::Token(token) => opts.token(token.to_owned()),
+        NatsAuth::NKey(seed) => opts.nkey(seed.to_owned()),
+        NatsAuth::CredsFile(path) => {
+            opts.credentials_file(path)
+                .await
+                .map_err(|source| BusError::Credentials {
+                    path: path.display().to_string(),
+                    source,
+                })?
+        }
+    };
+    if let Some(ca) = &settings.tls_ca_file {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) {
+        opts = opts.add_client_certificate(cert.clone(), key.clone());
+    }
+    if settings.tls_required {
+        opts = opts.require_tls(true);
+    }
+    Ok(opts
         .name("ifox")
         .connection_timeout(settings.connect_timeout)
         .request_timeout(Some(settings.publish_timeout.max(Duration::from_secs(5))))
@@ -188,5 +261,5 @@ fn options(settings: &NatsSettings, connected: Arc<Notify>) -> async_nats::Conne
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
             }
-        })
+        }))
 }

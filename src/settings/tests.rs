@@ -104,3 +104,139 @@ fn secrets_never_show_in_debug_output() {
         "{printed}"
     );
 }
+
+#[test]
+fn nats_url_takes_a_comma_separated_list_or_a_toml_list() {
+    let s = Settings::load_from(
+        None,
+        env(&[("IFOX__NATS__URL", "nats://a:4222, tls://b:4223,c:4224")]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.nats.url,
+        ["nats://a:4222", "tls://b:4223", "c:4224"].map(String::from)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ifox.toml");
+    std::fs::write(&file, "[nats]\nurl = [\"nats://x:1\", \"wss://y\"]\n").unwrap();
+    let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+    assert_eq!(s.nats.url, ["nats://x:1", "wss://y"].map(String::from));
+}
+
+#[test]
+fn a_bad_nats_url_entry_is_named_in_the_error() {
+    for (list, bad, why) in [
+        ("nats://a:4222,http://b:4222", "http://b:4222", "scheme"),
+        ("nats://a:4222,nats://b:99999", "nats://b:99999", "port"),
+        ("nats://a:4222,nats://b:0", "nats://b:0", "port 0"),
+        ("nats://:4222", "nats://:4222", ""),
+        ("nats://u:pw@a:4222", "nats://u:pw@a:4222", "credentials"),
+        ("nats://a:4222/x", "nats://a:4222/x", "path"),
+    ] {
+        let err = Settings::load_from(None, env(&[("IFOX__NATS__URL", list)])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("nats.url") && text.contains(bad) && text.contains(why),
+            "{list}: {text}"
+        );
+    }
+    let err = Settings::load_from(None, env(&[("IFOX__NATS__URL", " , ")])).unwrap_err();
+    assert!(err.to_string().contains("at least one server"), "{err}");
+}
+
+#[test]
+fn nats_credentials_are_secrets_and_one_method_at_most() {
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("IFOX__NATS__USER", "router"),
+            ("IFOX__NATS__PASSWORD", "pw-router-77"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.nats.auth().unwrap(),
+        NatsAuth::UserPassword {
+            user: "router",
+            password: "pw-router-77"
+        }
+    );
+    assert!(!format!("{s:?}").contains("pw-router-77"));
+    let s = Settings::load_from(None, env(&[("IFOX__NATS__TOKEN", "tok-s3cret")])).unwrap();
+    assert_eq!(s.nats.auth().unwrap(), NatsAuth::Token("tok-s3cret"));
+    let seed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+    let s = Settings::load_from(None, env(&[("IFOX__NATS__NKEY_SEED", seed)])).unwrap();
+    assert_eq!(s.nats.auth().unwrap(), NatsAuth::NKey(seed));
+    let printed = format!("{s:?}");
+    assert!(
+        !printed.contains(seed) && !printed.contains("tok-s3cret"),
+        "{printed}"
+    );
+    // no credentials at all is fine (a NATS without authentication)
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(s.nats.auth().unwrap(), NatsAuth::None);
+
+    for (pairs, key) in [
+        (
+            &[("IFOX__NATS__TOKEN", "t"), ("IFOX__NATS__NKEY_SEED", seed)][..],
+            "token, nkey_seed",
+        ),
+        (
+            &[
+                ("IFOX__NATS__USER", "u"),
+                ("IFOX__NATS__PASSWORD", "p"),
+                ("IFOX__NATS__TOKEN", "t"),
+            ][..],
+            "user/password, token",
+        ),
+        (&[("IFOX__NATS__USER", "u")][..], "nats.password"),
+        (&[("IFOX__NATS__PASSWORD", "p")][..], "nats.user"),
+        (&[("IFOX__NATS__NKEY_SEED", "UABC")][..], "nats.nkey_seed"),
+        // the environment parser would turn these into a number and a boolean
+        (&[("IFOX__NATS__TOKEN", "0123")][..], "token"),
+        (&[("IFOX__NATS__PASSWORD", "true")][..], "password"),
+    ] {
+        let err = Settings::load_from(None, env(pairs)).unwrap_err();
+        assert!(err.to_string().contains(key), "{pairs:?}: {err}");
+    }
+}
+
+#[test]
+fn nats_files_must_exist_and_a_client_certificate_needs_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let ca = ca.to_str().unwrap();
+    let s = Settings::load_from(
+        None,
+        env(&[
+            ("IFOX__NATS__TLS_CA_FILE", ca),
+            ("IFOX__NATS__TLS_REQUIRED", "true"),
+            ("IFOX__NATS__CREDS_FILE", ca),
+        ]),
+    )
+    .unwrap();
+    assert!(s.nats.tls_required);
+    assert_eq!(s.nats.auth().unwrap(), NatsAuth::CredsFile(Path::new(ca)));
+    for (pairs, key) in [
+        (
+            &[("IFOX__NATS__TLS_CA_FILE", "/nonexistent/ca.pem")][..],
+            "nats.tls_ca_file",
+        ),
+        (
+            &[("IFOX__NATS__CREDS_FILE", "/nonexistent/x.creds")][..],
+            "nats.creds_file",
+        ),
+        (
+            &[("IFOX__NATS__TLS_CERT_FILE", ca)][..],
+            "nats.tls_key_file",
+        ),
+        (
+            &[("IFOX__NATS__CREDS_FILE", ca), ("IFOX__NATS__TOKEN", "t")][..],
+            "token, creds_file",
+        ),
+    ] {
+        let err = Settings::load_from(None, env(pairs)).unwrap_err();
+        assert!(err.to_string().contains(key), "{pairs:?}: {err}");
+    }
+}
