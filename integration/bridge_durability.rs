@@ -130,7 +130,10 @@ async fn a_flooding_team_delays_another_teams_run_by_at_most_one_slot() {
     // each other at the agent (each takes two seconds).
     let starts: Vec<u64> = seen.iter().map(|r| r.at_us).collect();
     for (i, s) in starts.iter().enumerate() {
-        let overlapping = starts[i..].iter().take_while(|t| **t < s + 1_900_000).count();
+        let overlapping = starts[i..]
+            .iter()
+            .take_while(|t| **t < s + 1_900_000)
+            .count();
         assert!(overlapping <= 2, "{overlapping} deliveries at once");
     }
 }

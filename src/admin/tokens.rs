@@ -32,7 +32,9 @@ impl NewToken {
         let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_expiry", m);
         let now = now_ms();
         let at = match (&self.expires_in, &self.expires_at) {
-            (Some(_), Some(_)) => return Err(bad("give expires_in or expires_at, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(bad("give expires_in or expires_at, not both".into()));
+            }
             (Some(d), None) => {
                 let d = humantime::parse_duration(d)
                     .map_err(|e| bad(format!("expires_in {d:?}: {e}")))?;

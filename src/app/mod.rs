@@ -292,7 +292,9 @@ impl App {
         // Request tracing (a span per request, and its status and latency at debug level) by
         // tower-http rather than by hand.
         let router = router
-            .layer(tower_http::catch_panic::CatchPanicLayer::custom(http::panic_answer))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                http::panic_answer,
+            ))
             .layer(tower_http::trace::TraceLayer::new_for_http());
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -132,9 +132,13 @@ pub fn check_request(
     event_type: &str,
     headers: &[(String, String)],
 ) -> Result<(), String> {
-    let printable = |s: &str| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+    let printable =
+        |s: &str| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
     if !printable(source) || !printable(event_type) {
-        return Err("source and event_type must be printable ASCII without spaces, at most 256 bytes".into());
+        return Err(
+            "source and event_type must be printable ASCII without spaces, at most 256 bytes"
+                .into(),
+        );
     }
     if headers.len() > MAX_HEADERS {
         return Err(format!("at most {MAX_HEADERS} headers"));
@@ -147,7 +151,9 @@ pub fn check_request(
             return Err(format!("header name {k:?} is not an HTTP token"));
         }
         if k.len() + v.len() > MAX_HEADER_BYTES {
-            return Err(format!("header {k} is larger than {MAX_HEADER_BYTES} bytes"));
+            return Err(format!(
+                "header {k} is larger than {MAX_HEADER_BYTES} bytes"
+            ));
         }
         if v.chars().any(char::is_control) {
             return Err(format!("header {k} has a control character"));

@@ -184,7 +184,12 @@ pub async fn transitions(conn: &mut Conn, run_id: &str) -> Result<Vec<Transition
             .fetch_all(conn)
             .await?;
     // By time, then in lifecycle order: two transitions within one millisecond keep their order.
-    let rank = |s: &str| STATUSES.iter().position(|x| *x == s).unwrap_or(STATUSES.len());
+    let rank = |s: &str| {
+        STATUSES
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(STATUSES.len())
+    };
     rows.sort_by_key(|t| (t.at, rank(&t.status)));
     Ok(rows)
 }
