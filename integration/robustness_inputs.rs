@@ -71,3 +71,49 @@ async fn route_explain_with_a_line_break_in_a_header_is_a_bad_request_not_a_drop
     let a = app.get("/api/v1/admin/orgs", ADMIN_TOKEN).await;
     assert_eq!(a.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_chain_of_nested_units_stops_at_the_depth_limit_and_the_org_still_lists() {
+    let app = TestApp::spawn(DbKind::Sqlite).await;
+    app.org("deep").await;
+    let mut parent = "deep".to_owned();
+    for level in 1..=32 {
+        let id = format!("u{level}");
+        let a = app
+            .post(
+                "/api/v1/admin/orgs/deep/nodes",
+                ADMIN_TOKEN,
+                json!({"node_id": id, "parent_id": parent, "node_type": "unit"}),
+            )
+            .await;
+        assert_eq!(a.status.as_u16() / 100, 2, "level {level}: {}", a.body);
+        parent = id;
+    }
+    let a = app
+        .post(
+            "/api/v1/admin/orgs/deep/nodes",
+            ADMIN_TOKEN,
+            json!({"node_id": "u33", "parent_id": parent, "node_type": "unit"}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.reason()),
+        (StatusCode::BAD_REQUEST, "tree_too_deep"),
+        "{}",
+        a.body
+    );
+    // Moving a two-level branch under the deepest unit is refused the same way.
+    app.node("deep", "side", None, "unit").await;
+    app.node("deep", "leaf", Some("side"), "unit").await;
+    let a = app
+        .patch(
+            "/api/v1/admin/orgs/deep/nodes/side",
+            ADMIN_TOKEN,
+            json!({"parent_id": "u31"}),
+        )
+        .await;
+    assert_eq!(a.reason(), "tree_too_deep", "{}", a.body);
+    let a = app.get("/api/v1/admin/orgs/deep/nodes", ADMIN_TOKEN).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["nodes"].as_array().map(Vec::len), Some(35));
+}

@@ -129,6 +129,23 @@ pub async fn chain(
         .await?)
 }
 
+/// How many levels lie below `node` (0 for a leaf), counted up to 64.
+pub async fn height(conn: &mut Conn, org: &OrgId, node: &NodeId) -> Result<i64, StoreError> {
+    let (h,): (Option<i64>,) = sqlx::query_as(
+        "WITH RECURSIVE down(node_id, depth) AS ( \
+           SELECT node_id, 0 FROM nodes WHERE org_id = $1 AND node_id = $2 \
+           UNION ALL \
+           SELECT n.node_id, down.depth + 1 FROM nodes n JOIN down ON n.parent_id = down.node_id \
+             WHERE n.org_id = $1 AND down.depth < 64) \
+         SELECT MAX(depth) FROM down",
+    )
+    .bind(org.as_str())
+    .bind(node.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(h.unwrap_or(0))
+}
+
 /// The node and everything below it, shallowest first.
 pub async fn subtree(
     conn: &mut Conn,

@@ -164,6 +164,9 @@ impl Tenancy {
                     format!("{parent} is {node} or below it: the move would make a cycle"),
                 ));
             }
+            let depth = nodes::chain(&mut tx, org, parent).await?.len() as i64
+                + nodes::height(&mut tx, org, node).await?;
+            check_depth(depth)?;
             nodes::set_parent(&mut tx, org, node, parent, now).await?;
         }
         let detail =
@@ -261,6 +264,23 @@ async fn delete_org_state(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError
     Ok(())
 }
 
+/// Levels below the org root a node may sit at: a bound on what an org admin controls (every walk
+/// of a chain, the recursive queries and the API's tree stay small), far above real org charts.
+pub const MAX_TREE_DEPTH: i64 = 32;
+
+/// Refuses a node that would sit `depth` levels below the org root, past [`MAX_TREE_DEPTH`].
+fn check_depth(depth: i64) -> Result<(), TenancyError> {
+    if depth > MAX_TREE_DEPTH {
+        return Err(TenancyError::invalid(
+            "tree_too_deep",
+            format!(
+                "a node may sit at most {MAX_TREE_DEPTH} levels below the org (this would be {depth})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a unit or team under its parent (the org root by default) inside the caller's
 /// transaction, with its first history entry and audit. The caller commits, then calls
 /// `Tenancy::changed`.
@@ -289,6 +309,7 @@ pub async fn create_node_in(
             format!("{parent} is a team; teams have no children"),
         ));
     }
+    check_depth(nodes::chain(conn, org, &parent).await?.len() as i64)?;
     if nodes::get(conn, org, &new.node_id).await?.is_some() {
         return Err(TenancyError::AlreadyExists {
             what: format!("node {}", new.node_id),
