@@ -76,34 +76,33 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
             (ev, d)
         })
         .collect();
-    let dispositions = worker.process(&events).await;
+    let outcomes = worker.process(&events).await;
     drop(events);
-    futures::future::join_all(
-        deliveries
-            .into_iter()
-            .zip(dispositions)
-            .map(|(d, disposition)| {
-                // One span per routed event: the dead-letter and ack lines carry its ids.
-                let header = |name| {
-                    d.headers()
-                        .and_then(|h| h.get(name))
-                        .map(|v| v.as_str().to_owned())
-                        .unwrap_or_default()
-                };
-                let trace_id = header(headers::TRACEPARENT)
-                    .split('-')
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
-                let span = tracing::info_span!(
-                    "event",
-                    event_id = %header(headers::CE_ID),
-                    trace_id = %trace_id,
-                    subject = d.subject(),
-                    stream_seq = d.stream_seq(),
-                );
-                d.settle(bus, disposition).instrument(span)
-            }),
-    )
+    futures::future::join_all(deliveries.into_iter().zip(outcomes).map(|(d, outcome)| {
+        // One span per routed event: its settlement (ack, dead letter) logs with its ids.
+        let header = |name| {
+            d.headers()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default()
+        };
+        let trace_id = header(headers::TRACEPARENT)
+            .split('-')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let run = outcome.run.unwrap_or_default();
+        let span = tracing::info_span!(
+            "event",
+            event_id = %header(headers::CE_ID),
+            trace_id = %trace_id,
+            org = %run.org,
+            team = %run.team,
+            run_id = %run.run_id,
+            subject = d.subject(),
+            stream_seq = d.stream_seq(),
+        );
+        d.settle(bus, outcome.disposition).instrument(span)
+    }))
     .await;
 }

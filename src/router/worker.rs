@@ -68,7 +68,21 @@ impl Worker {
     /// Decides and dispatches a chunk of deliveries; one disposition per delivery, in order. The
     /// runs of the chunk are recorded with one request to the writer, published concurrently, and
     /// noted dispatched with one more.
-    pub async fn process(&self, items: &[(Event<'_>, &Delivery)]) -> Vec<Disposition> {
+    pub async fn process(&self, items: &[(Event<'_>, &Delivery)]) -> Vec<Outcome> {
+        let mut routed = vec![None; items.len()];
+        let dispositions = self.dispose(items, &mut routed).await;
+        dispositions
+            .into_iter()
+            .zip(routed)
+            .map(|(disposition, run)| Outcome { disposition, run })
+            .collect()
+    }
+
+    async fn dispose(
+        &self,
+        items: &[(Event<'_>, &Delivery)],
+        routed: &mut [Option<Routed>],
+    ) -> Vec<Disposition> {
         let started = Instant::now();
         let mut out = vec![Disposition::Ack; items.len()];
         let (mut runs, mut rows) = (Vec::new(), Vec::new());
@@ -93,6 +107,11 @@ impl Worker {
                     run.event_seq = Some(delivery.stream_seq());
                     match prepare(&run, subject, &ev) {
                         Ok((prepared, row)) => {
+                            routed[i] = Some(Routed {
+                                org: run.org_id.to_string(),
+                                team: run.team_id.to_string(),
+                                run_id: run.run_id.to_string(),
+                            });
                             runs.push((i, run, prepared));
                             rows.push(row);
                         }
@@ -166,6 +185,21 @@ impl Worker {
         metrics::counter!("ifox_router_retries_total").increment(1);
         Disposition::Nak(delay)
     }
+}
+
+/// What one event came to: its disposition and, when a run was decided, which.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub disposition: Disposition,
+    pub run: Option<Routed>,
+}
+
+/// The team and run an event was routed to (span fields of its settlement).
+#[derive(Debug, Clone, Default)]
+pub struct Routed {
+    pub org: String,
+    pub team: String,
+    pub run_id: String,
 }
 
 /// The headers of an event published without `ce-time`, with the stream's timestamp as `ce-time`

@@ -127,32 +127,53 @@ async fn work(state: Arc<State>, run: Run) {
     report(&state, &run, last).await;
 }
 
-/// Posts one status report; whether ifox took it.
+/// Why a status report was not taken.
+enum ReportError {
+    /// Connection error, 429 or 5xx: worth another try.
+    Retry,
+    /// Any other answer: retrying the same report cannot help.
+    Refused(StatusCode),
+}
+
+/// Posts one status report, retried (backon: 100 ms doubling, `REPORT_ATTEMPTS` tries) while ifox
+/// is unreachable or busy; whether ifox took it.
 async fn report(state: &State, run: &Run, body: Value) -> bool {
-    for attempt in 0..REPORT_ATTEMPTS {
-        let sent = state
+    use backon::Retryable;
+    let send = || async {
+        match state
             .client
             .post(&run.status_url)
             .bearer_auth(&run.run_token)
             .json(&body)
             .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => return true,
+            .await
+        {
+            Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) if !(r.status().is_server_error() || r.status().as_u16() == 429) => {
-                tracing::warn!(run_id = %run.run_id, status = %r.status(), "agent-echo: status report refused");
-                return false;
+                Err(ReportError::Refused(r.status()))
             }
-            _ => {}
+            _ => Err(ReportError::Retry),
         }
-        let wait = Duration::from_millis(100 << attempt);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = state.shutdown.cancelled() => return false,
+    };
+    let policy = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_times(REPORT_ATTEMPTS as usize - 1);
+    let attempts = send.retry(policy).when(|e| matches!(e, ReportError::Retry));
+    let outcome = tokio::select! {
+        r = attempts => r,
+        () = state.shutdown.cancelled() => return false,
+    };
+    match outcome {
+        Ok(()) => true,
+        Err(ReportError::Refused(status)) => {
+            tracing::warn!(run_id = %run.run_id, %status, "agent-echo: status report refused");
+            false
+        }
+        Err(ReportError::Retry) => {
+            tracing::warn!(run_id = %run.run_id, "agent-echo: status report not delivered");
+            false
         }
     }
-    tracing::warn!(run_id = %run.run_id, "agent-echo: status report not delivered");
-    false
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
