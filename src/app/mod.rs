@@ -295,7 +295,13 @@ impl App {
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 http::panic_answer,
             ))
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            .layer(
+                // Failed answers are logged by the handlers themselves, with their reason: the
+                // layer's own failure line stays at debug (it would log every expected 503).
+                tower_http::trace::TraceLayer::new_for_http().on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+            );
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
