@@ -134,6 +134,19 @@ impl<K: Ord + Hash + Clone, T> Fair<K, T> {
         self.teams.get(team).map_or(0, |t| t.in_flight)
     }
 
+    /// Takes every waiting item out (a stopping scheduler gives them back); what is in flight
+    /// stays counted until [`Fair::done`].
+    pub fn drain_waiting(&mut self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.waiting);
+        for t in self.teams.values_mut() {
+            out.extend(t.waiting.drain(..));
+        }
+        self.teams.retain(|_, t| t.in_flight > 0);
+        self.ready.clear();
+        self.waiting = 0;
+        out
+    }
+
     /// Every waiting item (e.g. to send JetStream in-progress acks for the messages held here).
     pub fn iter_waiting(&self) -> impl Iterator<Item = (&K, &T)> {
         self.teams

@@ -154,3 +154,21 @@ fn random_sequences_never_exceed_a_limit_nor_lose_or_reorder_an_item() {
         }
     }
 }
+
+#[test]
+fn draining_gives_back_every_waiting_item_and_keeps_the_in_flight_count() {
+    let mut f: Fair<&str, u32> = Fair::new();
+    for i in 0..5 {
+        f.push("a", i);
+    }
+    f.push("b", 9);
+    let started = f.next(10, |_| 1).map(|(t, _)| t);
+    assert!(started.is_some());
+    let mut drained = f.drain_waiting();
+    drained.sort();
+    assert_eq!(drained.len(), 5);
+    assert_eq!((f.waiting(), f.in_flight()), (0, 1));
+    assert!(f.next(10, |_| 1).is_none(), "nothing left to start");
+    assert!(f.done(&started.unwrap()).is_ok());
+    assert_eq!(f.in_flight(), 0);
+}

@@ -36,6 +36,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// How long a stopping bridge waits for its deliveries in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// How often held messages get an in-progress ack (the consumer's `ack_wait` is 30 s).
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
@@ -133,12 +136,30 @@ impl Bridge {
             handler,
         )
         .await;
-        // Held messages are dropped with the scheduler: the delivery guard NAKs them.
-        let held = {
+        // Held messages are dropped with the scheduler: the delivery guard NAKs them, so another
+        // replica takes them at once. Deliveries in flight get a while to finish and record their
+        // outcome; one still running after that is redelivered (same Idempotency-Key).
+        let held: Vec<Job> = {
             let mut s = self.lock();
-            std::mem::take(&mut s.fair)
+            s.fair.drain_waiting()
         };
         drop(held);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            loop {
+                let freed = self.inner.freed.notified();
+                if self.lock().fair.in_flight() == 0 {
+                    return;
+                }
+                freed.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = self.lock().fair.in_flight(),
+                "deliveries still in flight at shutdown; they will be redelivered"
+            );
+        }
         for task in [keepalive, sweeper, depth] {
             let _ = task.await;
         }
