@@ -131,3 +131,25 @@ impl Lifecycle {
         }
     }
 }
+
+/// Moves runs past their deadline to `timeout`; how many it moved.
+pub async fn sweep(lifecycle: &Lifecycle) -> Result<usize, crate::store::StoreError> {
+    let overdue = {
+        let mut conn = lifecycle.store().pool().acquire().await?;
+        crate::store::run_lifecycle::overdue(&mut conn, now_ms(), 500).await?
+    };
+    let mut moved = 0;
+    for r in overdue {
+        let run = RunRef::from(&r);
+        let change = Change {
+            to: "timeout",
+            detail: Some("swept: no outcome before the deadline"),
+            ..Change::default()
+        };
+        if lifecycle.advance(&run, change).await? {
+            tracing::info!(run_id = %r.run_id, org = %r.org_id, team = %r.team_id, "run timed out");
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}

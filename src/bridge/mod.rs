@@ -11,8 +11,9 @@
 //! - [`plan`]: one AGENT_RUNS message checked and resolved to a delivery (current runtime, URL,
 //!   protocol, limits, prompt) or a disposition;
 //! - [`deliver`]: the HTTP call in either protocol, classified;
-//! - [`lifecycle`]: transitions recorded and announced on RUNS;
-//! - [`worker`]: the consumer, the fair scheduler, in-progress acks, the sweeper.
+//! - [`lifecycle`]: transitions recorded and announced on RUNS, and the sweep of overdue runs;
+//! - [`worker`]: the consumer, the fair scheduler, in-progress acks, the sweep timer (one delivery
+//!   attempt: `worker/attempt.rs`).
 //!
 //! And [`echo`]: the reference agent (`ifox agent-echo`) speaking both protocols of
 //! docs/agent-protocol.md, for `just run`, tests and benchmarks.

@@ -15,26 +15,22 @@
 //! `bridge.max_attempts`, then `failed` and a dead letter `agent_unavailable`; refused → `failed`
 //! and a dead letter `agent_refused`.
 
+mod attempt;
+
 use super::allow::AllowList;
-use super::deliver::{Agents, Call, Delivered};
+use super::deliver::Agents;
 use super::fair::Fair;
 use super::lifecycle::{Lifecycle, RunRef};
-use super::plan::{Decision, Plan, Planner, remaining};
-use super::prompt::Prompt;
+use super::plan::{Decision, Plan, Planner};
 use crate::bus::consumer::{self, BRIDGE, LoopOptions};
-use crate::bus::{Bus, Delivery, Disposition, Health, nak_delay};
-use crate::domain::run_token::{self, RunClaims};
-use crate::domain::{NodeId, OrgId, now_ms};
-use crate::settings::bridge::{BridgeSettings, Protocol};
-use crate::store::run_lifecycle::{self, Change};
+use crate::bus::{Bus, Delivery, Health};
+use crate::settings::bridge::BridgeSettings;
 use crate::tenancy::Tenancy;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// How long a stopping bridge waits for its deliveries in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -276,262 +272,6 @@ impl Bridge {
         }
     }
 
-    async fn execute(&self, job: Job) {
-        let Job { delivery, plan } = job;
-        let span = tracing::info_span!(
-            "delivery",
-            run_id = %plan.doc.run_id,
-            event_id = %plan.doc.event_id,
-            org = %plan.doc.org_id,
-            team = %plan.doc.team_id,
-            trace_id = plan.traceparent.as_deref().and_then(|t| t.split('-').nth(1)).unwrap_or(""),
-        );
-        let started = std::time::Instant::now();
-        let outcome = self.deliver(&delivery, &plan).instrument(span).await;
-        metrics::histogram!("ifox_bridge_delivery_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("ifox_bridge_deliveries_total", "outcome" => outcome.0).increment(1);
-        match outcome.1 {
-            Settle::Now(disposition) => {
-                delivery.settle(&self.inner.bus, disposition).await;
-            }
-            Settle::Fail(reason, detail) => {
-                self.fail_and_dead_letter(&run_ref(&plan), delivery, reason, detail)
-                    .await
-            }
-        }
-    }
-
-    async fn deliver(&self, d: &Delivery, plan: &Plan) -> (&'static str, Settle) {
-        let inner = &self.inner;
-        let run = run_ref(plan);
-        let now = now_ms();
-        let deadline = plan
-            .record
-            .deadline_at
-            .unwrap_or(now + plan.timeout.as_millis() as i64);
-        let Some(left) = remaining(deadline, now) else {
-            return self
-                .finish(
-                    &run,
-                    "timeout",
-                    None,
-                    Some("no outcome within the run's timeout"),
-                )
-                .await;
-        };
-        let detail = plan.mode_change.as_deref();
-        let change = Change {
-            to: "delivering",
-            detail,
-            deadline_at: Some(deadline),
-            attempt: true,
-            delivered_to: Some(&plan.url),
-            protocol: Some(plan.protocol.as_str()),
-            ..Change::default()
-        };
-        match inner.lifecycle.advance(&run, change).await {
-            Ok(true) => {}
-            // Finished meanwhile (the sweeper, an agent's report, another bridge).
-            Ok(false) => return ("finished", Settle::Now(Disposition::Ack)),
-            Err(e) => {
-                tracing::warn!(error = %e, "run record not updated; retrying");
-                return (
-                    "database",
-                    Settle::Now(Disposition::Nak(nak_delay(d.delivered()))),
-                );
-            }
-        }
-        if let Some(change) = &plan.mode_change {
-            tracing::info!(change = %change, "the team's runtime changed while its run waited");
-        }
-        let (Ok(org), Ok(team)) = (
-            OrgId::parse(&plan.doc.org_id),
-            NodeId::parse(&plan.doc.team_id),
-        ) else {
-            return (
-                "invalid",
-                Settle::Fail("invalid_run", "invalid org or team id".into()),
-            );
-        };
-        let token = run_token::mint(
-            &inner.token_key,
-            &RunClaims {
-                org,
-                team,
-                run_id: plan.doc.run_id.clone(),
-                expires_unix: deadline.div_euclid(1000) + 1,
-            },
-        );
-        let planner = Planner {
-            tenancy: &inner.tenancy,
-            bus: &inner.bus,
-            settings: &inner.settings,
-            allow: &inner.allow,
-        };
-        let (prompt, event) = planner.material(&plan.doc).await;
-        let body = self.body(plan, &prompt, event, &token, deadline);
-        let call = Call {
-            base: &plan.url,
-            run_id: &plan.doc.run_id,
-            traceparent: plan.traceparent.as_deref(),
-            body: &body,
-            deadline: left,
-        };
-        let exchange = async {
-            match plan.protocol {
-                Protocol::Ifox => inner.agents.submit(&call).await,
-                Protocol::Investigate => {
-                    inner
-                        .agents
-                        .investigate(&call, || async {
-                            let running = Change {
-                                to: "running",
-                                ..Change::default()
-                            };
-                            if let Err(e) = inner.lifecycle.advance(&run, running).await {
-                                tracing::warn!(error = %e, "running not recorded");
-                            }
-                        })
-                        .await
-                }
-            }
-        };
-        let delivered = keep_alive(d, exchange).await;
-        match delivered {
-            Delivered::Finished {
-                success,
-                text,
-                error,
-            } => {
-                let status = if success { "completed" } else { "failed" };
-                let change = Change {
-                    to: status,
-                    result_text: text.as_deref(),
-                    error: error.as_deref(),
-                    ..Change::default()
-                };
-                self.record(&run, change, status).await
-            }
-            Delivered::Accepted => {
-                let change = Change {
-                    to: "running",
-                    detail: Some("accepted by the agent"),
-                    ..Change::default()
-                };
-                self.record(&run, change, "accepted").await
-            }
-            Delivered::Timeout => {
-                self.finish(
-                    &run,
-                    "timeout",
-                    None,
-                    Some("no outcome within the run's timeout"),
-                )
-                .await
-            }
-            Delivered::Retry { after, why } => {
-                if d.delivered() >= inner.settings.max_attempts {
-                    let detail = format!("gave up after {} attempts: {why}", d.delivered());
-                    return ("exhausted", Settle::Fail("agent_unavailable", detail));
-                }
-                let delay = after.unwrap_or_else(|| nak_delay(d.delivered()));
-                tracing::warn!(attempt = d.delivered(), retry_in = ?delay, why = %why, "agent unavailable; will retry");
-                ("retry", Settle::Now(Disposition::Nak(delay)))
-            }
-            Delivered::Refused { why } => ("refused", Settle::Fail("agent_refused", why)),
-        }
-    }
-
-    /// The request body of `plan`'s protocol.
-    fn body(
-        &self,
-        plan: &Plan,
-        prompt: &Prompt,
-        event: Option<serde_json::Value>,
-        token: &str,
-        deadline_ms: i64,
-    ) -> serde_json::Value {
-        match plan.protocol {
-            Protocol::Investigate => json!({
-                "prompt": prompt.text,
-                "team_token": token,
-                "thread_id": prompt.thread_id,
-                "tenant_id": plan.doc.org_id,
-                "team_id": plan.doc.team_id,
-            }),
-            Protocol::Ifox => {
-                let base = self.inner.settings.public_url.trim_end_matches('/');
-                let at = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms.max(0) as u64);
-                json!({
-                    "run": plan.document,
-                    "prompt": prompt.text,
-                    "thread_id": prompt.thread_id,
-                    "event": event,
-                    "run_token": token,
-                    "status_url": format!("{base}/api/v1/runs/{}/status", plan.doc.run_id),
-                    "config_url": format!("{base}/api/v1/config/me/effective"),
-                    "deadline": humantime::format_rfc3339_millis(at).to_string(),
-                })
-            }
-        }
-    }
-
-    async fn record(
-        &self,
-        run: &RunRef,
-        change: Change<'_>,
-        label: &'static str,
-    ) -> (&'static str, Settle) {
-        match self.inner.lifecycle.advance(run, change).await {
-            Ok(_) => (label, Settle::Now(Disposition::Ack)),
-            // The agent's answer is lost with this NAK; the redelivery carries the same
-            // Idempotency-Key, so an agent that keeps answers can give it again.
-            Err(e) => {
-                tracing::warn!(error = %e, "outcome not recorded; retrying the run");
-                ("database", Settle::Now(Disposition::Nak(nak_delay(1))))
-            }
-        }
-    }
-
-    async fn finish(
-        &self,
-        run: &RunRef,
-        status: &'static str,
-        error: Option<&str>,
-        detail: Option<&str>,
-    ) -> (&'static str, Settle) {
-        let change = Change {
-            to: status,
-            error,
-            detail,
-            ..Change::default()
-        };
-        self.record(run, change, status).await
-    }
-
-    async fn fail_and_dead_letter(
-        &self,
-        run: &RunRef,
-        d: Delivery,
-        reason: &'static str,
-        detail: String,
-    ) {
-        let change = Change {
-            to: "failed",
-            error: Some(&detail),
-            detail: Some(reason),
-            ..Change::default()
-        };
-        if let Err(e) = self.inner.lifecycle.advance(run, change).await {
-            tracing::warn!(error = %e, "failure not recorded; retrying the run");
-            let delay = nak_delay(d.delivered());
-            d.settle(&self.inner.bus, Disposition::Nak(delay)).await;
-            return;
-        }
-        d.settle(&self.inner.bus, Disposition::DeadLetter { reason, detail })
-            .await;
-    }
-
     async fn sweep_loop(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.inner.settings.sweep_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -540,67 +280,9 @@ impl Bridge {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = sweep(&self.inner.lifecycle).await {
+            if let Err(e) = super::lifecycle::sweep(&self.inner.lifecycle).await {
                 tracing::warn!(error = %e, "run sweep failed; retrying at the next tick");
             }
         }
     }
-}
-
-enum Settle {
-    Now(Disposition),
-    /// Record `failed`, then dead-letter with this reason and detail.
-    Fail(&'static str, String),
-}
-
-fn run_ref(plan: &Plan) -> RunRef {
-    RunRef {
-        run_id: plan.doc.run_id.clone(),
-        event_id: plan.doc.event_id.clone(),
-        org_id: plan.doc.org_id.clone(),
-        team_id: plan.doc.team_id.clone(),
-        traceparent: plan.traceparent.clone(),
-    }
-}
-
-/// Runs `exchange` while sending in-progress acks for `d` every [`KEEPALIVE`].
-async fn keep_alive<F: std::future::Future<Output = Delivered>>(
-    d: &Delivery,
-    exchange: F,
-) -> Delivered {
-    tokio::pin!(exchange);
-    let mut tick = tokio::time::interval(KEEPALIVE);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            out = &mut exchange => return out,
-            _ = tick.tick() => {
-                if let Err(e) = d.in_progress().await {
-                    tracing::debug!(error = %e, "in-progress ack not sent");
-                }
-            }
-        }
-    }
-}
-
-/// Moves runs past their deadline to `timeout`; how many it moved.
-pub async fn sweep(lifecycle: &Lifecycle) -> Result<usize, crate::store::StoreError> {
-    let overdue = {
-        let mut conn = lifecycle.store().pool().acquire().await?;
-        run_lifecycle::overdue(&mut conn, now_ms(), 500).await?
-    };
-    let mut moved = 0;
-    for r in overdue {
-        let run = RunRef::from(&r);
-        let change = Change {
-            to: "timeout",
-            detail: Some("swept: no outcome before the deadline"),
-            ..Change::default()
-        };
-        if lifecycle.advance(&run, change).await? {
-            tracing::info!(run_id = %r.run_id, org = %r.org_id, team = %r.team_id, "run timed out");
-            moved += 1;
-        }
-    }
-    Ok(moved)
 }

@@ -2,6 +2,9 @@
 //! on PROVISION, the bridge on AGENT_RUNS) runs on it, so they share one definition loader, one pull
 //! loop with reconnect, one delivery guard, one NAK-delay policy and one dead-letter format.
 //!
+//! The pieces live in three files: this one (definitions and the loop), [`super::delivery`] (the
+//! guard and dispositions) and [`super::watch`] (advisories and gauges); they are re-exported here.
+//!
 //! - [`ConsumerDef`]: a consumer file of `streams/consumers/` (the same JSON `nats consumer add
 //!   <STREAM> --config <file>` takes), embedded in the binary.
 //! - [`Delivery`]: one received message. It must be settled with a [`Disposition`]; one dropped
@@ -16,14 +19,13 @@
 //! - [`watch_max_deliveries`]: the server's MAX_DELIVERIES advisory turned into a dead letter with
 //!   reason `max_deliveries`; [`watch_depth`]: queue-depth gauges read from the consumer's info.
 
+pub use super::delivery::{DROPPED, Delivery, Disposition, Settled, in_progress_all, nak_delay};
+pub use super::watch::{watch_depth, watch_max_deliveries};
+
 use super::Bus;
-use super::deadletter::Origin;
 use super::health::Health;
-use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::pull;
-use async_nats::jetstream::{AckKind, Message};
 use backon::{BackoffBuilder, ExponentialBuilder};
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use std::future::Future;
 use std::time::Duration;
@@ -80,7 +82,8 @@ pub enum ConsumerError {
     JetStream { step: &'static str, detail: String },
 }
 
-fn js(step: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ConsumerError {
+/// A JetStream failure at `step`, as a [`ConsumerError`] (shared by the toolkit's files).
+pub(super) fn js(step: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ConsumerError {
     move |e| ConsumerError::JetStream {
         step,
         detail: e.to_string(),
@@ -110,205 +113,6 @@ impl ConsumerDef {
             .ok()
             .and_then(|c| c.durable_name)
             .unwrap_or_default()
-    }
-}
-
-/// What to tell JetStream about a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Done: its effects are durable.
-    Ack,
-    /// Not now: redeliver after the delay.
-    Nak(Duration),
-    /// Never: copy to `ifox.deadletter.<stage>.<reason>` (PubAck), then TERM.
-    DeadLetter {
-        reason: &'static str,
-        detail: String,
-    },
-}
-
-/// What was done with a settled delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    Acked,
-    Naked,
-    DeadLettered,
-    /// The dead letter could not be stored: NAKed instead, to be tried again.
-    DeadLetterFailed,
-}
-
-/// The delay before the redelivery of a message that failed transiently for the `delivered`-th time.
-pub fn nak_delay(delivered: u64) -> Duration {
-    let exp = delivered.saturating_sub(1).min(6) as u32;
-    Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
-}
-
-/// One received message with its JetStream position; settle it exactly once.
-pub struct Delivery {
-    msg: Option<Message>,
-    stage: &'static str,
-    stream: String,
-    stream_seq: u64,
-    delivered: u64,
-    published: std::time::SystemTime,
-}
-
-impl std::fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("stage", &self.stage)
-            .field("stream", &self.stream)
-            .field("stream_seq", &self.stream_seq)
-            .field("delivered", &self.delivered)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Delivery {
-    /// Wraps a message of `stage`'s consumer; `None` for a message without JetStream info (not a
-    /// consumer delivery, so nothing to acknowledge).
-    pub fn new(msg: Message, stage: &'static str) -> Option<Delivery> {
-        let (stream, stream_seq, delivered, published) = match msg.info() {
-            Ok(i) => (
-                i.stream.to_owned(),
-                i.stream_sequence,
-                i.delivered.max(1) as u64,
-                std::time::SystemTime::from(i.published),
-            ),
-            Err(_) => return None,
-        };
-        Some(Delivery {
-            msg: Some(msg),
-            stage,
-            stream,
-            stream_seq,
-            delivered,
-            published,
-        })
-    }
-
-    // The message is present until `settle` or `Drop` takes it, and both consume `self`.
-    fn msg(&self) -> &Message {
-        self.msg
-            .as_ref()
-            .expect("a delivery holds its message until settled")
-    }
-
-    pub fn subject(&self) -> &str {
-        self.msg().subject.as_str()
-    }
-    pub fn headers(&self) -> Option<&HeaderMap> {
-        self.msg().headers.as_ref()
-    }
-    pub fn payload(&self) -> &Bytes {
-        &self.msg().payload
-    }
-    pub fn stream(&self) -> &str {
-        &self.stream
-    }
-    pub fn stream_seq(&self) -> u64 {
-        self.stream_seq
-    }
-    /// When the stream stored it (the same on every redelivery).
-    pub fn published(&self) -> std::time::SystemTime {
-        self.published
-    }
-    /// How many times the server delivered it (1 the first time).
-    pub fn delivered(&self) -> u64 {
-        self.delivered
-    }
-
-    /// The subject its acks go to, for in-progress acks sent while it is held elsewhere (see
-    /// [`in_progress_all`]).
-    pub fn ack_subject(&self) -> Option<async_nats::Subject> {
-        self.msg().reply.clone()
-    }
-
-    /// Tells the server the message is being worked on (resets its `ack_wait`).
-    pub async fn in_progress(&self) -> Result<(), ConsumerError> {
-        self.msg()
-            .ack_with(AckKind::Progress)
-            .await
-            .map_err(|e| js("in-progress ack")(&e))
-    }
-
-    /// Applies `disposition`. A dead letter is stored before the TERM, or the message is NAKed.
-    pub async fn settle(mut self, bus: &Bus, disposition: Disposition) -> Settled {
-        let Some(msg) = self.msg.take() else {
-            return Settled::Naked;
-        };
-        let (kind, settled) = match disposition {
-            Disposition::Ack => (None, Settled::Acked),
-            Disposition::Nak(delay) => (Some(AckKind::Nak(Some(delay))), Settled::Naked),
-            Disposition::DeadLetter { reason, detail } => {
-                let origin = Origin {
-                    stage: self.stage,
-                    subject: msg.subject.as_str(),
-                    stream: &self.stream,
-                    stream_seq: self.stream_seq,
-                    attempts: self.delivered,
-                };
-                match bus
-                    .dead_letter(
-                        &origin,
-                        reason,
-                        &detail,
-                        msg.headers.as_ref(),
-                        msg.payload.clone(),
-                    )
-                    .await
-                {
-                    Ok(()) => (Some(AckKind::Term), Settled::DeadLettered),
-                    Err(e) => {
-                        let delay = nak_delay(self.delivered);
-                        tracing::error!(stage = self.stage, stream_seq = self.stream_seq, reason, error = %e, retry_in = ?delay, "dead letter not stored; the message will be retried");
-                        (Some(AckKind::Nak(Some(delay))), Settled::DeadLetterFailed)
-                    }
-                }
-            }
-        };
-        let acked = match kind {
-            // Acks wait for the server's confirmation: the caller's effect is durable, and a lost
-            // ack would redeliver an event whose effect is already there (idempotent, but wasted).
-            None => msg.double_ack().await,
-            Some(kind) => msg.ack_with(kind).await,
-        };
-        if let Err(e) = acked {
-            tracing::warn!(stage = self.stage, stream_seq = self.stream_seq, error = %e, "ack not confirmed; the message will be redelivered");
-        }
-        settled
-    }
-}
-
-/// In-progress acks (`+WPI`) for messages held by a scheduler (their `ack_subject`s): each resets
-/// its message's `ack_wait`. Not confirmed by the server; sent again at the next tick.
-pub async fn in_progress_all(bus: &Bus, subjects: Vec<async_nats::Subject>) {
-    for s in subjects {
-        if let Err(e) = bus.client().publish(s, Bytes::from_static(b"+WPI")).await {
-            tracing::debug!(error = %e, "in-progress ack not sent");
-        }
-    }
-}
-
-/// Counter of deliveries dropped without a disposition (and NAKed by the guard).
-pub const DROPPED: &str = "ifox_consumer_dropped_total";
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        let Some(msg) = self.msg.take() else {
-            return;
-        };
-        metrics::counter!(DROPPED, "stage" => self.stage).increment(1);
-        tracing::warn!(
-            stage = self.stage,
-            stream_seq = self.stream_seq,
-            "delivery dropped without a disposition; NAKed for redelivery"
-        );
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-            });
-        }
     }
 }
 
@@ -448,119 +252,6 @@ where
     }
 }
 
-/// The server's MAX_DELIVERIES advisory.
-#[derive(Debug, serde::Deserialize)]
-struct MaxDeliveries {
-    stream_seq: u64,
-    deliveries: u64,
-}
-
-/// Copies messages of `def` that exhausted their deliveries to DEADLETTER (reason
-/// `max_deliveries`). Replicas share a queue group, so one of them handles each advisory (and the
-/// dead letter's `Nats-Msg-Id` collapses any double).
-pub async fn watch_max_deliveries(bus: Bus, def: ConsumerDef, shutdown: CancellationToken) {
-    let name = def.name();
-    let subject = format!(
-        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{name}",
-        def.stream
-    );
-    let mut sub = match bus
-        .client()
-        .queue_subscribe(subject, format!("ifox-{name}"))
-        .await
-    {
-        Ok(sub) => sub,
-        Err(e) => {
-            tracing::error!(consumer = %name, error = %e, "cannot watch MAX_DELIVERIES advisories");
-            return;
-        }
-    };
-    loop {
-        let msg = tokio::select! {
-            () = shutdown.cancelled() => return,
-            m = sub.next() => match m { Some(m) => m, None => return },
-        };
-        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&msg.payload) else {
-            tracing::warn!("ignoring a malformed MAX_DELIVERIES advisory");
-            continue;
-        };
-        let attempt = || dead_letter_exhausted(&bus, &def, &advisory);
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(250))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(20);
-        let done = backon::Retryable::retry(attempt, policy)
-            .notify(|e, d| tracing::warn!(stream_seq = advisory.stream_seq, error = %e, retry_in = ?d, "exhausted message not yet dead-lettered; retrying"));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = done => if let Err(e) = r {
-                tracing::error!(stream_seq = advisory.stream_seq, error = %e, "exhausted message could not be dead-lettered");
-            }
-        }
-    }
-}
-
-async fn dead_letter_exhausted(
-    bus: &Bus,
-    def: &ConsumerDef,
-    a: &MaxDeliveries,
-) -> Result<(), ConsumerError> {
-    let stream = bus
-        .jetstream()
-        .get_stream(def.stream)
-        .await
-        .map_err(|e| js("get stream")(&e))?;
-    let raw = stream
-        .get_raw_message(a.stream_seq)
-        .await
-        .map_err(|e| js("get message")(&e))?;
-    let origin = Origin {
-        stage: def.stage,
-        subject: raw.subject.as_str(),
-        stream: def.stream,
-        stream_seq: a.stream_seq,
-        attempts: a.deliveries,
-    };
-    let detail = format!("gave up after {} deliveries", a.deliveries);
-    bus.dead_letter(
-        &origin,
-        "max_deliveries",
-        &detail,
-        Some(&raw.headers),
-        raw.payload.clone(),
-    )
-    .await
-    .map_err(|e| js("dead letter")(&e))
-}
-
-/// Gauges of a consumer's queue depth, read from its info every `every` (the consumer is not
-/// touched): `ifox_consumer_pending`, `ifox_consumer_ack_pending`, `ifox_consumer_redelivered`,
-/// labelled `stream` and `consumer`.
-pub async fn watch_depth(bus: Bus, def: ConsumerDef, every: Duration, shutdown: CancellationToken) {
-    let name = def.name();
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Ok(stream) = bus.jetstream().get_stream(def.stream).await else {
-            continue;
-        };
-        let Ok(info) = stream.consumer_info(&name).await else {
-            continue;
-        };
-        let labels = [
-            ("stream", def.stream.to_owned()),
-            ("consumer", name.clone()),
-        ];
-        metrics::gauge!("ifox_consumer_pending", &labels).set(info.num_pending as f64);
-        metrics::gauge!("ifox_consumer_ack_pending", &labels).set(info.num_ack_pending as f64);
-        metrics::gauge!("ifox_consumer_redelivered", &labels).set(info.num_redelivered as f64);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,14 +291,5 @@ mod tests {
             def.config(0),
             Err(ConsumerError::Definition { .. })
         ));
-    }
-
-    #[test]
-    fn the_nak_delay_doubles_per_delivery_up_to_thirty_seconds() {
-        assert_eq!(nak_delay(0), Duration::from_millis(500));
-        assert_eq!(nak_delay(1), Duration::from_millis(500));
-        assert_eq!(nak_delay(2), Duration::from_secs(1));
-        assert_eq!(nak_delay(4), Duration::from_secs(4));
-        assert_eq!(nak_delay(50), Duration::from_secs(30));
     }
 }

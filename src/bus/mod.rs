@@ -11,9 +11,11 @@
 
 pub mod consumer;
 pub mod deadletter;
+pub mod delivery;
 pub mod health;
 pub mod publish;
 pub mod streams;
+pub mod watch;
 
 pub use consumer::{ConsumerDef, Delivery, Disposition, LoopOptions, Settled, nak_delay};
 pub use health::Health;

@@ -15,10 +15,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// The signing key of replays, derived from the admin token.
 pub fn key(admin_token: &str) -> Vec<u8> {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(admin_token.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(b"ifox replay signatures v1");
-    mac.finalize().into_bytes().to_vec()
+    super::secret::derived_key(admin_token, b"ifox replay signatures v1")
 }
 
 fn mac(key: &[u8], replay_of: &str, force: bool, ce_id: &str, subject: &str) -> HmacSha256 {

@@ -9,6 +9,17 @@ use serde::Deserialize;
 #[serde(transparent)]
 pub struct Secret(String);
 
+/// A key for one `purpose` derived from a shared secret (HMAC-SHA256 of the purpose under it): the
+/// admin token yields the run-token key and the replay-signature key this way, so every replica
+/// computes the same keys and one leaked key does not give the other.
+pub fn derived_key(from: &str, purpose: &[u8]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(from.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(purpose);
+    mac.finalize().into_bytes().to_vec()
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())

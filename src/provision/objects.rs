@@ -139,6 +139,30 @@ pub fn deployment_available(obj: &Value) -> bool {
     seen && available
 }
 
+/// Refuses to apply over a live object that is not labelled for this very team: its name may be
+/// taken by another tenant (a hash collision, an object from before the naming rule, a hand-made
+/// one), and applying would hand that tenant's Deployment, Service or token to this team.
+pub fn refuse_foreign(
+    obj: &Desired,
+    live: &serde_json::Value,
+    org: &crate::domain::OrgId,
+    team: &crate::domain::NodeId,
+) -> Result<(), super::backend::BackendError> {
+    let (o, t) = (
+        label(live, super::build::ORG_LABEL),
+        label(live, super::build::TEAM_LABEL),
+    );
+    if o == Some(org.as_str()) && t == Some(team.as_str()) {
+        return Ok(());
+    }
+    Err(super::backend::BackendError::OwnedByAnotherTenant {
+        kind: obj.kind.name(),
+        name: obj.name.clone(),
+        org: o.unwrap_or_default().to_owned(),
+        team: t.unwrap_or_default().to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

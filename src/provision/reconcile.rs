@@ -189,7 +189,7 @@ impl<B: Backend + Clone> Reconciler<B> {
                 .when(BackendError::is_transient)
                 .await?;
             if let Some(l) = &live {
-                refuse_foreign(obj, l, org, team)?;
+                objects::refuse_foreign(obj, l, org, team)?;
                 if objects::contains(l, &obj.body) {
                     continue;
                 }
@@ -383,28 +383,4 @@ impl<B: Backend + Clone> Reconciler<B> {
         self.run_status(run, "succeeded", None).await?;
         Ok(Outcome::Done)
     }
-}
-
-/// Refuses to apply over a live object that is not labelled for this very team: its name may be
-/// taken by another tenant (a hash collision, an object from before the naming rule, a hand-made
-/// one), and applying would hand that tenant's Deployment, Service or token to this team.
-fn refuse_foreign(
-    obj: &Desired,
-    live: &serde_json::Value,
-    org: &OrgId,
-    team: &NodeId,
-) -> Result<(), BackendError> {
-    let (o, t) = (
-        objects::label(live, ORG_LABEL),
-        objects::label(live, TEAM_LABEL),
-    );
-    if o == Some(org.as_str()) && t == Some(team.as_str()) {
-        return Ok(());
-    }
-    Err(BackendError::OwnedByAnotherTenant {
-        kind: obj.kind.name(),
-        name: obj.name.clone(),
-        org: o.unwrap_or_default().to_owned(),
-        team: t.unwrap_or_default().to_owned(),
-    })
 }

@@ -110,14 +110,10 @@ impl BridgeSettings {
 
     /// The key run tokens are signed with.
     pub fn token_key(&self, admin_token: &str) -> Vec<u8> {
-        use hmac::{KeyInit, Mac};
         if !self.run_token_key.expose().is_empty() {
             return self.run_token_key.expose().as_bytes().to_vec();
         }
-        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(admin_token.as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"ifox run tokens v1");
-        mac.finalize().into_bytes().to_vec()
+        crate::domain::secret::derived_key(admin_token, b"ifox run tokens v1")
     }
 }
 
