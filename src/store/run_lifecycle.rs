@@ -139,11 +139,14 @@ pub struct RunRecord {
     pub protocol: Option<String>,
     pub result_text: Option<String>,
     pub error: Option<String>,
+    /// The AGENT_RUNS sequence of the message the record was made from (see migration 0008).
+    #[serde(skip)]
+    pub agent_runs_seq: Option<i64>,
 }
 
-const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
+pub const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
     config_version, status, replay_of, matched, created_at, dispatched_at, delivering_at, running_at, \
-    finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error";
+    finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error, agent_runs_seq";
 
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE run_id = $1");
