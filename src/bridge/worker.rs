@@ -95,8 +95,8 @@ impl Bridge {
             b.service_token.as_ref().map(|t| t.expose().to_owned()),
             b.result_limit,
         );
-        let lifecycle = Lifecycle::new(tenancy.store().clone(), Some(bus.clone()));
-        let recorder = Recorder::spawn(tenancy.store().clone());
+        let recorder = Recorder::spawn(tenancy.store().clone(), Some(bus.clone()));
+        let lifecycle = Lifecycle::batched(tenancy.store().clone(), recorder.clone());
         Ok(Bridge {
             inner: Arc::new(Inner {
                 token_key: b.token_key(settings.admin.token.expose()),

@@ -7,7 +7,7 @@ use super::{Conn, StoreError, marks};
 use crate::domain::OrgId;
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
@@ -76,40 +76,22 @@ fn padded(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Insert,
     States,
 }
 
-/// A statement's shape: what `statement_text`/`batch_text` build from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Shape {
-    /// One statement, on SQLite or not, for `n` list elements.
-    One(Kind, bool, usize),
-    /// The SQLite batch for `k` rows.
-    Batch(usize),
-}
-
-/// The text of a statement shape, built once per process.
-fn cached(shape: Shape, build: impl FnOnce() -> String) -> Arc<str> {
-    static BUILT: OnceLock<Mutex<HashMap<Shape, Arc<str>>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    built
-        .entry(shape)
-        .or_insert_with(|| Arc::from(build()))
-        .clone()
-}
-
 /// The text of statement `kind` for `n` (a power of two) list elements.
 fn statement(conn: &Conn, kind: Kind, n: usize) -> Arc<str> {
     let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
-    cached(Shape::One(kind, sqlite, n), || {
-        statement_text(conn, kind, n)
-    })
+    let name = match (kind, sqlite) {
+        (Kind::Insert, true) => "runs.insert.sqlite",
+        (Kind::Insert, false) => "runs.insert",
+        (Kind::States, true) => "runs.states.sqlite",
+        (Kind::States, false) => "runs.states",
+    };
+    super::cached_sql(name, n, || statement_text(conn, kind, n))
 }
 
 fn statement_text(conn: &Conn, kind: Kind, n: usize) -> String {
@@ -221,7 +203,7 @@ pub async fn record_batch_sqlite(
 
 /// The text of [`record_batch_sqlite`]'s statement.
 fn batch_statement(conn: &Conn, k: usize) -> Arc<str> {
-    cached(Shape::Batch(k), || {
+    super::cached_sql("runs.batch.sqlite", k, || {
         format!(
             "BEGIN IMMEDIATE; {}; {}; COMMIT",
             statement_text(conn, Kind::States, k),

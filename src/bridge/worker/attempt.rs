@@ -131,9 +131,8 @@ impl Bridge {
                                 to: "running",
                                 ..Change::default()
                             };
-                            if let Err(e) = inner.lifecycle.advance(&run, running).await {
-                                tracing::warn!(error = %e, "running not recorded");
-                            }
+                            // Not waited for: written before the outcome, which is.
+                            inner.lifecycle.advance_later(&run, running).await;
                         })
                         .await
                 }
