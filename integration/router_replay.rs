@@ -46,9 +46,10 @@ async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
     .unwrap()
 }
 
-#[tokio::test]
-async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one() {
-    let stack = Stack::start().await;
+async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one(
+    kind: crate::support::DbKind,
+) {
+    let stack = Stack::start_on(kind, &[]).await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
     github_event(&stack.js, "orig-1", "acme/checkout", &[]).await;
     let first = json_of(
@@ -67,7 +68,7 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
     assert_eq!(summary.republished, 1);
     drained(&stack.js, WAIT).await;
     assert_eq!(
-        run_count(&stack.app).await,
+        runs_recorded(&stack.app, &stack.js).await,
         1,
         "a plain replay makes no second run"
     );
@@ -76,7 +77,7 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
     // replaying the replay (2 events now) is still the same single run
     replay_events(&bus, "ifox.events.github.>", false).await;
     drained(&stack.js, WAIT).await;
-    assert_eq!(run_count(&stack.app).await, 1);
+    assert_eq!(runs_recorded(&stack.app, &stack.js).await, 1);
 
     let summary = Summary {
         ..replay_events(&bus, "ifox.events.github.issues", true).await
@@ -97,12 +98,13 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
         forced["replay_of"], first["run_id"],
         "a forced run names the run it replays"
     );
-    assert!(run_count(&stack.app).await >= 2);
+    assert!(runs_recorded(&stack.app, &stack.js).await >= 2);
 }
 
-#[tokio::test]
-async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
-    let stack = Stack::start().await;
+async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once(
+    kind: crate::support::DbKind,
+) {
+    let stack = Stack::start_on(kind, &[]).await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
     publish_event(
         &stack.js,
@@ -174,7 +176,11 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
         .await,
     );
     assert_eq!(run["team_id"], "search");
-    assert_eq!(run_count(&stack.app).await, 1, "dispatched once");
+    assert_eq!(
+        runs_recorded(&stack.app, &stack.js).await,
+        1,
+        "dispatched once"
+    );
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 1);
 }
 
@@ -258,4 +264,8 @@ async fn a_replay_older_than_the_duplicate_window_makes_no_second_run_or_deliver
     assert!(keys.contains(run["run_id"].as_str().unwrap()));
 }
 
-crate::both_databases!(a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery,);
+crate::both_databases!(
+    replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one,
+    a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once,
+    a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery,
+);
