@@ -157,7 +157,8 @@ impl Worker {
                     if !duplicate {
                         marks.push(p.run_id.clone());
                     }
-                    let (org, team) = (run.org_id.to_string(), run.team_id.to_string());
+                    let (org, team) =
+                        crate::telemetry::team_labels(run.org_id.as_str(), run.team_id.as_str());
                     let outcome = if duplicate {
                         "duplicate"
                     } else {

@@ -1,0 +1,107 @@
+//! Bounded per-team metric labels: a team gets its own `org`/`team` label values when it is on the
+//! allow-list (`telemetry.team_labels`) or among the first `telemetry.max_team_labels` other teams
+//! this process has seen; every other team is counted under `org="other", team="other"`. So 10,000
+//! teams add at most `allow + max` series per metric and label set, never 10,000.
+
+use crate::settings::TelemetrySettings;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+/// The label value shared by teams beyond the bound.
+pub const OTHER: &str = "other";
+
+#[derive(Debug)]
+pub struct TeamLabels {
+    allowed: HashSet<String>,
+    max: usize,
+    admitted: Mutex<HashSet<String>>,
+}
+
+impl TeamLabels {
+    pub fn new(allowed: impl IntoIterator<Item = String>, max: usize) -> TeamLabels {
+        TeamLabels {
+            allowed: allowed.into_iter().collect(),
+            max,
+            admitted: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn from_settings(s: &TelemetrySettings) -> TeamLabels {
+        Self::new(s.team_labels.iter().cloned(), s.max_team_labels)
+    }
+
+    /// The `(org, team)` label values for this team.
+    pub fn labels(&self, org: &str, team: &str) -> (String, String) {
+        if self.admits(org, team) {
+            (org.to_owned(), team.to_owned())
+        } else {
+            (OTHER.to_owned(), OTHER.to_owned())
+        }
+    }
+
+    fn admits(&self, org: &str, team: &str) -> bool {
+        let key = format!("{org}/{team}");
+        if self.allowed.contains(&key) {
+            return true;
+        }
+        // A poisoned lock only means another thread panicked mid-insert; the set is still valid.
+        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        if admitted.contains(&key) {
+            return true;
+        }
+        if admitted.len() < self.max {
+            admitted.insert(key);
+            return true;
+        }
+        false
+    }
+}
+
+static GLOBAL: OnceLock<TeamLabels> = OnceLock::new();
+
+/// Sets the process's bound from the settings (first call wins; later calls, e.g. several apps
+/// in one test process, keep the first).
+pub fn install(s: &TelemetrySettings) {
+    let _ = GLOBAL.set(TeamLabels::from_settings(s));
+}
+
+/// The `(org, team)` label values of a per-team metric, bounded as the settings say (the defaults
+/// when [`install`] was not called).
+pub fn team_labels(org: &str, team: &str) -> (String, String) {
+    GLOBAL
+        .get_or_init(|| TeamLabels::from_settings(&TelemetrySettings::default()))
+        .labels(org, team)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_listed_teams_always_get_labels_and_others_share_one_bucket_past_the_bound() {
+        let t = TeamLabels::new(["acme/sre".to_owned()], 2);
+        assert_eq!(t.labels("a", "1"), ("a".into(), "1".into()));
+        assert_eq!(t.labels("a", "2"), ("a".into(), "2".into()));
+        // The bound is reached: the third team seen is `other`, the first two keep their labels.
+        assert_eq!(t.labels("a", "3"), (OTHER.into(), OTHER.into()));
+        assert_eq!(t.labels("a", "1"), ("a".into(), "1".into()));
+        // The allow-list is outside the bound.
+        assert_eq!(t.labels("acme", "sre"), ("acme".into(), "sre".into()));
+    }
+
+    #[test]
+    fn ten_thousand_teams_yield_at_most_the_bound_plus_other() {
+        let t = TeamLabels::new([], 50);
+        let distinct: HashSet<(String, String)> = (0..10_000)
+            .map(|i| t.labels(&format!("org{}", i % 100), &format!("team{i}")))
+            .collect();
+        assert_eq!(distinct.len(), 51);
+        assert!(distinct.contains(&(OTHER.into(), OTHER.into())));
+    }
+
+    #[test]
+    fn zero_bound_and_no_allow_list_puts_every_team_in_other() {
+        let t = TeamLabels::new([], 0);
+        assert_eq!(t.labels("a", "b"), (OTHER.into(), OTHER.into()));
+    }
+}
