@@ -20,7 +20,7 @@ use super::KEEPALIVE;
 
 impl Bridge {
     pub(super) async fn execute(&self, job: Job) {
-        let Job { delivery, plan } = job;
+        let Job { delivery, mut plan } = job;
         let span = tracing::info_span!(
             "delivery",
             run_id = %plan.doc.run_id,
@@ -32,7 +32,6 @@ impl Bridge {
         crate::telemetry::trace::parent_on(&span, plan.traceparent.as_deref());
         // With spans exported, the agent is called with this delivery's context (its spans are
         // then children of the delivery in the event's trace).
-        let mut plan = plan;
         if let Some(tp) = crate::telemetry::trace::outgoing(&span) {
             plan.traceparent = Some(tp);
         }
