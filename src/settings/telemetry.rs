@@ -62,3 +62,65 @@ impl TelemetrySettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, crate::settings::SettingsError> {
+        Settings::load_from(
+            Some(std::path::Path::new("/nonexistent/ifox.toml")),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn export_is_off_by_default_and_the_keys_come_from_the_environment() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.telemetry.otlp_endpoint, "");
+        assert_eq!(s.telemetry.max_team_labels, 50);
+        let s = load(&[
+            (
+                "IFOX__TELEMETRY__OTLP_ENDPOINT",
+                "http://collector:4318/v1/traces",
+            ),
+            ("IFOX__TELEMETRY__SERVICE_NAME", "ifox-router"),
+            ("IFOX__TELEMETRY__TEAM_LABELS", "acme/sre, acme/db"),
+            ("IFOX__TELEMETRY__MAX_TEAM_LABELS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.telemetry.otlp_endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(s.telemetry.service_name, "ifox-router");
+        assert_eq!(s.telemetry.team_labels, ["acme/sre", "acme/db"]);
+        assert_eq!(s.telemetry.max_team_labels, 0);
+    }
+
+    #[test]
+    fn a_bad_endpoint_or_team_label_is_refused_naming_the_key() {
+        for (key, value, named) in [
+            (
+                "IFOX__TELEMETRY__OTLP_ENDPOINT",
+                "collector:4318",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "IFOX__TELEMETRY__TEAM_LABELS",
+                "acme",
+                "telemetry.team_labels",
+            ),
+            (
+                "IFOX__TELEMETRY__TEAM_LABELS",
+                "acme/sre/x",
+                "telemetry.team_labels",
+            ),
+            (
+                "IFOX__TELEMETRY__MAX_TEAM_LABELS",
+                "20000",
+                "telemetry.max_team_labels",
+            ),
+        ] {
+            let e = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(named), "{value}: {e}");
+        }
+    }
+}
