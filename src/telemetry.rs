@@ -3,8 +3,6 @@
 //! `ifox_build_info`, and the bound on per-team labels ([`teams`]). All are process-global and
 //! installed once; tests that build several apps share them.
 
-#[cfg(test)]
-mod catalog_tests;
 pub mod otlp;
 pub mod teams;
 pub mod trace;

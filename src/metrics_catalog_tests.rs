@@ -1,8 +1,8 @@
-//! The README's metrics table is the catalog: every metric the code registers is in it (and nothing
+//! Crate-wide test (beside `layering_tests`): the README's metrics table is the catalog: every metric the code registers is in it (and nothing
 //! else is), types follow the name suffixes, and the Grafana dashboard queries only metrics in it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,26 +29,15 @@ fn names_in(text: &str) -> Vec<String> {
     out
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read src") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// Metric names in the code: `"ifox_…"` string literals in files that use the `metrics` macros
 /// (names are literals at the call site or in a `const`), less the unit tests' own.
 fn code_metrics() -> BTreeSet<String> {
     let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    crate::layering_tests::rust_files(&root().join("src"), &mut files);
     let mut out = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read source");
-        if !text.contains("metrics::") || f.ends_with("telemetry/catalog_tests.rs") {
+        if !text.contains("metrics::") || f.ends_with("metrics_catalog_tests.rs") {
             continue;
         }
         for quoted in text.split('"').skip(1).step_by(2) {
