@@ -56,6 +56,9 @@ pub fn subscriber(log: &LogSettings, provider: Option<&SdkTracerProvider>) -> Di
             .with_writer(std::io::stderr)
     });
     let text_layer = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    if provider.is_some() {
+        super::trace::exporting();
+    }
     let otel_layer = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ifox")));
     Dispatch::new(
         Registry::default()

@@ -4,25 +4,42 @@
 //! teams add at most `allow + max` series per metric and label set, never 10,000.
 
 use crate::settings::TelemetrySettings;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
 /// The label value shared by teams beyond the bound.
 pub const OTHER: &str = "other";
 
+/// Teams by org, so a lookup borrows the ids (no allocation on the router's hot path).
+type Teams = HashMap<String, HashSet<String>>;
+
+fn contains(teams: &Teams, org: &str, team: &str) -> bool {
+    teams.get(org).is_some_and(|t| t.contains(team))
+}
+
 #[derive(Debug)]
 pub struct TeamLabels {
-    allowed: HashSet<String>,
+    allowed: Teams,
     max: usize,
-    admitted: Mutex<HashSet<String>>,
+    admitted: Mutex<(Teams, usize)>,
 }
 
 impl TeamLabels {
+    /// `allowed`: `org/team` entries (validated by the settings; others are ignored).
     pub fn new(allowed: impl IntoIterator<Item = String>, max: usize) -> TeamLabels {
+        let mut teams = Teams::new();
+        for entry in allowed {
+            if let Some((org, team)) = entry.split_once('/') {
+                teams
+                    .entry(org.to_owned())
+                    .or_default()
+                    .insert(team.to_owned());
+            }
+        }
         TeamLabels {
-            allowed: allowed.into_iter().collect(),
+            allowed: teams,
             max,
-            admitted: Mutex::new(HashSet::new()),
+            admitted: Mutex::new((Teams::new(), 0)),
         }
     }
 
@@ -40,17 +57,21 @@ impl TeamLabels {
     }
 
     fn admits(&self, org: &str, team: &str) -> bool {
-        let key = format!("{org}/{team}");
-        if self.allowed.contains(&key) {
+        if contains(&self.allowed, org, team) {
             return true;
         }
         // A poisoned lock only means another thread panicked mid-insert; the set is still valid.
-        let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
-        if admitted.contains(&key) {
+        let mut guard = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        let (admitted, count) = &mut *guard;
+        if contains(admitted, org, team) {
             return true;
         }
-        if admitted.len() < self.max {
-            admitted.insert(key);
+        if *count < self.max {
+            admitted
+                .entry(org.to_owned())
+                .or_default()
+                .insert(team.to_owned());
+            *count += 1;
             return true;
         }
         false
