@@ -13,10 +13,12 @@ pub mod bridge;
 pub mod nats;
 pub mod provision;
 mod secret_list;
+pub mod telemetry;
 pub use crate::domain::Secret;
 pub use bridge::BridgeSettings;
 pub use nats::{NatsAuth, NatsSettings};
 pub use secret_list::SecretList;
+pub use telemetry::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,9 @@ pub struct Settings {
     /// `IFOX__BRIDGE__…`: agent delivery.
     #[serde(default)]
     pub bridge: BridgeSettings,
+    /// `IFOX__TELEMETRY__…`: OTLP export, per-team metric labels.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// The `router` role.
@@ -248,6 +253,9 @@ impl Settings {
                     self.http.listen
                 ),
             );
+        }
+        if let Err((key, problem)) = self.telemetry.validate() {
+            return invalid(key, problem);
         }
         if let Err((key, problem)) = self.nats.validate() {
             return invalid(key, problem);

@@ -100,6 +100,7 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
             subject = d.subject(),
             stream_seq = d.stream_seq(),
         );
+        crate::telemetry::trace::parent_on(&span, Some(header(headers::TRACEPARENT).as_str()));
         d.settle(bus, outcome.disposition).instrument(span)
     }))
     .await;

@@ -122,7 +122,8 @@ impl Worker {
         for ((i, run, _), result) in runs.iter().zip(published) {
             match result {
                 Ok(ack) => {
-                    let (org, team) = (run.org_id.to_string(), run.team_id.to_string());
+                    let (org, team) =
+                        crate::telemetry::team_labels(run.org_id.as_str(), run.team_id.as_str());
                     let outcome = if ack.duplicate {
                         "duplicate"
                     } else {

@@ -20,7 +20,7 @@ use super::KEEPALIVE;
 
 impl Bridge {
     pub(super) async fn execute(&self, job: Job) {
-        let Job { delivery, plan } = job;
+        let Job { delivery, mut plan } = job;
         let span = tracing::info_span!(
             "delivery",
             run_id = %plan.doc.run_id,
@@ -29,10 +29,20 @@ impl Bridge {
             team = %plan.doc.team_id,
             trace_id = plan.traceparent.as_deref().and_then(|t| t.split('-').nth(1)).unwrap_or(""),
         );
+        crate::telemetry::trace::parent_on(&span, plan.traceparent.as_deref());
+        // With spans exported, the agent is called with this delivery's context (its spans are
+        // then children of the delivery in the event's trace).
+        if let Some(tp) = crate::telemetry::trace::outgoing(&span) {
+            plan.traceparent = Some(tp);
+        }
         let started = std::time::Instant::now();
         let outcome = self.deliver(&delivery, &plan).instrument(span).await;
-        metrics::histogram!("ifox_bridge_delivery_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("ifox_bridge_deliveries_total", "outcome" => outcome.0).increment(1);
+        // Per team (bounded labels): latency, agent time (the cost measure) and outcomes.
+        let (org, team) = crate::telemetry::team_labels(&plan.doc.org_id, &plan.doc.team_id);
+        metrics::histogram!("ifox_bridge_delivery_seconds", "org" => org.clone(), "team" => team.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ifox_bridge_deliveries_total", "outcome" => outcome.0, "org" => org, "team" => team)
+            .increment(1);
         match outcome.1 {
             Settle::Now(disposition) => {
                 delivery.settle(&self.inner.bus, disposition).await;
