@@ -10,12 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 pub mod bridge;
+pub mod http;
 pub mod nats;
 pub mod provision;
 mod secret_list;
 pub mod telemetry;
 pub use crate::domain::Secret;
 pub use bridge::BridgeSettings;
+pub use http::HttpSettings;
 pub use nats::{NatsAuth, NatsSettings};
 pub use secret_list::SecretList;
 pub use telemetry::TelemetrySettings;
@@ -91,6 +93,12 @@ pub struct IngestSettings {
     pub body_limit: usize,
     #[serde(default)]
     pub secrets: IngestSecrets,
+    /// How long an org's webhook secrets (or their absence) are kept in memory. Writes through this
+    /// process apply at once; writes through another replica within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub org_secrets_ttl: Duration,
+    /// Orgs whose webhook secrets are kept in memory at once (past it the oldest entry goes).
+    pub org_secrets_cache_size: usize,
 }
 
 /// `ingest.secrets.<provider>`; env `IFOX__INGEST__SECRETS__SLACK=a,b` and
@@ -109,14 +117,6 @@ pub struct IngestSecrets {
     /// Standard Webhooks senders by source name (`/webhooks/generic/{source}`).
     #[serde(default)]
     pub generic: std::collections::BTreeMap<String, SecretList>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    pub listen: String,
-    /// Largest admin request body, bytes.
-    pub admin_body_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +169,11 @@ stream_replicas = 0
 [http]
 listen = "127.0.0.1:8080"
 admin_body_limit = 1048576
+metrics_listen = ""
+header_read_timeout = "30s"
+body_timeout = "30s"
+max_connections = 1024
+max_requests_per_connection = 1000
 [admin]
 token = ""
 [log]
@@ -178,6 +183,8 @@ level = "info"
 reload_interval = "30s"
 [ingest]
 body_limit = 524288
+org_secrets_ttl = "30s"
+org_secrets_cache_size = 10000
 [router]
 concurrency = 64
 max_deliver = 0
@@ -245,14 +252,8 @@ impl Settings {
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
         }
-        if let Err(e) = self.http.listen.parse::<SocketAddr>() {
-            return invalid(
-                "http.listen",
-                format!(
-                    "{:?} is not an address like 0.0.0.0:8080 ({e})",
-                    self.http.listen
-                ),
-            );
+        if let Err((key, problem)) = self.http.validate() {
+            return invalid(key, problem);
         }
         if let Err((key, problem)) = self.telemetry.validate() {
             return invalid(key, problem);
@@ -271,6 +272,12 @@ impl Settings {
                 "ingest.body_limit",
                 format!("must be between 1024 and {MAX_INGEST_BODY} bytes"),
             );
+        }
+        if self.ingest.org_secrets_ttl.is_zero() {
+            return invalid("ingest.org_secrets_ttl", "must be more than zero".into());
+        }
+        if self.ingest.org_secrets_cache_size == 0 {
+            return invalid("ingest.org_secrets_cache_size", "must be at least 1".into());
         }
         if self.bridge.concurrency == 0 || self.bridge.max_concurrent_agents == 0 {
             return invalid(

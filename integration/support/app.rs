@@ -12,6 +12,8 @@ pub const ADMIN_TOKEN: &str = "test-global-admin-token";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://127.0.0.1:<port>` of the `/metrics` listener, when `IFOX__HTTP__METRICS_LISTEN` is set.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub db: TestDb,
     pub shutdown: CancellationToken,
@@ -61,6 +63,9 @@ impl TestApp {
         let roles: BTreeSet<Role> = roles.iter().copied().collect();
         let app = App::build(settings, roles).await.expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics_base = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let state = app.state().clone();
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -69,6 +74,7 @@ impl TestApp {
         });
         TestApp {
             base,
+            metrics_base,
             client: reqwest::Client::new(),
             db,
             shutdown,

@@ -1,14 +1,16 @@
 //! The assembled process: settings in, roles running as supervised tasks ([`supervisor`]), until
 //! the shutdown token fires or a role task ends.
 //!
-//! `App::build` connects and migrates the database, loads the catalog and binds the listener (port 0
-//! works, and [`App::port`] tells which port was taken), so tests run the real app in-process.
+//! `App::build` connects and migrates the database, loads the catalog and binds the listeners (port 0
+//! works, and [`App::port`] / [`App::metrics_port`] tell which ports were taken), so tests run the real
+//! app in-process. Both listeners are served by [`http::serve`] with the `http.*` limits.
 
 pub mod supervisor;
 
 use crate::bus::{Bus, Health, StreamSpec};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
+use crate::ingest::secret_cache::SecretCache;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::tenancy::{Tenancy, TenancyError};
@@ -91,10 +93,14 @@ pub struct App {
     settings: Settings,
     roles: BTreeSet<Role>,
     listener: TcpListener,
+    /// `http.metrics_listen`, when `/metrics` has a listener of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     /// Present when a role that uses NATS runs.
     bus: Option<(Bus, Vec<StreamSpec>)>,
     ingest: Option<Ingest>,
+    /// Org webhook secrets in memory: read by ingest, invalidated by the admin routes.
+    org_secrets: SecretCache,
     provisioner: Option<crate::provision::worker::Worker>,
     bridge: Option<crate::bridge::worker::Bridge>,
 }
@@ -104,12 +110,11 @@ impl App {
         let store = connect_store(&settings.database).await?;
         let tenancy = Tenancy::open(store, Some(settings.admin.token.clone())).await?;
         let addr = settings.listen_addr();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = bind(addr).await?;
+        let metrics_listener = match settings.http.metrics_addr() {
+            Some(metrics_addr) => Some(bind(metrics_addr).await?),
+            None => None,
+        };
         // Every role uses NATS: ingest and router for streams, admin for change notices.
         // Streams are checked before NATS is needed, so a bad file stops start-up at once.
         let specs: Vec<StreamSpec> = StreamSpec::embedded()?
@@ -120,9 +125,15 @@ impl App {
         tenancy.attach_notifier(connected.client().clone());
         let health = Health::default();
         health.watch_connection(connected.client().clone());
-        let ingest = roles
-            .contains(&Role::Ingest)
-            .then(|| Ingest::new(&settings.ingest, connected.clone(), tenancy.clone()));
+        let org_secrets = SecretCache::new(&settings.ingest);
+        let ingest = roles.contains(&Role::Ingest).then(|| {
+            Ingest::new(
+                &settings.ingest,
+                connected.clone(),
+                tenancy.clone(),
+                org_secrets.clone(),
+            )
+        });
         let mut settings = settings;
         if settings.bridge.public_url.is_empty() {
             let mut addr = listener.local_addr().map_err(|source| AppError::Bind {
@@ -167,9 +178,11 @@ impl App {
             settings,
             roles,
             listener,
+            metrics_listener,
             state,
             bus,
             ingest,
+            org_secrets,
             provisioner,
             bridge,
         })
@@ -177,6 +190,12 @@ impl App {
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The port of the `/metrics` listener, when `http.metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        let listener = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok().map(|a| a.port())
     }
 
     pub fn state(&self) -> &AppState {
@@ -192,9 +211,11 @@ impl App {
             settings,
             roles,
             listener,
+            metrics_listener,
             state,
             bus,
             ingest,
+            org_secrets,
             provisioner,
             bridge,
         } = self;
@@ -256,13 +277,25 @@ impl App {
             }
         }
         let admin = roles.contains(&Role::Admin);
-        let mut router = http::router(state.clone());
+        let mut router = http::router(state.clone(), metrics_listener.is_none());
+        let limits = http::serve::Limits::from_settings(&settings.http);
+        if let Some(metrics_listener) = metrics_listener {
+            tracing::info!(listen = %metrics_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "/metrics served on its own listener");
+            let serve = http::serve::serve(
+                metrics_listener,
+                http::metrics_router(state.clone()),
+                limits.clone(),
+                "metrics",
+                shutdown.clone(),
+            );
+            tasks.spawn("metrics-http", until_shutdown(serve, shutdown.clone()));
+        }
         if admin {
             let admin_api = crate::admin::routes().layer(axum::extract::DefaultBodyLimit::max(
                 settings.http.admin_body_limit,
             ));
             router = router.merge(admin_api.with_state(state.clone()));
-            let secrets = crate::ingest::org_secrets::routes().layer(
+            let secrets = crate::ingest::org_secrets::routes(org_secrets).layer(
                 axum::extract::DefaultBodyLimit::max(settings.http.admin_body_limit),
             );
             let provision = crate::provision::api::routes(crate::provision::api::ProvisionApi {
@@ -278,12 +311,6 @@ impl App {
         if let Some(ingest) = ingest {
             router = router.merge(ingest.routes());
         }
-        // No Nagle: every answer is one small write that the sender waits for.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
         // Request tracing (a span per request, and its status and latency at debug level) by
         // tower-http rather than by hand.
         let router = router
@@ -297,11 +324,8 @@ impl App {
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
                 ),
             );
-        let serve = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
-        let serve = async move { serve.await.map_err(|e| format!("HTTP server failed: {e}")) };
-        tasks.spawn("http", until_shutdown_ok(serve, shutdown.clone()));
+        let serve = http::serve::serve(listener, router, limits, "main", shutdown.clone());
+        tasks.spawn("http", until_shutdown(serve, shutdown.clone()));
         // The router finishes (and acks) the events it holds before the process exits.
         let outcome = tasks.wait(shutdown).await;
         tracing::info!("ifox stopped");
@@ -341,6 +365,16 @@ async fn connect_store(db: &crate::settings::DatabaseSettings) -> Result<Store, 
             tracing::warn!(error = %e, retry_in = ?pause, waited = ?started.elapsed(), gives_up_after = ?db.startup_wait, "database unreachable at start-up; waiting for it");
         })
         .await?)
+}
+
+/// Binds a listener.
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// The catalog's safety net: a full reload every `interval` (writes through this process refresh

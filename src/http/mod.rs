@@ -1,11 +1,14 @@
 //! What every HTTP surface shares, below the roles: the handler state ([`AppState`]), the one error
 //! answer ([`error::ApiError`]), the request extractors ([`extract`]), and the listener's own routes:
 //! `/healthz` (process up), `/readyz` (database reachable, NATS connected and every consumer of this
-//! process consuming), `/metrics` (Prometheus). Each role brings its routes and `app` merges them
-//! onto [`router`], so this module never names a role (the layering test in `lib.rs` keeps it so).
+//! process consuming), `/metrics` (Prometheus; on its own listener when `http.metrics_listen` is set,
+//! see [`metrics_router`]). Each role brings its routes and `app` merges them onto [`router`], so this
+//! module never names a role (the layering test in `lib.rs` keeps it so). [`serve`] runs a router on a
+//! listener with the limits against slow and greedy clients.
 
 pub mod error;
 pub mod extract;
+pub mod serve;
 
 use crate::tenancy::Tenancy;
 use axum::Router;
@@ -33,13 +36,23 @@ pub struct AppState {
 }
 
 /// The listener's own routes and the 404 fallback; `app` merges the routes of each enabled role.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// `with_metrics`: `/metrics` too (false when it has its own listener).
+pub fn router(state: AppState, with_metrics: bool) -> Router {
+    let mut routes = Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes.fallback(not_found).with_state(state)
+}
+
+/// The separate metrics listener's routes: `/metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)

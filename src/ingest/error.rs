@@ -23,14 +23,18 @@ pub enum IngestError {
     MissingHeader(&'static str),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The listener's body deadline (`http.body_timeout`) passed while the body was read.
+    #[error("the body did not arrive in time (http.body_timeout)")]
+    BodyTimeout,
     #[error("no webhook source {0:?} is configured here")]
     UnknownSource(String),
     #[error("no org {0:?}")]
     UnknownOrg(String),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Shared by every request that waited for the same failed read (see `secret_cache`).
     #[error("the org's webhook secrets cannot be read: {0}")]
-    Secrets(#[source] StoreError),
+    Secrets(#[source] std::sync::Arc<StoreError>),
 }
 
 impl IngestError {
@@ -51,6 +55,7 @@ impl IngestError {
             IngestError::TooLarge { .. } | IngestError::Publish(PublishError::TooLarge(_)) => {
                 "payload_too_large"
             }
+            IngestError::BodyTimeout => "body_timeout",
             IngestError::UnknownSource(_) => "unknown_source",
             IngestError::UnknownOrg(_) => "unknown_org",
             IngestError::Publish(PublishError::Unavailable(_)) => "nats_unavailable",
@@ -67,6 +72,7 @@ impl IngestError {
             IngestError::TooLarge { .. } | IngestError::Publish(PublishError::TooLarge(_)) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             IngestError::UnknownSource(_) | IngestError::UnknownOrg(_) => StatusCode::NOT_FOUND,
             // 503 carries Retry-After (set by ApiError), so providers retry.
             IngestError::Publish(PublishError::Unavailable(_)) | IngestError::Secrets(_) => {

@@ -9,7 +9,8 @@
 //! One file per provider ([`slack`], [`github`], [`pagerduty`], [`incidentio`], [`generic`]); the
 //! CloudEvents contract lives in [`event`]; signatures in [`verify`]; rejections in [`error`]. This
 //! module owns the webhook routes and the `ifox_ingest_*` metrics; it never touches the tenancy data
-//! beyond asking whether an org exists and reading `webhook_secrets` ([`org_secrets`]).
+//! beyond asking whether an org exists and reading `webhook_secrets` ([`org_secrets`]), through an
+//! in-memory cache ([`secret_cache`]) so that a webhook URL anyone can reach costs no database read.
 
 pub mod error;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod pagerduty;
 pub mod payload;
 mod receive;
 pub mod samples;
+pub mod secret_cache;
 pub mod slack;
 pub mod verify;
 
@@ -112,6 +114,7 @@ struct Inner {
     body_limit: usize,
     bus: Bus,
     tenancy: Tenancy,
+    org_secrets: secret_cache::SecretCache,
 }
 
 const SLACK_EVENTS: u8 = 0;
@@ -161,13 +164,20 @@ async fn generic_org(
 }
 
 impl Ingest {
-    pub fn new(settings: &IngestSettings, bus: Bus, tenancy: Tenancy) -> Ingest {
+    /// `org_secrets` is shared with the admin routes of [`org_secrets`], which invalidate it.
+    pub fn new(
+        settings: &IngestSettings,
+        bus: Bus,
+        tenancy: Tenancy,
+        org_secrets: secret_cache::SecretCache,
+    ) -> Ingest {
         let inner = Inner {
             metrics: metrics::IngestMetrics::new(),
             secrets: settings.secrets.clone(),
             body_limit: settings.body_limit,
             bus,
             tenancy,
+            org_secrets,
         };
         Ingest {
             inner: Arc::new(inner),

@@ -7,19 +7,20 @@
 //! - Never returned by any read and never logged; the audit log records the provider and how many
 //!   secrets were set, not the secrets. Answers are `204 No Content`.
 //!
-//! The org-scoped webhook URLs (`/webhooks/orgs/{org}/…`) verify with these and only these.
+//! The org-scoped webhook URLs (`/webhooks/orgs/{org}/…`) verify with these and only these, read
+//! through the [`SecretCache`]; a write here drops the org's entry, so it applies to the next webhook.
 
 use super::Provider;
+use super::secret_cache::SecretCache;
 use crate::domain::subject::check_generic_source;
 use crate::domain::{OrgId, now_ms};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Body};
-use crate::settings::SecretList;
-use crate::store::{Store, StoreError, audit, webhook_secrets};
+use crate::store::{StoreError, audit, webhook_secrets};
 use crate::tenancy::{OrgScope, TenancyError};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::routing::put;
 use serde::Deserialize;
@@ -28,7 +29,8 @@ use serde_json::json;
 /// At most this many secrets per provider (a rotation needs two).
 const MAX_SECRETS: usize = 5;
 
-pub fn routes() -> Router<AppState> {
+/// The admin routes; `cache` is the one the ingest role of this process reads through.
+pub fn routes(cache: SecretCache) -> Router<AppState> {
     let base = "/api/v1/admin/orgs/{org}/webhook-secrets";
     Router::new()
         .route(
@@ -39,18 +41,7 @@ pub fn routes() -> Router<AppState> {
             &format!("{base}/{{provider}}"),
             put(put_provider).delete(delete_provider),
         )
-}
-
-/// The secrets an org set for a provider (`Provider::secret_key`), if any.
-pub async fn lookup(
-    store: &Store,
-    org: &OrgId,
-    key: &str,
-) -> Result<Option<SecretList>, StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    Ok(webhook_secrets::get(&mut conn, org, key)
-        .await?
-        .map(SecretList::new))
+        .layer(Extension(cache))
 }
 
 #[derive(Deserialize)]
@@ -61,40 +52,44 @@ struct NewSecrets {
 
 async fn put_provider(
     State(s): State<AppState>,
+    Extension(cache): Extension<SecretCache>,
     Auth(p): Auth,
     Path((org, provider)): Path<(String, String)>,
     Body(body): Body<NewSecrets>,
 ) -> Result<StatusCode, ApiError> {
     let scope = scope(&s, &p, &org)?;
-    write(&s, &scope, named(&provider)?, Some(body)).await
+    write(&s, &cache, &scope, named(&provider)?, Some(body)).await
 }
 
 async fn delete_provider(
     State(s): State<AppState>,
+    Extension(cache): Extension<SecretCache>,
     Auth(p): Auth,
     Path((org, provider)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let scope = scope(&s, &p, &org)?;
-    write(&s, &scope, named(&provider)?, None).await
+    write(&s, &cache, &scope, named(&provider)?, None).await
 }
 
 async fn put_generic(
     State(s): State<AppState>,
+    Extension(cache): Extension<SecretCache>,
     Auth(p): Auth,
     Path((org, source)): Path<(String, String)>,
     Body(body): Body<NewSecrets>,
 ) -> Result<StatusCode, ApiError> {
     let scope = scope(&s, &p, &org)?;
-    write(&s, &scope, generic(source)?, Some(body)).await
+    write(&s, &cache, &scope, generic(source)?, Some(body)).await
 }
 
 async fn delete_generic(
     State(s): State<AppState>,
+    Extension(cache): Extension<SecretCache>,
     Auth(p): Auth,
     Path((org, source)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let scope = scope(&s, &p, &org)?;
-    write(&s, &scope, generic(source)?, None).await
+    write(&s, &cache, &scope, generic(source)?, None).await
 }
 
 fn scope(
@@ -125,6 +120,7 @@ fn generic(source: String) -> Result<Provider, ApiError> {
 /// Replaces (`Some`) or removes (`None`) one provider's secrets, with an audit entry, in one transaction.
 async fn write(
     s: &AppState,
+    cache: &SecretCache,
     scope: &OrgScope,
     provider: Provider,
     body: Option<NewSecrets>,
@@ -173,5 +169,6 @@ async fn write(
     }
     .await;
     result.map_err(|e| ApiError::from(TenancyError::from(e)))?;
+    cache.invalidate(scope.org());
     Ok(StatusCode::NO_CONTENT)
 }

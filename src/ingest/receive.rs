@@ -4,9 +4,10 @@
 use super::error::IngestError;
 use super::metrics::SourceMetrics;
 use super::payload::{self, Incoming, Outcome};
-use super::{Ingest, Provider, event, org_secrets};
+use super::{Ingest, Provider, event};
 use crate::domain::OrgId;
 use crate::http::error::ApiError;
+use crate::http::serve::BodyTimedOut;
 use crate::settings::SecretList;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -81,9 +82,13 @@ impl Ingest {
     ) -> Result<Response, IngestError> {
         let org = match org {
             None => None,
+            // The catalog is in memory: an org it does not know costs no database read.
             Some(raw) => match OrgId::parse(raw.as_str()) {
                 Ok(id) if self.inner.tenancy.catalog().has_org(&id) => Some(id),
-                _ => return Err(IngestError::UnknownOrg(raw)),
+                _ => {
+                    self.inner.org_secrets.unknown_org();
+                    return Err(IngestError::UnknownOrg(raw));
+                }
             },
         };
         let secrets = self.secrets(provider, org.as_ref()).await?;
@@ -159,20 +164,22 @@ impl Ingest {
         Ok((StatusCode::OK, axum::Json(answer)).into_response())
     }
 
-    /// The secrets to verify with: the org's own on an org-scoped URL, else the settings'. An unknown
-    /// generic source is 404; a known provider without secrets fails verification with `no_secret`.
+    /// The secrets to verify with: the org's own on an org-scoped URL (through the cache), else the
+    /// settings'. An unknown generic source is 404; a known provider without secrets fails
+    /// verification with `no_secret`.
     async fn secrets(
         &self,
         provider: &Provider,
         org: Option<&OrgId>,
     ) -> Result<Cow<'_, SecretList>, IngestError> {
         let found = match org {
-            Some(org) => {
-                org_secrets::lookup(self.inner.tenancy.store(), org, &provider.secret_key())
-                    .await
-                    .map_err(IngestError::Secrets)?
-                    .map(Cow::Owned)
-            }
+            Some(org) => self
+                .inner
+                .org_secrets
+                .get(self.inner.tenancy.store(), org, &provider.secret_key())
+                .await
+                .map_err(IngestError::Secrets)?
+                .map(Cow::Owned),
             None => provider
                 .global_secrets(&self.inner.secrets)
                 .map(Cow::Borrowed),
@@ -208,6 +215,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(IngestError::TooLarge { limit })
         }
+        Err(e) if BodyTimedOut::is_in(e.as_ref()) => Err(IngestError::BodyTimeout),
         Err(e) => Err(IngestError::malformed(
             "webhook",
             format!("the body could not be read: {e}"),

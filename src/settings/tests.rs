@@ -240,3 +240,54 @@ fn nats_files_must_exist_and_a_client_certificate_needs_its_key() {
         assert!(err.to_string().contains(key), "{pairs:?}: {err}");
     }
 }
+
+#[test]
+fn the_listener_limits_have_defaults_and_bad_ones_name_their_key() {
+    let s = Settings::load_from(Some(Path::new("/nonexistent/ifox.toml")), env(&[])).unwrap();
+    assert_eq!(s.http.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(s.http.body_timeout, Duration::from_secs(30));
+    assert_eq!(s.http.max_connections, 1024);
+    assert_eq!(s.http.max_requests_per_connection, 1000);
+    assert_eq!(s.http.metrics_addr(), None);
+    assert_eq!(s.ingest.org_secrets_ttl, Duration::from_secs(30));
+    let s =
+        Settings::load_from(None, env(&[("IFOX__HTTP__METRICS_LISTEN", "0.0.0.0:9090")])).unwrap();
+    assert_eq!(s.http.metrics_addr(), Some("0.0.0.0:9090".parse().unwrap()));
+    for (key, value, named) in [
+        (
+            "IFOX__HTTP__METRICS_LISTEN",
+            "nowhere",
+            "http.metrics_listen",
+        ),
+        (
+            "IFOX__HTTP__METRICS_LISTEN",
+            "127.0.0.1:8080",
+            "http.metrics_listen",
+        ),
+        (
+            "IFOX__HTTP__HEADER_READ_TIMEOUT",
+            "0s",
+            "http.header_read_timeout",
+        ),
+        ("IFOX__HTTP__BODY_TIMEOUT", "0s", "http.body_timeout"),
+        ("IFOX__HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+        (
+            "IFOX__HTTP__MAX_REQUESTS_PER_CONNECTION",
+            "0",
+            "http.max_requests_per_connection",
+        ),
+        (
+            "IFOX__INGEST__ORG_SECRETS_TTL",
+            "0s",
+            "ingest.org_secrets_ttl",
+        ),
+        (
+            "IFOX__INGEST__ORG_SECRETS_CACHE_SIZE",
+            "0",
+            "ingest.org_secrets_cache_size",
+        ),
+    ] {
+        let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+        assert!(err.to_string().contains(named), "{key}={value}: {err}");
+    }
+}

@@ -5,19 +5,19 @@
 use super::{Conn, StoreError, row};
 use crate::domain::OrgId;
 
-/// The secrets an org set for a provider key, if any.
-pub async fn get(
+/// Every provider key of an org with its secrets, in one read (the ingest cache holds an org's whole
+/// set, so a flood of made-up provider keys costs no read each).
+pub async fn list_org(
     conn: &mut Conn,
     org: &OrgId,
-    provider: &str,
-) -> Result<Option<Vec<String>>, StoreError> {
-    let found =
-        sqlx::query("SELECT secrets FROM webhook_secrets WHERE org_id = $1 AND provider = $2")
-            .bind(org.as_str())
-            .bind(provider)
-            .fetch_optional(conn)
-            .await?;
-    found.map(|r| row::json(&r, "secrets")).transpose()
+) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let rows = sqlx::query("SELECT provider, secrets FROM webhook_secrets WHERE org_id = $1")
+        .bind(org.as_str())
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((sqlx::Row::try_get(r, "provider")?, row::json(r, "secrets")?)))
+        .collect()
 }
 
 /// Replaces the list of one provider key.
