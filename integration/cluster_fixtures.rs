@@ -93,8 +93,8 @@ pub struct Load {
 
 impl Load {
     /// Sends every webhook until it is accepted (200); panics when one is refused (4xx) or not
-    /// accepted within two minutes of retries.
-    pub async fn run(self, sent: Arc<Sent>) {
+    /// accepted within two minutes of retries. Returns how long that took.
+    pub async fn run(self, sent: Arc<Sent>) -> Duration {
         use futures::StreamExt;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -112,6 +112,7 @@ impl Load {
                 }
             })
             .await;
+        start.elapsed()
     }
 
     async fn send(&self, client: &reqwest::Client, i: u64, sent: &Sent) {
@@ -183,12 +184,6 @@ impl Pipeline {
             let info = c.info().await.ok()?;
             Some((info.num_pending, info.num_ack_pending))
         };
-        let bounded = |f| async move {
-            tokio::time::timeout(Duration::from_secs(3), f)
-                .await
-                .ok()
-                .flatten()
-        };
         Pipeline {
             events: bounded(messages("EVENTS")).await,
             agent_runs: bounded(messages("AGENT_RUNS")).await,
@@ -215,6 +210,14 @@ impl Pipeline {
             n(self.deadletter)
         )
     }
+}
+
+/// `f`'s answer, or `None` when it takes more than 3 s (a request stuck on a dead server).
+async fn bounded<T>(f: impl Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(3), f)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Every run record of org `acme`, from the runs API (pages of 500).

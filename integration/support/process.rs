@@ -70,6 +70,8 @@ impl IfoxProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_ifox"))
             .args(&self.args)
             .env_remove("RUST_LOG")
+            // Plain text, so the log can be searched.
+            .env("NO_COLOR", "1")
             .env("IFOX_CONFIG", "/nonexistent/ifox.toml")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log())
@@ -90,6 +92,28 @@ impl IfoxProcess {
     /// The log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The warnings and errors of its log (text format), grouped by level, target and message
+    /// (spans and fields left out), the most frequent first.
+    pub fn warnings(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::HashMap<String, usize> = Default::default();
+        for line in self.log().lines() {
+            let Some(level) = [" ERROR ", " WARN "].into_iter().find(|l| line.contains(l)) else {
+                continue;
+            };
+            let from_target = line.find(" ifox").map_or(line, |i| &line[i + 1..]);
+            let message: Vec<&str> = from_target
+                .split(' ')
+                .take_while(|word| !word.contains('='))
+                .collect();
+            *counts
+                .entry(format!("{}{}", level.trim_start(), message.join(" ")))
+                .or_default() += 1;
+        }
+        let mut grouped: Vec<(String, usize)> = counts.into_iter().collect();
+        grouped.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        grouped
     }
 
     /// Waits until `url` answers 2xx; panics after `deadline`, or at once when the process ended.
