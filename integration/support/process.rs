@@ -102,13 +102,15 @@ impl IfoxProcess {
             let Some(level) = [" ERROR ", " WARN "].into_iter().find(|l| line.contains(l)) else {
                 continue;
             };
-            let from_target = line.find(" ifox").map_or(line, |i| &line[i + 1..]);
+            // After the level: `[span{fields}: ]target: message fields`.
+            let after = line.split_once(level).map_or(line, |(_, rest)| rest);
+            let from_target = after.find("ifox::").map_or(after, |i| &after[i..]);
             let message: Vec<&str> = from_target
                 .split(' ')
                 .take_while(|word| !word.contains('='))
                 .collect();
             *counts
-                .entry(format!("{}{}", level.trim_start(), message.join(" ")))
+                .entry(format!("{} {}", level.trim(), message.join(" ")))
                 .or_default() += 1;
         }
         let mut grouped: Vec<(String, usize)> = counts.into_iter().collect();
