@@ -18,7 +18,7 @@ use crate::cluster_fixtures::{
 };
 use crate::support::cluster::NatsCluster;
 use crate::support::nats::free_port;
-use crate::support::process::{IfoxProcess, LogDir};
+use crate::support::process::{IfoxProcess, LogDir, run_once};
 use crate::support::{DbKind, TestDb};
 use async_nats::jetstream;
 use std::collections::{HashMap, HashSet};
@@ -113,19 +113,8 @@ async fn killing_a_nats_server_and_an_ifox_mid_load_runs_every_event_exactly_onc
 
     // The operator's step before any pod starts; the processes carry the same setting, so their own
     // apply at start-up finds the streams in sync.
-    let apply = tokio::process::Command::new(env!("CARGO_BIN_EXE_ifox"))
-        .args(["streams", "apply"])
-        .env_remove("RUST_LOG")
-        .env("IFOX_CONFIG", "/nonexistent/ifox.toml")
-        .envs(settings(&db.url, &cluster.urls(), &agent_url, 0))
-        .output()
-        .await
-        .expect("ifox streams apply");
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    let env = settings(&db.url, &cluster.urls(), &agent_url, 0);
+    run_once(&["streams", "apply"], &env).await;
 
     let ports = [free_port(), free_port()];
     let bases = ports.map(|p| format!("http://127.0.0.1:{p}"));

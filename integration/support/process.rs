@@ -34,6 +34,35 @@ impl Drop for LogDir {
     }
 }
 
+/// `ifox <args>` with `env`, no settings file and no `RUST_LOG` of the test's environment.
+fn command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(String, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ifox"));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        // Plain text, so the log can be searched.
+        .env("NO_COLOR", "1")
+        .env("IFOX_CONFIG", "/nonexistent/ifox.toml")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// Runs `ifox <args>` with `env` to its end (a command such as `streams apply`); panics unless it
+/// exits 0, with its stderr.
+pub async fn run_once(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    let output = tokio::process::Command::from(command(args, env))
+        .output()
+        .await
+        .expect("run the ifox binary");
+    assert!(
+        output.status.success(),
+        "ifox {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 pub struct IfoxProcess {
     pub name: String,
     args: Vec<String>,
@@ -67,13 +96,7 @@ impl IfoxProcess {
                 .map(Stdio::from)
                 .expect("open the process log")
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_ifox"))
-            .args(&self.args)
-            .env_remove("RUST_LOG")
-            // Plain text, so the log can be searched.
-            .env("NO_COLOR", "1")
-            .env("IFOX_CONFIG", "/nonexistent/ifox.toml")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        let child = command(&self.args, &self.env)
             .stdout(log())
             .stderr(log())
             .spawn()
