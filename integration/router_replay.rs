@@ -177,3 +177,85 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
     assert_eq!(run_count(&stack.app).await, 1, "dispatched once");
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 1);
 }
+
+/// Waits until the bridge has settled everything in AGENT_RUNS.
+async fn bridge_drained(js: &async_nats::jetstream::Context) {
+    crate::support::eventually("the bridge consumer to drain", WAIT, || async move {
+        let stream = js.get_stream("AGENT_RUNS").await.ok()?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("bridge").await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+}
+
+/// AGENT_RUNS forgets a run id after its duplicate window (1 h; here shortened to 1 s): a plain
+/// replay then publishes the run a second time. The bridge finds it recorded from another
+/// AGENT_RUNS message and neither records nor delivers it again; a forced replay still makes
+/// exactly one new run, delivered once.
+async fn a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery(
+    kind: crate::support::DbKind,
+) {
+    use crate::bridge_fixtures::{Agent, finished, stack};
+    let agent = Agent::start(ifox::bridge::echo::EchoOptions::default()).await;
+    let stack = stack(kind, &agent, &[]).await;
+    tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
+    github_event(&stack.js, "old-1", "acme/checkout", &[]).await;
+    let run = finished(&stack, "old-1", WAIT).await;
+    assert_eq!(run["status"], "completed");
+    let mut config = stack
+        .js
+        .get_stream("AGENT_RUNS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    config.duplicate_window = Duration::from_secs(1);
+    stack.js.update_stream(config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let bus = bus(&stack).await;
+    replay_events(&bus, "ifox.events.github.>", false).await;
+    drained(&stack.js, WAIT).await;
+    crate::support::eventually("the run published again", WAIT, || async {
+        (stream_count(&stack.js, "AGENT_RUNS").await == 2).then_some(())
+    })
+    .await;
+    bridge_drained(&stack.js).await;
+    assert_eq!(run_count(&stack.app).await, 1, "no second run record");
+    assert_eq!(agent.requests().len(), 1, "no second delivery");
+
+    // Forced, the original event only (stream sequence 1).
+    let sel = Selection {
+        stream: "EVENTS".into(),
+        start_seq: Some(1),
+        end_seq: Some(1),
+        ..Selection::default()
+    };
+    let forced = Options {
+        force: true,
+        ..Options::default()
+    };
+    let summary = replay(&bus, &key(), &sel, &forced, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.republished, 1);
+    drained(&stack.js, WAIT).await;
+    crate::support::eventually("the forced run delivered", WAIT, || async {
+        (agent.requests().len() == 2).then_some(())
+    })
+    .await;
+    bridge_drained(&stack.js).await;
+    assert_eq!(run_count(&stack.app).await, 2, "exactly one new run");
+    let keys: std::collections::HashSet<_> = agent
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), 2, "the forced run is another run: {keys:?}");
+    assert!(keys.contains(run["run_id"].as_str().unwrap()));
+}
+
+crate::both_databases!(a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery,);

@@ -66,6 +66,15 @@ pub struct DatabaseSettings {
     /// `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`. Secret: URLs carry passwords.
     pub url: Secret,
     pub max_connections: u32,
+    /// How long start-up waits for an unreachable database (retrying with a growing pause, a
+    /// warning per attempt) before the process gives up: a pod restarted during a database outage
+    /// waits for it instead of crash-looping.
+    #[serde(with = "humantime_serde_compat", default = "default_startup_wait")]
+    pub startup_wait: Duration,
+}
+
+fn default_startup_wait() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Webhook ingest (the `ingest` role). Secrets are lists so they can be rotated: every one is tried.
@@ -146,6 +155,7 @@ const DEFAULTS: &str = r#"
 [database]
 url = "sqlite://ifox.db?mode=rwc"
 max_connections = 10
+startup_wait = "1h"
 [nats]
 url = "nats://127.0.0.1:4222"
 connect_timeout = "2s"

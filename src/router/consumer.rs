@@ -57,8 +57,6 @@ pub async fn run(
         handler,
     )
     .await;
-    // The dispatched marks of the last acked events are still on their way to the database.
-    worker.flush().await;
     let _ = advisories.await;
     let _ = depth.await;
     Ok(())

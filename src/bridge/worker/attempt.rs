@@ -131,9 +131,8 @@ impl Bridge {
                                 to: "running",
                                 ..Change::default()
                             };
-                            if let Err(e) = inner.lifecycle.advance(&run, running).await {
-                                tracing::warn!(error = %e, "running not recorded");
-                            }
+                            // Not waited for: written before the outcome, which is.
+                            inner.lifecycle.advance_later(&run, running).await;
                         })
                         .await
                 }
@@ -173,12 +172,15 @@ impl Bridge {
                 .await
             }
             Delivered::Retry { after, why } => {
-                if d.delivered() >= inner.settings.max_attempts {
-                    let detail = format!("gave up after {} attempts: {why}", d.delivered());
+                // Attempts are the agent calls the record counts (this one included), not the
+                // message's deliveries: a database outage's redeliveries call no agent.
+                let attempts = u64::try_from(plan.record.attempts).unwrap_or(0) + 1;
+                if attempts >= inner.settings.max_attempts {
+                    let detail = format!("gave up after {attempts} attempts: {why}");
                     return ("exhausted", Settle::Fail("agent_unavailable", detail));
                 }
-                let delay = after.unwrap_or_else(|| nak_delay(d.delivered()));
-                tracing::warn!(attempt = d.delivered(), retry_in = ?delay, why = %why, "agent unavailable; will retry");
+                let delay = after.unwrap_or_else(|| nak_delay(attempts));
+                tracing::warn!(attempt = attempts, retry_in = ?delay, why = %why, "agent unavailable; will retry");
                 ("retry", Settle::Now(Disposition::Nak(delay)))
             }
             Delivered::Refused { why } => ("refused", Settle::Fail("agent_refused", why)),
