@@ -33,6 +33,13 @@ test: setup
       cargo test --lib --bins --tests --no-fail-fast
     fi
 
+# The cluster test alone (issue 15; also part of `just test`): 3 nats-servers as a JetStream cluster with R3 streams, two ifox processes on PostgreSQL, the echo agent, 20,000 signed webhooks; a nats-server and an ifox are killed mid-load and restarted. Prints progress and the counts (IFOX_CLUSTER_EVENTS, IFOX_CLUSTER_RATE change the load).
+test-cluster: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export IFOX_TEST_POSTGRES_URL="${IFOX_TEST_POSTGRES_URL:-$(scripts/pg-up)}"
+    cargo test --test it cluster_load:: -- --nocapture
+
 # Formatting and lints, zero warnings.
 lint:
     cargo fmt --all -- --check

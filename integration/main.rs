@@ -4,6 +4,8 @@ mod bridge_durability;
 mod bridge_fixtures;
 mod bridge_flow;
 mod bus_consumer;
+mod cluster_fixtures;
+mod cluster_load;
 mod health;
 mod http_limits;
 mod ingest_faults;

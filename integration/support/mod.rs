@@ -16,9 +16,11 @@ macro_rules! both_databases {
 }
 
 pub mod app;
+pub mod cluster;
 pub mod db;
 pub mod fake_kube;
 pub mod nats;
+pub mod process;
 
 pub use app::TestApp;
 pub use db::{DbKind, TestDb};

@@ -1,7 +1,8 @@
 //! A real `nats-server -js` on free ports with its own store directory, killed on drop. `stop` and
 //! `start` keep the ports and the store, to test outages and recovery. `start_with_config` runs it
 //! with a configuration file (users, permissions) and an environment of its own, logging to a file
-//! the test can read.
+//! the test can read; `start_with_args` adds command-line arguments (a cluster node's name and
+//! routes, see [`super::cluster`]).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct NatsServer {
     /// `-c <file>` and the variables its `$VAR`s read, for `start_with_config`.
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// Extra command-line arguments, kept for every `resume`.
+    args: Vec<String>,
 }
 
 /// A port nothing listens on (just now).
@@ -32,6 +35,11 @@ fn binary() -> String {
 
 impl NatsServer {
     pub async fn start() -> NatsServer {
+        Self::start_with_args(Vec::new()).await
+    }
+
+    /// As [`NatsServer::start`], with `args` after the ports and store on every (re)start.
+    pub async fn start_with_args(args: Vec<String>) -> NatsServer {
         let mut server = NatsServer {
             port: free_port(),
             monitor_port: free_port(),
@@ -39,6 +47,7 @@ impl NatsServer {
             child: None,
             config: None,
             env: Vec::new(),
+            args,
         };
         server.resume().await;
         server
@@ -69,12 +78,14 @@ impl NatsServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            args: Vec::new(),
         };
         server.resume().await;
         server
     }
 
-    /// The server's log (`start_with_config` only; permission violations show here).
+    /// The server's log (`start_with_config` and `start_with_args` only; permission violations show
+    /// here).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
@@ -94,9 +105,10 @@ impl NatsServer {
             command
                 .arg("-c")
                 .arg(config)
-                .arg("-l")
-                .arg(self.dir.path().join("nats.log"))
                 .envs(self.env.iter().map(|(k, v)| (k, v)));
+        }
+        if self.config.is_some() || !self.args.is_empty() {
+            command.arg("-l").arg(self.dir.path().join("nats.log"));
         }
         let child = command
             .args([
@@ -110,6 +122,7 @@ impl NatsServer {
             ])
             .arg("-sd")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
