@@ -85,9 +85,24 @@ pub(crate) fn design_example() -> Value {
 }
 
 pub(crate) async fn rig(grace: Duration) -> Rig {
+    rig_with(grace, DbKind::Sqlite, false).await
+}
+
+/// A rig on `kind`, with `provision.namespace_per_team` set as `per_team` (for the API's policy and
+/// the provisioner alike).
+pub(crate) async fn rig_with(grace: Duration, kind: DbKind, per_team: bool) -> Rig {
     let nats = NatsServer::start().await;
-    let db = TestDb::new(DbKind::Sqlite).await;
-    let app = TestApp::spawn_roles(db, &[("IFOX__NATS__URL", &nats.url())], &[Role::Admin]).await;
+    let db = TestDb::new(kind).await;
+    let per_team_env = if per_team { "true" } else { "false" };
+    let env = [
+        ("IFOX__NATS__URL", nats.url()),
+        (
+            "IFOX__PROVISION__NAMESPACE_PER_TEAM",
+            per_team_env.to_owned(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_roles(db, &env, &[Role::Admin]).await;
     app.org("acme").await;
     let fake = FakeKube::start().await;
     let backend = KubeBackend::connect(Some(&fake.url), "incidentfox", Duration::from_secs(2))
@@ -103,6 +118,8 @@ pub(crate) async fn rig(grace: Duration) -> Rig {
                 availability_timeout: Duration::from_secs(60),
                 wait_delay: Duration::from_millis(100),
                 retries: 4,
+                namespace_per_team: per_team,
+                ..Options::default()
             },
         },
         grace,
