@@ -52,17 +52,13 @@ impl Rig {
             .await
             .body
     }
+    pub(crate) async fn conn(&self) -> sqlx::pool::PoolConnection<sqlx::Any> {
+        let pool = self.app.state.tenancy.store().pool();
+        pool.acquire().await.unwrap()
+    }
     pub(crate) async fn row(&self) -> deployments::DeploymentRow {
         let (org, team) = ids();
-        let mut conn = self
-            .app
-            .state
-            .tenancy
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
+        let mut conn = self.conn().await;
         deployments::get(&mut conn, &org, &team)
             .await
             .unwrap()
@@ -149,4 +145,30 @@ pub(crate) async fn converged(grace: Duration) -> (Rig, String) {
     let run = provision(&rig, design_example()).await;
     assert!(matches!(rig.pass().await, Outcome::Done));
     (rig, run)
+}
+
+/// Deprovisions `acme`/`enterprise-team` through the API.
+pub(crate) async fn deprovision(rig: &Rig) {
+    let a = rig
+        .app
+        .post(
+            "/api/v1/admin/provision/team/acme/enterprise-team/deprovision",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+}
+
+/// The team's pending deletion made due now, as the clock would after the grace.
+pub(crate) async fn grace_over(rig: &Rig) {
+    let (org, team) = ids();
+    let run = rig.row().await.run_id;
+    let mut conn = rig.conn().await;
+    deployments::cancel_deletion(&mut conn, &org, &team)
+        .await
+        .unwrap();
+    deployments::schedule_deletion(&mut conn, &org, &team, &run, 0)
+        .await
+        .unwrap();
 }

@@ -7,11 +7,9 @@
 use crate::both_databases;
 use crate::provision_fixtures::*;
 use crate::support::DbKind;
-use crate::support::app::ADMIN_TOKEN;
 use ifox::bridge::allow::AllowList;
 use ifox::provision::reconcile::Outcome;
 use ifox::settings::bridge::BridgeSettings;
-use ifox::store::deployments;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -35,39 +33,6 @@ fn with_quota() -> Value {
     let mut body = design_example();
     body["dedicated_config"]["resource_quota"] = json!({"cpu": "8", "memory": "16Gi", "pods": 4});
     body
-}
-
-async fn deprovision(rig: &Rig) {
-    let a = rig
-        .app
-        .post(
-            "/api/v1/admin/provision/team/acme/enterprise-team/deprovision",
-            ADMIN_TOKEN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
-}
-
-/// The team's pending deletion made due now, as the clock would after the grace.
-async fn grace_over(rig: &Rig) {
-    let (org, team) = ids();
-    let run = rig.row().await.run_id;
-    let mut conn = rig
-        .app
-        .state
-        .tenancy
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .unwrap();
-    deployments::cancel_deletion(&mut conn, &org, &team)
-        .await
-        .unwrap();
-    deployments::schedule_deletion(&mut conn, &org, &team, &run, 0)
-        .await
-        .unwrap();
 }
 
 async fn a_quota_lands_only_in_the_teams_own_namespace(kind: DbKind) {
@@ -318,4 +283,24 @@ async fn a_dedicated_team_in_its_own_namespace_keeps_it_for_the_grace_then_it_is
     grace_over(&rig).await;
     rig.worker.tick_once().await.unwrap();
     assert!(rig.fake.keys().is_empty(), "{:?}", rig.fake.keys());
+}
+
+#[tokio::test]
+async fn turning_the_option_on_moves_a_converged_team_into_its_namespace_at_the_next_resync() {
+    let (rig, _) = converged(Duration::from_secs(60)).await;
+    assert_eq!(rig.config().await["agent_service_url"], URL);
+    let mut worker = rig.worker.clone();
+    worker.reconciler.options.namespace_per_team = true;
+    worker.resync().await.unwrap();
+    // The URL names the service in the team's namespace, and nothing is left in the platform one.
+    assert_eq!(rig.config().await["agent_service_url"], TEAM_URL);
+    for (plural, ns, name) in rig.fake.keys() {
+        assert_ne!(ns, "incidentfox", "{plural}/{name} left behind");
+    }
+    assert!(rig.fake.get_in("deployments", TEAM_NS, NAME).is_some());
+    // Converged: another resync changes nothing.
+    let mutating = rig.fake.mutating_requests();
+    let report = worker.resync().await.unwrap();
+    assert_eq!((report.repaired, report.orphans), (0, 0), "{report:?}");
+    assert_eq!(rig.fake.mutating_requests(), mutating);
 }

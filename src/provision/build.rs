@@ -105,11 +105,20 @@ pub(super) fn meta(input: &Input<'_>, name: &str, component: &str) -> ObjectMeta
     }
 }
 
-pub(super) fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
     BTreeMap::from([
         ("cpu".to_owned(), Quantity(cpu.to_owned())),
         ("memory".to_owned(), Quantity(memory.to_owned())),
     ])
+}
+
+/// A container's limits and requests from the spec.
+fn resources(spec: &DedicatedSpec) -> ResourceRequirements {
+    ResourceRequirements {
+        limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
+        requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
+        ..Default::default()
+    }
 }
 
 /// The env every pod of the team gets: its ids, and its token from the Secret.
@@ -240,11 +249,7 @@ fn agent(input: &Input<'_>, name: &str, image: &str, out: &mut Vec<Desired>) {
         }]),
         env: Some(env),
         env_from: Some(env_from),
-        resources: Some(ResourceRequirements {
-            limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
-            requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
-            ..Default::default()
-        }),
+        resources: Some(resources(spec)),
         ..Default::default()
     };
     let agent_pod = pod_spec(spec, container, None);

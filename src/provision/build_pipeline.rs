@@ -16,11 +16,7 @@ pub(super) fn cron_job(input: &Input<'_>, name: &str, image: &str, p: &Pipeline)
         args: Some(vec!["pipeline".to_owned()]),
         env: Some(env),
         env_from: Some(env_from),
-        resources: Some(ResourceRequirements {
-            limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
-            requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
-            ..Default::default()
-        }),
+        resources: Some(resources(spec)),
         ..Default::default()
     };
     let cron = CronJob {

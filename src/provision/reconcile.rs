@@ -199,18 +199,8 @@ impl<B: Backend + Clone> Reconciler<B> {
             self.run_status(run, "running", None).await?;
         }
         let wanted = self.desired(row);
-        match self.apply_objects(&row.org, &row.team, &wanted).await {
-            Ok(changed) => {
-                let detail = format!("{} objects, {changed} changed", wanted.len());
-                self.step(run, "apply", "succeeded", Some(&detail), None)
-                    .await?;
-            }
-            Err(e) if e.is_transient() => {
-                self.step(run, "apply", "retrying", None, Some(&e.to_string()))
-                    .await?;
-                return Err(e.into());
-            }
-            Err(e) => return self.fail(run, "apply", e.into()).await,
+        if let Some(failed) = self.apply_step(run, row, &wanted).await? {
+            return Ok(failed);
         }
         let name = build::object_name(&row.org, &row.team);
         let namespace = self.team_namespace(row);
@@ -284,6 +274,30 @@ impl<B: Backend + Clone> Reconciler<B> {
         Ok(Outcome::Done)
     }
 
+    /// The `apply` step: `Some(Failed)` when the cluster refused an object (the run is failed),
+    /// `Err` when it is unavailable (the pass is retried).
+    async fn apply_step(
+        &self,
+        run: &str,
+        row: &DeploymentRow,
+        wanted: &[super::objects::Desired],
+    ) -> Result<Option<Outcome>, ProvisionError> {
+        match self.apply_objects(&row.org, &row.team, wanted).await {
+            Ok(changed) => {
+                let detail = format!("{} objects, {changed} changed", wanted.len());
+                self.step(run, "apply", "succeeded", Some(&detail), None)
+                    .await?;
+                Ok(None)
+            }
+            Err(e) if e.is_transient() => {
+                self.step(run, "apply", "retrying", None, Some(&e.to_string()))
+                    .await?;
+                Err(e.into())
+            }
+            Err(e) => Ok(Some(self.fail(run, "apply", e.into()).await?)),
+        }
+    }
+
     async fn shared(&self, row: &DeploymentRow) -> Result<Outcome, ProvisionError> {
         let run = row.run_id.as_str();
         let scope = provisioner_scope(&row.org);
@@ -301,21 +315,10 @@ impl<B: Backend + Clone> Reconciler<B> {
             .await?;
         // A shared team's pipeline (its CronJob, Secret and, per team, namespace) is applied now;
         // what only the dedicated runtime needed goes with the scheduled deletion.
-        if row.pipeline.is_some() {
-            let wanted = self.desired(row);
-            match self.apply_objects(&row.org, &row.team, &wanted).await {
-                Ok(changed) => {
-                    let detail = format!("{} pipeline objects, {changed} changed", wanted.len());
-                    self.step(run, "apply", "succeeded", Some(&detail), None)
-                        .await?;
-                }
-                Err(e) if e.is_transient() => {
-                    self.step(run, "apply", "retrying", None, Some(&e.to_string()))
-                        .await?;
-                    return Err(e.into());
-                }
-                Err(e) => return self.fail(run, "apply", e.into()).await,
-            }
+        if row.pipeline.is_some()
+            && let Some(failed) = self.apply_step(run, row, &self.desired(row)).await?
+        {
+            return Ok(failed);
         }
         let deadline = {
             let mut conn = self.conn().await?;

@@ -217,13 +217,7 @@ impl Worker {
         };
         // Teams whose objects outlive a move in their grace: nothing of theirs is pruned here.
         let scheduled: BTreeSet<(String, String)> = {
-            let mut conn = r
-                .tenancy
-                .store()
-                .pool()
-                .acquire()
-                .await
-                .map_err(crate::store::StoreError::from)?;
+            let mut conn = r.conn().await?;
             deployments::deletions(&mut conn)
                 .await?
                 .into_iter()
@@ -239,13 +233,7 @@ impl Worker {
             let key = (row.org.to_string(), row.team.to_string());
             wanted.insert(key.clone());
             let status = {
-                let mut conn = r
-                    .tenancy
-                    .store()
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(crate::store::StoreError::from)?;
+                let mut conn = r.conn().await?;
                 provision_runs::get(&mut conn, &row.run_id)
                     .await?
                     .map(|run| run.status)
@@ -336,20 +324,27 @@ impl Worker {
             .collect()
     }
 
-    /// A converged dedicated team whose `agent_service_url` (in the catalog) is not the service
-    /// of the namespace its objects should now be in.
+    /// A converged dedicated team whose `agent_service_url` (in the catalog) is its service in the
+    /// other namespace (the platform's or its own) than the one `provision.namespace_per_team` now
+    /// puts its objects in.
     fn url_moved(&self, row: &deployments::DeploymentRow) -> bool {
+        use super::build::{service_url, team_namespace};
         if row.mode != Mode::Dedicated || !row.url_set {
             return false;
         }
         let r = &self.reconciler;
-        let want = super::build::service_url(&row.org, &row.team, &r.team_namespace(row));
+        let platform = &r.options.namespace;
+        let own = team_namespace(platform, &row.org, &row.team);
+        let old = match r.options.namespace_per_team {
+            true => service_url(&row.org, &row.team, platform),
+            false => service_url(&row.org, &row.team, &own),
+        };
         r.tenancy
             .catalog()
             .raw_chain(&row.org, &row.team)
             .and_then(|chain| chain.last().map(|(_, _, raw, _)| raw.clone()))
             .and_then(|raw| raw.get("agent_service_url").cloned())
-            .is_some_and(|url| url.as_str() != Some(want.as_str()))
+            .is_some_and(|url| url.as_str() == Some(old.as_str()))
     }
 
     /// One pass outside the consumer (tick, resync): a permanent failure is dead-lettered here too.
