@@ -172,3 +172,20 @@ pub(crate) async fn grace_over(rig: &Rig) {
         .await
         .unwrap();
 }
+
+/// The run failed for good because an object of its name is labelled for another tenant (or none):
+/// its error, which says so with 409.
+pub(crate) async fn failed_as_foreign(rig: &Rig, run: &str, outcome: Outcome) -> String {
+    let Outcome::Failed(e) = outcome else {
+        panic!("the run should fail: {outcome:?}")
+    };
+    assert_eq!(e.reason(), "object_owned_by_another_tenant");
+    let shown = rig.run(run).await;
+    assert_eq!(shown["status"], "failed", "{shown}");
+    let error = shown["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("object_owned_by_another_tenant") && error.contains("409"),
+        "{error}"
+    );
+    error
+}

@@ -62,17 +62,28 @@ fn build_request(
     default_image: &str,
     token: &str,
 ) -> Vec<super::objects::Desired> {
-    build::build(&Input {
+    build::build(&input(req, "incidentfox", None, default_image, token))
+}
+
+/// The build input of a parsed dedicated request in `namespace` (the team's own with `own`).
+fn input<'a>(
+    req: &'a request::ProvisionRequest,
+    namespace: &'a str,
+    own: Option<OwnNamespace<'a>>,
+    default_image: &'a str,
+    token: &'a str,
+) -> Input<'a> {
+    Input {
         org: &req.org,
         team: &req.team,
-        namespace: "incidentfox",
-        own_namespace: None,
+        namespace,
+        own_namespace: own,
         default_image,
         mode: req.mode,
         spec: req.spec.as_ref().unwrap(),
         pipeline: req.pipeline.as_ref(),
         token,
-    })
+    }
 }
 
 #[test]
@@ -135,17 +146,7 @@ fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
             "network_policy":true,"resource_quota":{"cpu":"20","memory":"40Gi","pods":20}}}),
     );
     let namespace = team_namespace("incidentfox", &req.org, &req.team);
-    let objects = build::build(&Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: &namespace,
-        own_namespace: Some(OWN),
-        default_image: "unused",
-        mode: req.mode,
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: req.pipeline.as_ref(),
-        token: "long-token",
-    });
+    let objects = build::build(&input(&req, &namespace, Some(OWN), "unused", "long-token"));
     let name = object_name(&req.org, &req.team);
     assert_eq!(name.len(), 63, "{name}");
     assert!(name.starts_with("agent-dedicated--acme-corporation-international-aaaa"));
@@ -200,17 +201,7 @@ fn building_twice_gives_identical_objects() {
         json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
         "dedicated_config":{"replicas":1}}),
     );
-    let input = Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: "ns",
-        own_namespace: Some(OWN),
-        default_image: "img",
-        mode: Mode::Dedicated,
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: None,
-        token: "t",
-    };
+    let input = input(&req, "ns", Some(OWN), "img", "t");
     assert_eq!(build::build(&input), build::build(&input));
 }
 
@@ -290,17 +281,7 @@ fn a_quota_is_built_only_in_a_namespace_of_the_teams_own() {
     assert!(shared_ns.iter().all(|o| o.namespace == "incidentfox"));
     let namespace = team_namespace("incidentfox", &req.org, &req.team);
     assert_eq!(namespace, "incidentfox-acme-web");
-    let own = build::build(&Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: &namespace,
-        own_namespace: Some(OWN),
-        default_image: "img",
-        mode: Mode::Dedicated,
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: None,
-        token: "t",
-    });
+    let own = build::build(&input(&req, &namespace, Some(OWN), "img", "t"));
     let quota = own.iter().find(|o| o.kind == Kind::ResourceQuota).unwrap();
     assert_eq!(quota.namespace, "incidentfox-acme-web");
     assert_eq!(
