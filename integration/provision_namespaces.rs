@@ -138,10 +138,15 @@ async fn a_shared_teams_pipeline_runs_where_its_objects_live_and_goes_with_the_t
             usize::from(per_team)
         );
 
-        // Deprovisioned: after the grace (zero here) everything of the team is gone, its
-        // namespace included.
+        // Deprovisioned: after the grace everything of the team is gone, its namespace included.
         deprovision(&rig).await;
         assert!(matches!(rig.pass().await, Outcome::Done));
+        rig.worker.tick_once().await.unwrap();
+        assert!(
+            rig.fake.get_in("cronjobs", ns, CRON).is_some(),
+            "deleted within the grace"
+        );
+        grace_over(&rig).await;
         rig.worker.tick_once().await.unwrap();
         assert!(rig.fake.keys().is_empty(), "{:?}", rig.fake.keys());
         // And the resync does not bring it back.
