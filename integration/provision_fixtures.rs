@@ -52,17 +52,13 @@ impl Rig {
             .await
             .body
     }
+    pub(crate) async fn conn(&self) -> sqlx::pool::PoolConnection<sqlx::Any> {
+        let pool = self.app.state.tenancy.store().pool();
+        pool.acquire().await.unwrap()
+    }
     pub(crate) async fn row(&self) -> deployments::DeploymentRow {
         let (org, team) = ids();
-        let mut conn = self
-            .app
-            .state
-            .tenancy
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
+        let mut conn = self.conn().await;
         deployments::get(&mut conn, &org, &team)
             .await
             .unwrap()
@@ -85,9 +81,24 @@ pub(crate) fn design_example() -> Value {
 }
 
 pub(crate) async fn rig(grace: Duration) -> Rig {
+    rig_with(grace, DbKind::Sqlite, false).await
+}
+
+/// A rig on `kind`, with `provision.namespace_per_team` set as `per_team` (for the API's policy and
+/// the provisioner alike).
+pub(crate) async fn rig_with(grace: Duration, kind: DbKind, per_team: bool) -> Rig {
     let nats = NatsServer::start().await;
-    let db = TestDb::new(DbKind::Sqlite).await;
-    let app = TestApp::spawn_roles(db, &[("IFOX__NATS__URL", &nats.url())], &[Role::Admin]).await;
+    let db = TestDb::new(kind).await;
+    let per_team_env = if per_team { "true" } else { "false" };
+    let env = [
+        ("IFOX__NATS__URL", nats.url()),
+        (
+            "IFOX__PROVISION__NAMESPACE_PER_TEAM",
+            per_team_env.to_owned(),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_roles(db, &env, &[Role::Admin]).await;
     app.org("acme").await;
     let fake = FakeKube::start().await;
     let backend = KubeBackend::connect(Some(&fake.url), "incidentfox", Duration::from_secs(2))
@@ -103,6 +114,8 @@ pub(crate) async fn rig(grace: Duration) -> Rig {
                 availability_timeout: Duration::from_secs(60),
                 wait_delay: Duration::from_millis(100),
                 retries: 4,
+                namespace_per_team: per_team,
+                ..Options::default()
             },
         },
         grace,
@@ -132,4 +145,47 @@ pub(crate) async fn converged(grace: Duration) -> (Rig, String) {
     let run = provision(&rig, design_example()).await;
     assert!(matches!(rig.pass().await, Outcome::Done));
     (rig, run)
+}
+
+/// Deprovisions `acme`/`enterprise-team` through the API.
+pub(crate) async fn deprovision(rig: &Rig) {
+    let a = rig
+        .app
+        .post(
+            "/api/v1/admin/provision/team/acme/enterprise-team/deprovision",
+            ADMIN_TOKEN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+}
+
+/// The team's pending deletion made due now, as the clock would after the grace.
+pub(crate) async fn grace_over(rig: &Rig) {
+    let (org, team) = ids();
+    let run = rig.row().await.run_id;
+    let mut conn = rig.conn().await;
+    deployments::cancel_deletion(&mut conn, &org, &team)
+        .await
+        .unwrap();
+    deployments::schedule_deletion(&mut conn, &org, &team, &run, 0)
+        .await
+        .unwrap();
+}
+
+/// The run failed for good because an object of its name is labelled for another tenant (or none):
+/// its error, which says so with 409.
+pub(crate) async fn failed_as_foreign(rig: &Rig, run: &str, outcome: Outcome) -> String {
+    let Outcome::Failed(e) = outcome else {
+        panic!("the run should fail: {outcome:?}")
+    };
+    assert_eq!(e.reason(), "object_owned_by_another_tenant");
+    let shown = rig.run(run).await;
+    assert_eq!(shown["status"], "failed", "{shown}");
+    let error = shown["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("object_owned_by_another_tenant") && error.contains("409"),
+        "{error}"
+    );
+    error
 }

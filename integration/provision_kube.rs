@@ -2,11 +2,10 @@
 //! drive one reconcile pass (or one resync, one tick) at a time, so each step's effect is checked.
 
 use crate::provision_fixtures::*;
-use crate::support::{app::ADMIN_TOKEN, eventually};
+use crate::support::eventually;
 use ifox::provision::backend::{AnyBackend, Backend};
 use ifox::provision::kube_backend::KubeBackend;
 use ifox::provision::reconcile::Outcome;
-use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
@@ -192,15 +191,7 @@ async fn deprovisioning_switches_routing_at_once_and_reprovisioning_in_the_grace
  {
     // A grace of zero: the deletion is due at once, unless the re-provisioning cancelled it.
     let (rig, _) = converged(Duration::ZERO).await;
-    let a = rig
-        .app
-        .post(
-            "/api/v1/admin/provision/team/acme/enterprise-team/deprovision",
-            ADMIN_TOKEN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.body);
+    deprovision(&rig).await;
     assert!(
         rig.config().await.get("agent_service_url").is_none(),
         "still routed to dedicated"

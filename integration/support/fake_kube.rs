@@ -5,7 +5,8 @@
 //!   simplified: the applied fields replace the previous ones, server fields are kept);
 //!   `resourceVersion` changes only when the object really changed, `metadata.generation` when its
 //!   spec did; Deployments get an `Available` status unless [`FakeKube::hold_availability`];
-//! - `DELETE` (404 when missing);
+//! - `DELETE` (404 when missing); deleting a Namespace deletes every object in it;
+//! - the cluster-scoped `namespaces` (`/api/v1/namespaces[/{name}]`) besides the namespaced kinds;
 //! - faults: the next N requests answer a given status ([`FakeKube::fail_next`]), a delay on every
 //!   request, a kind whose applies are rejected with 422 ([`FakeKube::reject_kind`]);
 //! - counters of mutating requests received and of real changes.
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Key = (String, String, String); // plural, namespace, name
+type Key = (String, String, String); // plural, namespace ("" when cluster-scoped), name
 
 #[derive(Default)]
 struct Inner {
@@ -34,6 +35,7 @@ struct Inner {
     reject: HashMap<String, String>,
     hold: bool,
     managers: Vec<String>,
+    require_namespaces: bool,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,13 @@ impl FakeKube {
             ..Default::default()
         }));
         let app = Router::new()
+            .route("/api/{version}/namespaces", get(list_namespaces))
+            .route(
+                "/api/{version}/namespaces/{name}",
+                get(one_namespace)
+                    .patch(one_namespace)
+                    .delete(one_namespace),
+            )
             .route("/api/{version}/namespaces/{ns}/{plural}", get(list))
             .route(
                 "/api/{version}/namespaces/{ns}/{plural}/{name}",
@@ -123,6 +132,11 @@ impl FakeKube {
             }
         }
     }
+    /// While true, an apply into a namespace that does not exist answers 404, as a real API server
+    /// does (`namespaces "x" not found`). The platform namespace must then be created first.
+    pub fn require_namespaces(&self, on: bool) {
+        self.inner.lock().unwrap().require_namespaces = on;
+    }
     /// Field managers seen on applies.
     pub fn field_managers(&self) -> Vec<String> {
         self.inner.lock().unwrap().managers.clone()
@@ -134,6 +148,15 @@ impl FakeKube {
             .iter()
             .find(|((p, _, n), _)| p == plural && n == name)
             .map(|(_, v)| v.clone())
+    }
+    /// The object of that kind, namespace (`""` for a Namespace) and name.
+    pub fn get_in(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (plural.to_owned(), namespace.to_owned(), name.to_owned());
+        self.inner.lock().unwrap().objects.get(&key).cloned()
+    }
+    /// `(plural, namespace, name)` of every stored object.
+    pub fn keys(&self) -> Vec<(String, String, String)> {
+        self.inner.lock().unwrap().objects.keys().cloned().collect()
     }
     /// `(plural, name)` of every stored object.
     pub fn names(&self) -> Vec<(String, String)> {
@@ -226,6 +249,41 @@ async fn pre(db: &Db, mutating: bool) -> Option<Response> {
         tokio::time::sleep(delay).await;
     }
     fail.map(|code| status(code, "InternalError", &format!("injected {code}")))
+}
+
+async fn list_namespaces(
+    State(db): State<Db>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list_inner(db, String::new(), "namespaces".to_owned(), q).await
+}
+
+async fn one_namespace(
+    State(db): State<Db>,
+    method: Method,
+    headers: HeaderMap,
+    Path((_v, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let delete = method == Method::DELETE;
+    let answer = one_inner(
+        db.clone(),
+        method,
+        headers,
+        (String::new(), "namespaces".to_owned(), name.clone()),
+        q,
+        body,
+    )
+    .await;
+    if delete && answer.status().is_success() {
+        // The namespace controller removes what was in it.
+        db.lock()
+            .unwrap()
+            .objects
+            .retain(|(_, ns, _), _| *ns != name);
+    }
+    answer
 }
 
 async fn list(
@@ -331,6 +389,11 @@ async fn one_inner(
             };
             if let Some(msg) = inner.reject.get(&plural) {
                 return status(422, "Invalid", msg);
+            }
+            let ns = &key.1;
+            let ns_key = ("namespaces".to_owned(), String::new(), ns.clone());
+            if inner.require_namespaces && !ns.is_empty() && !inner.objects.contains_key(&ns_key) {
+                return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
             }
             let Ok(applied) = serde_json::from_slice::<Value>(&body) else {
                 return status(400, "BadRequest", "the body is not YAML/JSON");

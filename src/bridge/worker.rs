@@ -89,7 +89,10 @@ impl Bridge {
         bus: Bus,
     ) -> Result<Bridge, BridgeError> {
         let b = &settings.bridge;
-        let allow = AllowList::new(&b.allowed_patterns(&settings.kube.namespace))?;
+        let allow = AllowList::new(&b.allowed_patterns(
+            &settings.kube.namespace,
+            settings.provision.namespace_per_team,
+        ))?;
         let agents = Agents::new(
             b.connect_timeout,
             b.service_token.as_ref().map(|t| t.expose().to_owned()),

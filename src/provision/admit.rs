@@ -3,7 +3,8 @@
 //!
 //! Provision: idempotency key check → team node created when missing → `routing` written into its
 //! config with its claims (409 on conflict) → dedicated→shared removes `agent_service_url` at once
-//! and schedules the deletion; shared→dedicated cancels a pending deletion → desired deployment
+//! and schedules the deletion of what the team no longer wants (a shared team keeps its pipeline's
+//! objects); shared→dedicated cancels a pending deletion → desired deployment
 //! stored → first team token issued (only when the team has none) → run and its planned steps →
 //! audit. The caller nudges the provisioner after the commit.
 //!
@@ -116,7 +117,8 @@ async fn provision_once(
     let run_id = uuid::Uuid::now_v7().to_string();
     let runtime_token = match previous.as_ref().and_then(|p| p.runtime_token.clone()) {
         Some(t) => Some(t),
-        None if req.mode == Mode::Dedicated => Some(
+        // The pods read it: a dedicated team's agent, or a shared team's pipeline.
+        None if req.mode == Mode::Dedicated || req.pipeline.is_some() => Some(
             issue_token_in(
                 &mut tx,
                 scope,
@@ -144,7 +146,7 @@ async fn provision_once(
         Mode::Dedicated => {
             deployments::cancel_deletion(&mut tx, org, team).await?;
         }
-        Mode::Shared if previous.as_ref().is_some_and(|p| p.mode == Mode::Dedicated) => {
+        Mode::Shared if previous.as_ref().is_some_and(has_objects) => {
             let after = now + grace.as_millis() as i64;
             deployments::schedule_deletion(&mut tx, org, team, &run_id, after).await?;
         }
@@ -214,7 +216,10 @@ pub async fn deprovision(
         write_config_in(&mut tx, scope, team, &patch, None, now).await?;
     }
     let after = now + grace.as_millis() as i64;
-    let delete_after = (row.mode == Mode::Dedicated || row.url_set).then_some(after);
+    let delete_after = (has_objects(&row) || row.url_set).then_some(after);
+    // Deprovisioning removes all the team's runtime, a shared pipeline too.
+    let mut row = row;
+    row.pipeline = None;
     let run_id = back_to_shared(&mut tx, scope, row, delete_after, "deprovision", now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     // This process's catalog at once, then a change notice for the router's caches.
@@ -306,6 +311,11 @@ async fn ensure_team(
             Ok(create_node_in(conn, scope, new, now).await?)
         }
     }
+}
+
+/// A runtime with objects in the cluster: a dedicated team's, or a shared team's pipeline.
+fn has_objects(row: &DeploymentRow) -> bool {
+    row.mode == Mode::Dedicated || row.pipeline.is_some()
 }
 
 fn name(name: &str) -> Option<String> {

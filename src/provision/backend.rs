@@ -55,25 +55,31 @@ impl BackendError {
     }
 }
 
-/// The cluster as the provisioner needs it. All objects live in one namespace, fixed at construction.
+/// The cluster as the provisioner needs it. Objects are addressed by kind, namespace and name; for
+/// a cluster-scoped kind (`Namespace`) the namespace is ignored.
 pub trait Backend: Send + Sync + 'static {
     /// The live object, or `None` when it does not exist.
     fn get(
         &self,
         kind: Kind,
+        namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<Value>, BackendError>> + Send;
-    /// Server-side apply under field manager `ifox` (forced: ifox owns these fields).
+    /// Server-side apply under field manager `ifox` (forced: ifox owns these fields), into the
+    /// object's own namespace.
     fn apply(&self, obj: &Desired) -> impl Future<Output = Result<Value, BackendError>> + Send;
-    /// Every object of `kind` labelled `app.kubernetes.io/managed-by=ifox`.
+    /// Every object of `kind` in `namespace` (of the cluster, for a cluster-scoped kind) labelled
+    /// `app.kubernetes.io/managed-by=ifox`.
     fn list_managed(
         &self,
         kind: Kind,
+        namespace: &str,
     ) -> impl Future<Output = Result<Vec<Value>, BackendError>> + Send;
     /// Deletes; `false` when it was already gone.
     fn delete(
         &self,
         kind: Kind,
+        namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<bool, BackendError>> + Send;
     /// Whether this backend can see Deployment status. The manifests backend cannot: a written file
@@ -89,10 +95,10 @@ pub enum AnyBackend {
 }
 
 impl Backend for AnyBackend {
-    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, BackendError> {
+    async fn get(&self, kind: Kind, ns: &str, name: &str) -> Result<Option<Value>, BackendError> {
         match self {
-            AnyBackend::Kube(b) => b.get(kind, name).await,
-            AnyBackend::Manifests(b) => b.get(kind, name).await,
+            AnyBackend::Kube(b) => b.get(kind, ns, name).await,
+            AnyBackend::Manifests(b) => b.get(kind, ns, name).await,
         }
     }
     async fn apply(&self, obj: &Desired) -> Result<Value, BackendError> {
@@ -101,16 +107,16 @@ impl Backend for AnyBackend {
             AnyBackend::Manifests(b) => b.apply(obj).await,
         }
     }
-    async fn list_managed(&self, kind: Kind) -> Result<Vec<Value>, BackendError> {
+    async fn list_managed(&self, kind: Kind, ns: &str) -> Result<Vec<Value>, BackendError> {
         match self {
-            AnyBackend::Kube(b) => b.list_managed(kind).await,
-            AnyBackend::Manifests(b) => b.list_managed(kind).await,
+            AnyBackend::Kube(b) => b.list_managed(kind, ns).await,
+            AnyBackend::Manifests(b) => b.list_managed(kind, ns).await,
         }
     }
-    async fn delete(&self, kind: Kind, name: &str) -> Result<bool, BackendError> {
+    async fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<bool, BackendError> {
         match self {
-            AnyBackend::Kube(b) => b.delete(kind, name).await,
-            AnyBackend::Manifests(b) => b.delete(kind, name).await,
+            AnyBackend::Kube(b) => b.delete(kind, ns, name).await,
+            AnyBackend::Manifests(b) => b.delete(kind, ns, name).await,
         }
     }
     fn observes_status(&self) -> bool {

@@ -2,15 +2,20 @@
 //! randomness): the same input always gives the same objects, byte for byte, which is what the
 //! snapshot tests and the "reconcile twice changes nothing" rule rely on.
 //!
-//! Objects: Deployment, ClusterIP Service and Secret named `agent-dedicated-{org}-{team}`; optional
-//! HorizontalPodAutoscaler, NetworkPolicy, ResourceQuota (same name) and AI-pipeline CronJob
-//! (`…-pipeline`). Names are unambiguous across tenants and fit their limit ([`super::names`]).
-//! Every object carries the [`MANAGED_BY`] label plus name, component, org and team labels, which
-//! is how the resync finds them again.
+//! Objects of a dedicated team: Deployment, ClusterIP Service and Secret named
+//! `agent-dedicated-{org}-{team}`; optional HorizontalPodAutoscaler and NetworkPolicy (same name)
+//! and AI-pipeline CronJob (`…-pipeline`, [`pipeline`]). A shared team with a pipeline gets only the
+//! Secret and the CronJob. With a namespace of its own ([`OwnNamespace`], [`super::team_namespace`])
+//! the team's objects start with that Namespace, the RoleBinding that lets the provisioner manage
+//! it and, when asked for, its ResourceQuota. Names are unambiguous across tenants and fit their
+//! limit ([`super::names`]). Every object carries the [`MANAGED_BY`] label plus name, component,
+//! org and team labels, which is how the resync finds them again.
 
-pub use super::names::{NAME_PREFIX, object_name, service_url, shorten, tenant_name};
+pub use super::names::{
+    NAME_PREFIX, object_name, service_url, shorten, team_namespace, tenant_name,
+};
 use super::objects::{Desired, Kind};
-use super::request::{DedicatedSpec, Pipeline};
+use super::request::{DedicatedSpec, Mode, Pipeline};
 use crate::domain::{NodeId, OrgId};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -18,12 +23,11 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
     MetricTarget, ResourceMetricSource,
 };
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceQuota, ResourceQuotaSpec,
-    ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
+    SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -42,18 +46,37 @@ pub const AGENT_PORT: i32 = 8080;
 /// The env var of the Secret that carries the team's token.
 pub const TOKEN_ENV: &str = "IFOX_TEAM_TOKEN";
 
+#[path = "build_pipeline.rs"]
+mod pipeline;
+
 /// Everything the objects depend on.
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
     pub org: &'a OrgId,
     pub team: &'a NodeId,
+    /// Where the team's objects go: the platform namespace, or the team's own one when
+    /// `own_namespace` is set.
     pub namespace: &'a str,
+    /// Set when `namespace` belongs to this team alone (`provision.namespace_per_team`).
+    pub own_namespace: Option<OwnNamespace<'a>>,
     /// Used when the spec names no image.
     pub default_image: &'a str,
+    /// Dedicated: the agent's objects (and the pipeline's); shared: the pipeline's only.
+    pub mode: Mode,
+    /// The pods' runtime: the team's dedicated spec, or for a shared team's pipeline the platform's
+    /// defaults.
     pub spec: &'a DedicatedSpec,
     pub pipeline: Option<&'a Pipeline>,
     /// The team token handed to the pods through the Secret.
     pub token: &'a str,
+}
+
+/// The platform side of a team namespace: where ifox runs (the bridge that calls the agent, the
+/// provisioner's service account that the namespace's RoleBinding names).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnNamespace<'a> {
+    pub platform_namespace: &'a str,
+    pub provisioner_account: &'a str,
 }
 
 /// The labels every managed object of the team carries.
@@ -73,7 +96,7 @@ pub fn labels(org: &OrgId, team: &NodeId, component: &str) -> BTreeMap<String, S
     ])
 }
 
-fn meta(input: &Input<'_>, name: &str, component: &str) -> ObjectMeta {
+pub(super) fn meta(input: &Input<'_>, name: &str, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(input.namespace.to_owned()),
@@ -87,6 +110,15 @@ fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
         ("cpu".to_owned(), Quantity(cpu.to_owned())),
         ("memory".to_owned(), Quantity(memory.to_owned())),
     ])
+}
+
+/// A container's limits and requests from the spec.
+fn resources(spec: &DedicatedSpec) -> ResourceRequirements {
+    ResourceRequirements {
+        limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
+        requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
+        ..Default::default()
+    }
 }
 
 /// The env every pod of the team gets: its ids, and its token from the Secret.
@@ -166,12 +198,18 @@ fn pod_spec(spec: &DedicatedSpec, mut container: Container, restart: Option<&str
     }
 }
 
-/// Every desired object of the team, in apply order (the Secret before the pods that read it).
+/// Every desired object of the team, in apply order (its Namespace first, the Secret before the
+/// pods that read it). Nothing for a shared team without a pipeline.
 pub fn build(input: &Input<'_>) -> Vec<Desired> {
     let name = object_name(input.org, input.team);
     let spec = input.spec;
-    let selector = BTreeMap::from([("app".to_owned(), name.clone())]);
     let mut out = Vec::new();
+    if input.mode == Mode::Shared && input.pipeline.is_none() {
+        return out;
+    }
+    if let Some(own) = input.own_namespace {
+        out.extend(super::team_namespace::objects(input, own));
+    }
 
     let secret = Secret {
         metadata: meta(input, &name, "credentials"),
@@ -184,8 +222,22 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
     };
     out.push(Desired::new(Kind::Secret, &name, &secret));
 
-    let (env, env_from) = env(input, &name);
     let image = spec.image.as_deref().unwrap_or(input.default_image);
+    if input.mode == Mode::Dedicated {
+        agent(input, &name, image, &mut out);
+    }
+    if let Some(p) = input.pipeline {
+        out.push(pipeline::cron_job(input, &name, image, p));
+    }
+    out
+}
+
+/// The dedicated agent: Deployment, Service, and the optional HPA and NetworkPolicy.
+fn agent(input: &Input<'_>, name: &str, image: &str, out: &mut Vec<Desired>) {
+    let name = name.to_owned();
+    let spec = input.spec;
+    let selector = BTreeMap::from([("app".to_owned(), name.clone())]);
+    let (env, env_from) = env(input, &name);
     let container = Container {
         name: "agent".to_owned(),
         image: Some(image.to_owned()),
@@ -195,13 +247,9 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
             protocol: Some("TCP".to_owned()),
             ..Default::default()
         }]),
-        env: Some(env.clone()),
-        env_from: Some(env_from.clone()),
-        resources: Some(ResourceRequirements {
-            limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
-            requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
-            ..Default::default()
-        }),
+        env: Some(env),
+        env_from: Some(env_from),
+        resources: Some(resources(spec)),
         ..Default::default()
     };
     let agent_pod = pod_spec(spec, container, None);
@@ -280,7 +328,14 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
 
     if spec.network_policy {
         // Only ifox itself (the bridge) reaches the agent's port; egress stays open (the agent calls
-        // LLM and tool APIs).
+        // LLM and tool APIs). In a team namespace, ifox's pods are those of the platform namespace.
+        let namespace_selector = input.own_namespace.map(|own| LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                own.platform_namespace.to_owned(),
+            )])),
+            ..Default::default()
+        });
         let policy = NetworkPolicy {
             metadata: meta(input, &name, "agent"),
             spec: Some(NetworkPolicySpec {
@@ -298,6 +353,7 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
                             )])),
                             ..Default::default()
                         }),
+                        namespace_selector,
                         ..Default::default()
                     }]),
                     ports: Some(vec![NetworkPolicyPort {
@@ -311,71 +367,4 @@ pub fn build(input: &Input<'_>) -> Vec<Desired> {
         };
         out.push(Desired::new(Kind::NetworkPolicy, &name, &policy));
     }
-
-    if let Some(q) = &spec.resource_quota {
-        let mut hard = BTreeMap::from([
-            ("limits.cpu".to_owned(), Quantity(q.cpu.clone())),
-            ("limits.memory".to_owned(), Quantity(q.memory.clone())),
-        ]);
-        if let Some(pods) = q.pods {
-            hard.insert("pods".to_owned(), Quantity(pods.to_string()));
-        }
-        let quota = ResourceQuota {
-            metadata: meta(input, &name, "quota"),
-            spec: Some(ResourceQuotaSpec {
-                hard: Some(hard),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        out.push(Desired::new(Kind::ResourceQuota, &name, &quota));
-    }
-
-    if let Some(p) = input.pipeline {
-        // A CronJob name is at most 52 characters: its Jobs append an 11-character suffix.
-        let cron_name = shorten(&format!("{name}-pipeline"), 52);
-        let container = Container {
-            name: "pipeline".to_owned(),
-            image: Some(p.image.clone().unwrap_or_else(|| image.to_owned())),
-            args: Some(vec!["pipeline".to_owned()]),
-            env: Some(env),
-            env_from: Some(env_from),
-            resources: Some(ResourceRequirements {
-                limits: Some(quantities(&spec.cpu_limit, &spec.memory_limit)),
-                requests: Some(quantities(&spec.cpu_request, &spec.memory_request)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let cron = CronJob {
-            metadata: meta(input, &cron_name, "pipeline"),
-            spec: Some(CronJobSpec {
-                schedule: p.schedule.clone(),
-                concurrency_policy: Some("Forbid".to_owned()),
-                successful_jobs_history_limit: Some(3),
-                failed_jobs_history_limit: Some(3),
-                job_template: JobTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels(input.org, input.team, "pipeline")),
-                        ..Default::default()
-                    }),
-                    spec: Some(JobSpec {
-                        backoff_limit: Some(2),
-                        template: PodTemplateSpec {
-                            metadata: Some(ObjectMeta {
-                                labels: Some(labels(input.org, input.team, "pipeline")),
-                                ..Default::default()
-                            }),
-                            spec: Some(pod_spec(spec, container, Some("OnFailure"))),
-                        },
-                        ..Default::default()
-                    }),
-                },
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        out.push(Desired::new(Kind::CronJob, &cron_name, &cron));
-    }
-    out
 }

@@ -1,11 +1,13 @@
-//! Snapshot tests of the built objects: the design's example (REFERENCE.md) and a long-named team
-//! with every optional object. The snapshots are committed YAML compared as text; run with
-//! `IFOX_BLESS=1` to rewrite them after an intended change (and review the diff).
+//! Snapshot tests of the built objects: the design's example (REFERENCE.md), a long-named team
+//! with every optional object in a namespace of its own, and a shared team's pipeline. The
+//! snapshots are committed YAML compared as text; run with `IFOX_BLESS=1` to rewrite them after an
+//! intended change (and review the diff).
 
-use super::build::{self, Input, object_name, service_url, shorten};
+use super::build::{self, Input, OwnNamespace, object_name, service_url, shorten, team_namespace};
 use super::manifests::to_yaml;
 use super::objects::Kind;
 use super::request;
+use super::request::Mode;
 use crate::domain::{NodeId, OrgId};
 use serde_json::json;
 
@@ -38,25 +40,21 @@ fn check_snapshot(file: &str, actual: &str) {
 }
 
 fn parse(body: serde_json::Value) -> request::ProvisionRequest {
-    // A platform that allows everything the examples use (a quota cannot be requested; the stored
-    // spec of the long-named example still carries one, to snapshot the object).
+    // A platform that allows everything the examples use, quotas included (a namespace per team).
     let policy = super::policy::Policy {
         image_prefixes: vec!["registry.example.com/".into()],
         node_selector_keys: vec!["example.com/pool".into(), "node-type".into()],
         toleration_keys: vec!["dedicated".into()],
+        namespace_per_team: true,
         ..Default::default()
     };
-    let quota = body.pointer("/dedicated_config/resource_quota").cloned();
-    let mut body = body;
-    if let Some(c) = body["dedicated_config"].as_object_mut() {
-        c.remove("resource_quota");
-    }
-    let mut req = request::parse_with(body, &policy).unwrap();
-    if let (Some(q), Some(spec)) = (quota, req.spec.as_mut()) {
-        spec.resource_quota = Some(serde_json::from_value(q).unwrap());
-    }
-    req
+    request::parse_with(body, &policy).unwrap()
 }
+
+const OWN: OwnNamespace<'static> = OwnNamespace {
+    platform_namespace: "incidentfox",
+    provisioner_account: "ifox-provisioner",
+};
 
 /// The objects of a parsed dedicated request in namespace `incidentfox`.
 fn build_request(
@@ -64,15 +62,28 @@ fn build_request(
     default_image: &str,
     token: &str,
 ) -> Vec<super::objects::Desired> {
-    build::build(&Input {
+    build::build(&input(req, "incidentfox", None, default_image, token))
+}
+
+/// The build input of a parsed dedicated request in `namespace` (the team's own with `own`).
+fn input<'a>(
+    req: &'a request::ProvisionRequest,
+    namespace: &'a str,
+    own: Option<OwnNamespace<'a>>,
+    default_image: &'a str,
+    token: &'a str,
+) -> Input<'a> {
+    Input {
         org: &req.org,
         team: &req.team,
-        namespace: "incidentfox",
+        namespace,
+        own_namespace: own,
         default_image,
+        mode: req.mode,
         spec: req.spec.as_ref().unwrap(),
         pipeline: req.pipeline.as_ref(),
         token,
-    })
+    }
 }
 
 #[test]
@@ -91,7 +102,9 @@ fn the_designs_provisioning_example_builds_its_deployment_service_and_secret() {
         org: &req.org,
         team: &req.team,
         namespace: "incidentfox",
+        own_namespace: None,
         default_image: "ghcr.io/incidentfox/agent:1.0.0",
+        mode: Mode::Dedicated,
         spec,
         pipeline: None,
         token: "acme.enterprise-team.test-token",
@@ -132,27 +145,40 @@ fn a_long_named_team_with_every_option_gets_shortened_names_and_all_objects() {
             "autoscaling":{"min":2,"max":10,"cpu_percent":70},
             "network_policy":true,"resource_quota":{"cpu":"20","memory":"40Gi","pods":20}}}),
     );
-    let objects = build_request(&req, "unused", "long-token");
+    let namespace = team_namespace("incidentfox", &req.org, &req.team);
+    let objects = build::build(&input(&req, &namespace, Some(OWN), "unused", "long-token"));
     let name = object_name(&req.org, &req.team);
     assert_eq!(name.len(), 63, "{name}");
     assert!(name.starts_with("agent-dedicated--acme-corporation-international-aaaa"));
+    assert!(namespace.len() <= 63 && namespace.starts_with("incidentfox--acme-corporation-"));
     let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
     assert_eq!(
         kinds,
         [
+            Kind::Namespace,
+            Kind::RoleBinding,
+            Kind::ResourceQuota,
             Kind::Secret,
             Kind::Deployment,
             Kind::Service,
             Kind::HorizontalPodAutoscaler,
             Kind::NetworkPolicy,
-            Kind::ResourceQuota,
             Kind::CronJob
         ]
     );
+    // Everything but the Namespace itself lives in the team's namespace.
+    assert_eq!(objects[0].name, namespace);
+    assert!(objects[1..].iter().all(|o| o.namespace == namespace));
     let cron = objects.last().unwrap();
     assert!(cron.name.len() <= 52, "{}", cron.name);
     // With an HPA the Deployment leaves replicas to the autoscaler.
-    assert!(objects[1].body.pointer("/spec/replicas").is_none());
+    assert!(objects[4].body.pointer("/spec/replicas").is_none());
+    // Only ifox's pods of the platform namespace reach the agent.
+    let from = &objects[7].body["spec"]["ingress"][0]["from"][0];
+    assert_eq!(
+        from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "incidentfox"
+    );
     check_snapshot("long-named-team.yaml", &render(&objects));
 }
 
@@ -175,15 +201,7 @@ fn building_twice_gives_identical_objects() {
         json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
         "dedicated_config":{"replicas":1}}),
     );
-    let input = Input {
-        org: &req.org,
-        team: &req.team,
-        namespace: "ns",
-        default_image: "img",
-        spec: req.spec.as_ref().unwrap(),
-        pipeline: None,
-        token: "t",
-    };
+    let input = input(&req, "ns", Some(OWN), "img", "t");
     assert_eq!(build::build(&input), build::build(&input));
 }
 
@@ -249,4 +267,100 @@ fn every_pod_template_meets_the_restricted_pod_security_profile() {
             );
         }
     }
+}
+
+#[test]
+fn a_quota_is_built_only_in_a_namespace_of_the_teams_own() {
+    let req = parse(
+        json!({"org_id":"acme","team_node_id":"web","deployment_mode":"dedicated",
+        "dedicated_config":{"resource_quota":{"cpu":"8","memory":"16Gi"}}}),
+    );
+    // A stored spec with a quota, the option since turned off: the platform namespace gets none.
+    let shared_ns = build_request(&req, "img", "t");
+    assert!(shared_ns.iter().all(|o| o.kind != Kind::ResourceQuota));
+    assert!(shared_ns.iter().all(|o| o.namespace == "incidentfox"));
+    let namespace = team_namespace("incidentfox", &req.org, &req.team);
+    assert_eq!(namespace, "incidentfox-acme-web");
+    let own = build::build(&input(&req, &namespace, Some(OWN), "img", "t"));
+    let quota = own.iter().find(|o| o.kind == Kind::ResourceQuota).unwrap();
+    assert_eq!(quota.namespace, "incidentfox-acme-web");
+    assert_eq!(
+        quota.body["spec"]["hard"],
+        json!({"limits.cpu": "8", "limits.memory": "16Gi"})
+    );
+    // The agent's service is in that namespace: the URL the bridge's default patterns admit.
+    assert_eq!(
+        service_url(&req.org, &req.team, &namespace),
+        "http://agent-dedicated-acme-web.incidentfox-acme-web.svc.cluster.local:8080"
+    );
+}
+
+#[test]
+fn team_namespaces_of_tenants_that_spell_the_same_org_team_string_differ() {
+    let id = |o: &str, t: &str| (OrgId::parse(o).unwrap(), NodeId::parse(t).unwrap());
+    let (o1, t1) = id("acme", "x-y");
+    let (o2, t2) = id("acme-x", "y");
+    let (n1, n2) = (
+        team_namespace("incidentfox", &o1, &t1),
+        team_namespace("incidentfox", &o2, &t2),
+    );
+    assert_eq!(n1, "incidentfox-acme-x-y");
+    assert_ne!(n1, n2);
+    let long = id("acme", &"z".repeat(63));
+    for n in [n1, n2, team_namespace("incidentfox", &long.0, &long.1)] {
+        assert!(n.starts_with("incidentfox-") && n.len() <= 63, "{n}");
+        assert!(
+            crate::domain::ids::check_dns_label("namespace", &n).is_ok(),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn a_shared_teams_pipeline_is_a_cron_job_with_its_secret_and_nothing_of_an_agent() {
+    let req =
+        parse(json!({"org_id":"acme","team_node_id":"web","pipeline":{"schedule":"0 3 * * *"}}));
+    assert_eq!(req.mode, Mode::Shared);
+    let defaults = request::default_spec(&super::policy::Policy::default()).unwrap();
+    let input = Input {
+        org: &req.org,
+        team: &req.team,
+        namespace: "incidentfox",
+        own_namespace: None,
+        default_image: "ghcr.io/incidentfox/agent:1.0.0",
+        mode: req.mode,
+        spec: &defaults,
+        pipeline: req.pipeline.as_ref(),
+        token: "acme.web.pipeline-token",
+    };
+    let objects = build::build(&input);
+    let kinds: Vec<_> = objects.iter().map(|o| o.kind).collect();
+    assert_eq!(kinds, [Kind::Secret, Kind::CronJob]);
+    assert_eq!(objects[1].name, "agent-dedicated-acme-web-pipeline");
+    check_snapshot("shared-team-pipeline.yaml", &render(&objects));
+    // In a namespace of its own, the namespace and its RoleBinding come first.
+    let namespace = team_namespace("incidentfox", &req.org, &req.team);
+    let own = build::build(&Input {
+        namespace: &namespace,
+        own_namespace: Some(OWN),
+        ..input.clone()
+    });
+    let kinds: Vec<_> = own.iter().map(|o| o.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Namespace,
+            Kind::RoleBinding,
+            Kind::Secret,
+            Kind::CronJob
+        ]
+    );
+    // Without a pipeline a shared team has no objects at all.
+    assert!(
+        build::build(&Input {
+            pipeline: None,
+            ..input
+        })
+        .is_empty()
+    );
 }

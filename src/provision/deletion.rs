@@ -1,6 +1,7 @@
 //! Deletions that are due: the objects of teams moved back to shared (deprovision, a URL removed
-//! through the config API) and of orphans found by the resync, once their grace has passed. A team
-//! provisioned dedicated again in the meantime keeps its objects.
+//! through the config API, a pipeline given up) and of orphans found by the resync (a deleted team
+//! or org), once their grace has passed, the team's own Namespace included. A team provisioned
+//! dedicated again in the meantime keeps its objects; a shared team keeps its pipeline's.
 
 use super::ProvisionError;
 use super::backend::Backend;
@@ -34,7 +35,8 @@ impl<B: Backend + Clone> Reconciler<B> {
                 deployments::cancel_deletion(&mut conn, &org, &team).await?;
                 continue;
             }
-            let n = self.delete_team_objects(&org, &team).await?;
+            let keep = row.as_ref().map(|r| self.desired(r)).unwrap_or_default();
+            let n = self.prune(&org, &team, &keep).await?;
             let mut conn = self.conn().await?;
             deployments::cancel_deletion(&mut conn, &org, &team).await?;
             drop(conn);

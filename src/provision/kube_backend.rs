@@ -17,11 +17,11 @@ pub const FIELD_MANAGER: &str = "ifox";
 #[derive(Clone)]
 pub struct KubeBackend {
     client: kube::Client,
-    namespace: String,
 }
 
 impl KubeBackend {
-    /// A client for `url` (plain or TLS), or inferred from the environment when `url` is `None`.
+    /// A client for `url` (plain or TLS), or inferred from the environment when `url` is `None`;
+    /// `namespace` is the client's default (every object names its own).
     pub async fn connect(
         url: Option<&str>,
         namespace: &str,
@@ -47,18 +47,16 @@ impl KubeBackend {
         config.default_retry = false;
         let client =
             kube::Client::try_from(config).map_err(|e| BackendError::Config(e.to_string()))?;
-        Ok(KubeBackend {
-            client,
-            namespace: namespace.to_owned(),
-        })
+        Ok(KubeBackend { client })
     }
 
-    fn api(&self, kind: Kind) -> (Api<DynamicObject>, ApiResource) {
-        let resource = kind.api_resource();
-        (
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource),
-            resource,
-        )
+    fn api(&self, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+        let resource: ApiResource = kind.api_resource();
+        if kind.namespaced() {
+            Api::namespaced_with(self.client.clone(), namespace, &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        }
     }
 }
 
@@ -95,8 +93,8 @@ fn to_value(obj: &DynamicObject) -> Value {
 }
 
 impl Backend for KubeBackend {
-    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, BackendError> {
-        let (api, _) = self.api(kind);
+    async fn get(&self, kind: Kind, ns: &str, name: &str) -> Result<Option<Value>, BackendError> {
+        let api = self.api(kind, ns);
         let got = api
             .get_opt(name)
             .await
@@ -105,7 +103,7 @@ impl Backend for KubeBackend {
     }
 
     async fn apply(&self, obj: &Desired) -> Result<Value, BackendError> {
-        let (api, _) = self.api(obj.kind);
+        let api = self.api(obj.kind, &obj.namespace);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api
             .patch(&obj.name, &params, &Patch::Apply(&obj.body))
@@ -114,8 +112,8 @@ impl Backend for KubeBackend {
         Ok(to_value(&applied))
     }
 
-    async fn list_managed(&self, kind: Kind) -> Result<Vec<Value>, BackendError> {
-        let (api, _) = self.api(kind);
+    async fn list_managed(&self, kind: Kind, ns: &str) -> Result<Vec<Value>, BackendError> {
+        let api = self.api(kind, ns);
         let params = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
         let list = api
             .list(&params)
@@ -124,9 +122,10 @@ impl Backend for KubeBackend {
         Ok(list.items.iter().map(to_value).collect())
     }
 
-    async fn delete(&self, kind: Kind, name: &str) -> Result<bool, BackendError> {
-        let (api, _) = self.api(kind);
-        // Background propagation: the Deployment's ReplicaSets and Pods go with it.
+    async fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<bool, BackendError> {
+        let api = self.api(kind, ns);
+        // Background propagation: the Deployment's ReplicaSets and Pods go with it (and a
+        // Namespace's objects with it).
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),

@@ -1,7 +1,8 @@
 //! The `manifests` backend: one YAML file per object in `kube.manifests_dir`, GitOps style
 //! (`<name>.<kind>.yaml`, e.g. `agent-dedicated-acme-web.deployment.yaml`), written atomically
 //! (temporary file, then rename) and removed when the object is removed. A file whose content would
-//! not change is not rewritten.
+//! not change is not rewritten. Names are unique across tenants and namespaces (see
+//! [`super::names`]), so the folder stays flat; a file answers for the namespace its object names.
 //!
 //! This backend cannot observe a cluster: a Deployment counts as available as soon as its file is
 //! written ([`Backend::observes_status`] is false), so the team's `agent_service_url` is set right
@@ -41,6 +42,17 @@ impl ManifestsBackend {
         self.dir.join(format!("{name}{}", Self::suffix(kind)))
     }
 
+    /// The file of `kind`/`name` when its object is in `namespace` (any, for a cluster-scoped kind).
+    async fn read_in(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, BackendError> {
+        let obj = Self::read(&self.path(kind, name)).await?;
+        Ok(obj.filter(|o| in_namespace(kind, o, namespace)))
+    }
+
     async fn read(path: &Path) -> Result<Option<Value>, BackendError> {
         match tokio::fs::read_to_string(path).await {
             Ok(text) => serde_saphyr::from_str::<Value>(&text)
@@ -52,14 +64,18 @@ impl ManifestsBackend {
     }
 }
 
+fn in_namespace(kind: Kind, obj: &Value, namespace: &str) -> bool {
+    !kind.namespaced() || super::objects::namespace_of(obj).unwrap_or_default() == namespace
+}
+
 /// The YAML text of an object, as written to its file.
 pub fn to_yaml(body: &Value) -> String {
     serde_saphyr::to_string(body).unwrap_or_default()
 }
 
 impl Backend for ManifestsBackend {
-    async fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, BackendError> {
-        Self::read(&self.path(kind, name)).await
+    async fn get(&self, kind: Kind, ns: &str, name: &str) -> Result<Option<Value>, BackendError> {
+        self.read_in(kind, ns, name).await
     }
 
     async fn apply(&self, obj: &Desired) -> Result<Value, BackendError> {
@@ -81,7 +97,7 @@ impl Backend for ManifestsBackend {
         Ok(obj.body.clone())
     }
 
-    async fn list_managed(&self, kind: Kind) -> Result<Vec<Value>, BackendError> {
+    async fn list_managed(&self, kind: Kind, ns: &str) -> Result<Vec<Value>, BackendError> {
         let mut entries = match tokio::fs::read_dir(&self.dir).await {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -100,6 +116,7 @@ impl Backend for ManifestsBackend {
             }
             if let Some(obj) = Self::read(&entry.path()).await?
                 && label(&obj, MANAGED_BY.0) == Some(MANAGED_BY.1)
+                && in_namespace(kind, &obj, ns)
             {
                 out.push(obj);
             }
@@ -107,7 +124,10 @@ impl Backend for ManifestsBackend {
         Ok(out)
     }
 
-    async fn delete(&self, kind: Kind, name: &str) -> Result<bool, BackendError> {
+    async fn delete(&self, kind: Kind, ns: &str, name: &str) -> Result<bool, BackendError> {
+        if self.read_in(kind, ns, name).await?.is_none() {
+            return Ok(false);
+        }
         let path = self.path(kind, name);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(true),
@@ -128,10 +148,11 @@ mod tests {
 
     fn object(replicas: i64) -> Desired {
         let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "agent-dedicated-acme-web", "labels": {"app.kubernetes.io/managed-by": "ifox"}},
+            "metadata": {"name": "agent-dedicated-acme-web", "namespace": "ns", "labels": {"app.kubernetes.io/managed-by": "ifox"}},
             "spec": {"replicas": replicas}});
         Desired {
             kind: Kind::Deployment,
+            namespace: "ns".into(),
             name: "agent-dedicated-acme-web".into(),
             body,
         }
@@ -152,36 +173,38 @@ mod tests {
             written,
             "rewritten unchanged"
         );
-        let live = backend
-            .get(Kind::Deployment, "agent-dedicated-acme-web")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(live, object(2).body);
+        let name = "agent-dedicated-acme-web";
+        let live = backend.get(Kind::Deployment, "ns", name).await.unwrap();
+        assert_eq!(live, Some(object(2).body));
+        // The file answers for its own namespace only.
         assert_eq!(
-            backend.list_managed(Kind::Deployment).await.unwrap().len(),
-            1
+            backend.get(Kind::Deployment, "other", name).await.unwrap(),
+            None
         );
+        let listed = backend.list_managed(Kind::Deployment, "ns").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let elsewhere = backend
+            .list_managed(Kind::Deployment, "other")
+            .await
+            .unwrap();
+        assert!(elsewhere.is_empty());
         assert!(
             backend
-                .list_managed(Kind::Service)
+                .list_managed(Kind::Service, "ns")
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
-            backend
-                .delete(Kind::Deployment, "agent-dedicated-acme-web")
-                .await
-                .unwrap()
-        );
-        assert!(!path.exists());
-        assert!(
             !backend
-                .delete(Kind::Deployment, "agent-dedicated-acme-web")
+                .delete(Kind::Deployment, "other", name)
                 .await
                 .unwrap()
         );
+        assert!(path.exists());
+        assert!(backend.delete(Kind::Deployment, "ns", name).await.unwrap());
+        assert!(!path.exists());
+        assert!(!backend.delete(Kind::Deployment, "ns", name).await.unwrap());
         assert!(!backend.observes_status());
     }
 }

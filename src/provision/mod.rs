@@ -12,17 +12,20 @@
 //! # Layout
 //! - [`request`]: the API body, validated with field names ([`units`]: quantities, labels;
 //!   the stored desired runtime is `domain::runtime`; [`policy`]: what the platform allows of a
-//!   pod spec, and the defaults). [`names`]: object names, unique across tenants. [`build`]: desired objects (pure).
+//!   pod spec, and the defaults). [`names`]: object and namespace names, unique across tenants.
+//!   [`build`]: desired objects (pure); [`team_namespace`]: a team's own namespace, its RBAC and
+//!   quota.
 //! - [`objects`]: kinds and the untyped object shape at the IO seam. [`backend`], [`kube_backend`],
 //!   [`manifests`]: the cluster. The tables of migration 0004 are `store::{deployments,
 //!   provision_runs}`.
-//! - [`admit`]: the API's transaction (team-level writes through tenancy's `*_in` functions). [`reconcile`]: one team, one pass; [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
+//! - [`admit`]: the API's transaction (team-level writes through tenancy's `*_in` functions). [`reconcile`]: one team, one pass ([`apply`]: a team's objects applied and removed); [`deletion`]: due deletions. [`worker`]: the role ([`consumer`]: its
 //!   NATS side).
 //! - [`api`]: HTTP handlers. [`cost`]: the monthly estimate (pure). The settings types are in
 //!   [`crate::settings::provision`].
 
 pub mod admit;
 pub mod api;
+pub mod apply;
 pub mod backend;
 pub mod build;
 pub mod consumer;
@@ -36,6 +39,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod replica_gauges;
 pub mod request;
+pub mod team_namespace;
 pub mod units;
 pub mod worker;
 

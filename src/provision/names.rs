@@ -1,6 +1,7 @@
-//! Kubernetes names of a team's objects: unique per `(org, team)` across every tenant, valid DNS
-//! labels within their length limit, matching the bridge's default `agent-dedicated-*` pattern.
-//! Pure; [`super::build`] re-exports these.
+//! Kubernetes names of a team's objects and of its own namespace: unique per `(org, team)` across
+//! every tenant, valid DNS labels within their length limit, matching the bridge's default
+//! `agent-dedicated-*.<namespace>` and `agent-dedicated-*.<namespace>-*` patterns. Pure;
+//! [`super::build`] re-exports these.
 
 use super::build::AGENT_PORT;
 use crate::domain::{NodeId, OrgId};
@@ -47,6 +48,14 @@ pub fn tenant_name(prefix: &str, org: &OrgId, team: &NodeId, max: usize) -> Stri
 /// The name of the team's Deployment, Service, Secret and optional objects.
 pub fn object_name(org: &OrgId, team: &NodeId) -> String {
     tenant_name(NAME_PREFIX, org, team, 63)
+}
+
+/// The team's own namespace under `provision.namespace_per_team`: `{platform}-{org}-{team}` (the
+/// platform namespace `kube.namespace` as prefix), by the same collision-free rule as
+/// [`object_name`], so no two teams ever share one and it is a valid namespace name (a DNS label
+/// of at most 63 characters).
+pub fn team_namespace(platform: &str, org: &OrgId, team: &NodeId) -> String {
+    tenant_name(platform, org, team, 63)
 }
 
 /// `http://<name>.<namespace>.svc.cluster.local:8080`.

@@ -5,35 +5,44 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// The kinds the provisioner creates, in apply order. The Role in `deploy/` grants exactly these.
+/// The kinds the provisioner creates, in apply order (deletion goes the other way, the team's
+/// Namespace last). The Role in `deploy/` grants the namespaced ones; `Namespace` and `RoleBinding`
+/// exist only with `provision.namespace_per_team` (the ClusterRole of
+/// `deploy/components/namespace-per-team`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    Namespace,
+    RoleBinding,
+    ResourceQuota,
     Secret,
     Deployment,
     Service,
     HorizontalPodAutoscaler,
     NetworkPolicy,
-    ResourceQuota,
     CronJob,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
+        Kind::Namespace,
+        Kind::RoleBinding,
+        Kind::ResourceQuota,
         Kind::Secret,
         Kind::Deployment,
         Kind::Service,
         Kind::HorizontalPodAutoscaler,
         Kind::NetworkPolicy,
-        Kind::ResourceQuota,
         Kind::CronJob,
     ];
 
     /// The API resource (group, version, kind, plural) as k8s-openapi's types define it, through
     /// kube's `ApiResource::erase`: no hand-kept table to drift from the API.
     pub fn api_resource(self) -> kube::core::ApiResource {
-        use k8s_openapi::api::{apps, autoscaling, batch, core, networking};
+        use k8s_openapi::api::{apps, autoscaling, batch, core, networking, rbac};
         use kube::core::ApiResource as R;
         match self {
+            Kind::Namespace => R::erase::<core::v1::Namespace>(&()),
+            Kind::RoleBinding => R::erase::<rbac::v1::RoleBinding>(&()),
             Kind::Secret => R::erase::<core::v1::Secret>(&()),
             Kind::Deployment => R::erase::<apps::v1::Deployment>(&()),
             Kind::Service => R::erase::<core::v1::Service>(&()),
@@ -49,8 +58,10 @@ impl Kind {
     /// The kind's name (`Deployment`), from the same types.
     pub fn name(self) -> &'static str {
         use k8s_openapi::Resource;
-        use k8s_openapi::api::{apps, autoscaling, batch, core, networking};
+        use k8s_openapi::api::{apps, autoscaling, batch, core, networking, rbac};
         match self {
+            Kind::Namespace => core::v1::Namespace::KIND,
+            Kind::RoleBinding => rbac::v1::RoleBinding::KIND,
             Kind::Secret => core::v1::Secret::KIND,
             Kind::Deployment => apps::v1::Deployment::KIND,
             Kind::Service => core::v1::Service::KIND,
@@ -69,23 +80,33 @@ impl Kind {
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// Whether objects of the kind live in a namespace (every kind but `Namespace`).
+    pub fn namespaced(self) -> bool {
+        self != Kind::Namespace
+    }
 }
 
-/// One desired object: its kind, name and full body (`apiVersion`, `kind`, `metadata`, `spec`…).
+/// One desired object: its kind, namespace (empty for a `Namespace`), name and full body
+/// (`apiVersion`, `kind`, `metadata`, `spec`…).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     pub kind: Kind,
+    pub namespace: String,
     pub name: String,
     pub body: Value,
 }
 
 impl Desired {
+    /// The object of a typed k8s-openapi value; its namespace is its `metadata.namespace`.
     pub fn new(kind: Kind, name: &str, typed: &impl Serialize) -> Desired {
+        // k8s-openapi types always serialize (they hold only strings, numbers, maps and lists).
+        let body = serde_json::to_value(typed).unwrap_or(Value::Null);
         Desired {
             kind,
+            namespace: namespace_of(&body).unwrap_or_default().to_owned(),
             name: name.to_owned(),
-            // k8s-openapi types always serialize (they hold only strings, numbers, maps and lists).
-            body: serde_json::to_value(typed).unwrap_or(Value::Null),
+            body,
         }
     }
 }
@@ -115,6 +136,11 @@ pub fn name_of(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/name")?.as_str()
 }
 
+/// A live object's `metadata.namespace` (none for a `Namespace`).
+pub fn namespace_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/namespace")?.as_str()
+}
+
 /// A Deployment that reports itself available: the controller has seen the latest spec and its
 /// `Available` condition is true.
 pub fn deployment_available(obj: &Value) -> bool {
@@ -141,7 +167,9 @@ pub fn deployment_available(obj: &Value) -> bool {
 
 /// Refuses to apply over a live object that is not labelled for this very team: its name may be
 /// taken by another tenant (a hash collision, an object from before the naming rule, a hand-made
-/// one), and applying would hand that tenant's Deployment, Service or token to this team.
+/// one), and applying would hand that tenant's Deployment, Service or token to this team. The
+/// team's own Namespace is guarded the same way: a namespace of that name labelled for another
+/// tenant (or for none) is never adopted.
 pub fn refuse_foreign(
     obj: &Desired,
     live: &serde_json::Value,

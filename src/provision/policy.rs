@@ -1,9 +1,9 @@
 //! What an org admin may ask of its team's pods, decided by the platform's settings (pure): the
 //! images (by prefix), the node selector keys and toleration keys it may use, and the defaults for
-//! what a `dedicated_config` leaves out. A `resource_quota` is refused: a quota limits a whole
-//! namespace, and every team shares one with the other tenants and ifox itself (a namespace per
-//! team, which would make quotas safe, does not exist yet). A request outside the policy is refused with 400 `invalid_field`
-//! naming the field, before anything is written.
+//! what a `dedicated_config` leaves out. A `resource_quota` is allowed only with a namespace per
+//! team (`provision.namespace_per_team`): a quota limits a whole namespace, and without that option
+//! every team shares one with the other tenants and ifox itself. A request outside the policy is
+//! refused with 400 `invalid_field` naming the field, before anything is written.
 
 use super::request::{DedicatedSpec, Pipeline, RequestError, bad};
 use crate::settings::provision::ProvisionSettings;
@@ -17,6 +17,8 @@ pub struct Policy {
     pub default_replicas: i32,
     pub default_cpu: String,
     pub default_memory: String,
+    /// Each team has a namespace of its own, so its quota limits only itself.
+    pub namespace_per_team: bool,
 }
 
 impl Policy {
@@ -28,6 +30,7 @@ impl Policy {
             default_replicas: s.default_replicas,
             default_cpu: s.default_cpu.clone(),
             default_memory: s.default_memory.clone(),
+            namespace_per_team: s.namespace_per_team,
         }
     }
 
@@ -79,11 +82,12 @@ pub fn check(
                 return Err(not_allowed(field, key, &policy.toleration_keys));
             }
         }
-        if spec.resource_quota.is_some() {
+        if spec.resource_quota.is_some() && !policy.namespace_per_team {
             return Err(bad(
                 format!("{f}.resource_quota"),
                 "not allowed: a quota limits its whole namespace, which this team shares with every \
-                 other tenant and ifox itself",
+                 other tenant and ifox itself (the platform allows quotas with \
+                 provision.namespace_per_team)",
             ));
         }
     }

@@ -5,25 +5,27 @@
 //! differs, so a second pass issues no mutation; transient API errors are retried with a growing
 //! delay, a refusal fails the run) → `wait_available` (when the Deployment is not available yet the
 //! pass returns [`Outcome::Wait`]: the worker redelivers later, nothing blocks) → `set_url` (only now
-//! is `agent_service_url` pointed at the service). Shared: the URL is gone (admission removed it) and
-//! the deletion is scheduled; [`Reconciler::delete_due`] deletes within a tick of the deadline.
+//! is `agent_service_url` pointed at the service; objects no longer wanted, e.g. those left in the
+//! previous namespace when `provision.namespace_per_team` changed, are removed after that). Shared:
+//! the URL is gone (admission removed it), the pipeline's objects are applied when the team has a
+//! pipeline, and the deletion of the rest is scheduled; [`Reconciler::delete_due`] deletes within a
+//! tick of the deadline.
 //!
-//! Tenant isolation: an existing object is applied over only when its `ifox.dev/org` and
-//! `ifox.dev/team` labels name this team; otherwise the run fails with
+//! Tenant isolation: an existing object (the team's Namespace included) is applied over only when
+//! its `ifox.dev/org` and `ifox.dev/team` labels name this team; otherwise the run fails with
 //! `object_owned_by_another_tenant` and the object is left as it is. Deletions only ever select
-//! objects by this team's labels.
+//! objects by this team's labels ([`super::apply`]).
 
 use super::ProvisionError;
-use super::backend::{Backend, BackendError};
-use super::build::{self, ORG_LABEL, TEAM_LABEL};
-use super::objects::{self, Desired, Kind};
-use super::request::Mode;
+use super::backend::Backend;
+use super::build;
+use super::objects::{self, Kind};
+use super::request::{DedicatedSpec, Mode};
 use crate::domain::{NodeId, OrgId, now_ms, rfc3339};
 use crate::store::StoreError;
 use crate::store::deployments::{self, DeploymentRow};
 use crate::store::provision_runs;
 use crate::tenancy::{ConfigWrite, Tenancy, scope::provisioner_scope};
-use backon::{ExponentialBuilder, Retryable};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,8 @@ pub enum Outcome {
 /// Settings a pass needs.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The platform namespace (`kube.namespace`): where team objects live, or the prefix of the
+    /// team namespaces.
     pub namespace: String,
     pub image: String,
     pub availability_timeout: Duration,
@@ -58,6 +62,32 @@ pub struct Options {
     pub wait_delay: Duration,
     /// In-pass retries of a transient API error before the pass gives up (the nudge is redelivered).
     pub retries: usize,
+    /// `provision.namespace_per_team`.
+    pub namespace_per_team: bool,
+    /// `provision.service_account`: named by each team namespace's RoleBinding.
+    pub service_account: String,
+    /// The runtime of a shared team's pipeline pods (the platform's defaults).
+    pub shared_pipeline: DedicatedSpec,
+}
+
+impl Default for Options {
+    /// The options of the default settings.
+    fn default() -> Self {
+        let kube = crate::settings::provision::KubeSettings::default();
+        let p = crate::settings::provision::ProvisionSettings::default();
+        let policy = super::policy::Policy::from_settings(&p);
+        Options {
+            namespace: kube.namespace,
+            image: p.image,
+            availability_timeout: p.availability_timeout,
+            wait_delay: Duration::from_secs(2),
+            retries: 4,
+            namespace_per_team: p.namespace_per_team,
+            service_account: p.service_account,
+            shared_pipeline: super::request::default_spec(&policy)
+                .expect("the built-in provisioning defaults are valid quantities"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -153,114 +183,6 @@ impl<B: Backend + Clone> Reconciler<B> {
         Ok(Outcome::Failed(e))
     }
 
-    /// The desired objects of a dedicated team.
-    pub fn desired(&self, row: &DeploymentRow) -> Vec<Desired> {
-        let Some(spec) = &row.spec else { return vec![] };
-        build::build(&build::Input {
-            org: &row.org,
-            team: &row.team,
-            namespace: &self.options.namespace,
-            default_image: &self.options.image,
-            spec,
-            pipeline: row.pipeline.as_ref(),
-            token: row.runtime_token.as_deref().unwrap_or_default(),
-        })
-    }
-
-    fn retry_policy(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
-            .with_max_times(self.options.retries)
-    }
-
-    /// Applies each object whose live state differs from the desired one, and deletes the team's
-    /// managed objects that are no longer desired. Returns how many objects were changed.
-    pub async fn apply_objects(
-        &self,
-        org: &OrgId,
-        team: &NodeId,
-        wanted: &[Desired],
-    ) -> Result<usize, BackendError> {
-        let mut changed = 0;
-        for obj in wanted {
-            let live = (|| self.backend.get(obj.kind, &obj.name))
-                .retry(self.retry_policy())
-                .when(BackendError::is_transient)
-                .await?;
-            if let Some(l) = &live {
-                objects::refuse_foreign(obj, l, org, team)?;
-                if objects::contains(l, &obj.body) {
-                    continue;
-                }
-            }
-            (|| self.backend.apply(obj))
-                .retry(self.retry_policy())
-                .when(BackendError::is_transient)
-                .await?;
-            metrics::counter!(APPLIED, "kind" => obj.kind.name()).increment(1);
-            changed += 1;
-        }
-        for kind in Kind::ALL {
-            for live in self.team_objects(kind, org, team).await? {
-                let name = objects::name_of(&live).unwrap_or_default().to_owned();
-                if !wanted.iter().any(|w| w.kind == kind && w.name == name) {
-                    self.delete_one(kind, &name).await?;
-                    changed += 1;
-                }
-            }
-        }
-        Ok(changed)
-    }
-
-    /// The live objects of one kind labelled for exactly this team (never another tenant's).
-    async fn team_objects(
-        &self,
-        kind: Kind,
-        org: &OrgId,
-        team: &NodeId,
-    ) -> Result<Vec<serde_json::Value>, BackendError> {
-        let all = (|| self.backend.list_managed(kind))
-            .retry(self.retry_policy())
-            .when(BackendError::is_transient)
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|o| {
-                objects::label(o, ORG_LABEL) == Some(org.as_str())
-                    && objects::label(o, TEAM_LABEL) == Some(team.as_str())
-            })
-            .collect())
-    }
-
-    async fn delete_one(&self, kind: Kind, name: &str) -> Result<(), BackendError> {
-        let deleted = (|| self.backend.delete(kind, name))
-            .retry(self.retry_policy())
-            .when(BackendError::is_transient)
-            .await?;
-        if deleted {
-            metrics::counter!(DELETED, "kind" => kind.name()).increment(1);
-        }
-        Ok(())
-    }
-
-    /// Deletes every managed object of a team; returns how many there were.
-    pub async fn delete_team_objects(
-        &self,
-        org: &OrgId,
-        team: &NodeId,
-    ) -> Result<usize, BackendError> {
-        let mut n = 0;
-        for kind in Kind::ALL.into_iter().rev() {
-            for live in self.team_objects(kind, org, team).await? {
-                self.delete_one(kind, objects::name_of(&live).unwrap_or_default())
-                    .await?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
     async fn dedicated(&self, row: &DeploymentRow) -> Result<Outcome, ProvisionError> {
         let run = row.run_id.as_str();
         let status = {
@@ -277,22 +199,16 @@ impl<B: Backend + Clone> Reconciler<B> {
             self.run_status(run, "running", None).await?;
         }
         let wanted = self.desired(row);
-        match self.apply_objects(&row.org, &row.team, &wanted).await {
-            Ok(changed) => {
-                let detail = format!("{} objects, {changed} changed", wanted.len());
-                self.step(run, "apply", "succeeded", Some(&detail), None)
-                    .await?;
-            }
-            Err(e) if e.is_transient() => {
-                self.step(run, "apply", "retrying", None, Some(&e.to_string()))
-                    .await?;
-                return Err(e.into());
-            }
-            Err(e) => return self.fail(run, "apply", e.into()).await,
+        if let Some(failed) = self.apply_step(run, row, &wanted).await? {
+            return Ok(failed);
         }
         let name = build::object_name(&row.org, &row.team);
+        let namespace = self.team_namespace(row);
         if self.backend.observes_status() {
-            let live = self.backend.get(Kind::Deployment, &name).await?;
+            let live = self
+                .backend
+                .get(Kind::Deployment, &namespace, &name)
+                .await?;
             if !live.as_ref().is_some_and(objects::deployment_available) {
                 let waited = now_ms().saturating_sub(status.created_at).max(0) as u64;
                 if waited > self.options.availability_timeout.as_millis() as u64 {
@@ -309,7 +225,7 @@ impl<B: Backend + Clone> Reconciler<B> {
         }
         self.step(run, "wait_available", "succeeded", None, None)
             .await?;
-        let url = build::service_url(&row.org, &row.team, &self.options.namespace);
+        let url = build::service_url(&row.org, &row.team, &namespace);
         let scope = provisioner_scope(&row.org);
         let current = self.tenancy.get_config(&scope, &row.team).await;
         let needs = match &current {
@@ -345,10 +261,41 @@ impl<B: Backend + Clone> Reconciler<B> {
         }
         self.step(run, "set_url", "succeeded", Some(&url), None)
             .await?;
+        // Only now that the URL names the wanted service may an object it replaced go (objects of
+        // the previous namespace, an optional object turned off).
+        match self.prune(&row.org, &row.team, &wanted).await {
+            Ok(_) => {}
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => return self.fail(run, "set_url", e.into()).await,
+        }
         if status.status != "succeeded" {
             self.run_status(run, "succeeded", None).await?;
         }
         Ok(Outcome::Done)
+    }
+
+    /// The `apply` step: `Some(Failed)` when the cluster refused an object (the run is failed),
+    /// `Err` when it is unavailable (the pass is retried).
+    async fn apply_step(
+        &self,
+        run: &str,
+        row: &DeploymentRow,
+        wanted: &[super::objects::Desired],
+    ) -> Result<Option<Outcome>, ProvisionError> {
+        match self.apply_objects(&row.org, &row.team, wanted).await {
+            Ok(changed) => {
+                let detail = format!("{} objects, {changed} changed", wanted.len());
+                self.step(run, "apply", "succeeded", Some(&detail), None)
+                    .await?;
+                Ok(None)
+            }
+            Err(e) if e.is_transient() => {
+                self.step(run, "apply", "retrying", None, Some(&e.to_string()))
+                    .await?;
+                Err(e.into())
+            }
+            Err(e) => Ok(Some(self.fail(run, "apply", e.into()).await?)),
+        }
     }
 
     async fn shared(&self, row: &DeploymentRow) -> Result<Outcome, ProvisionError> {
@@ -366,6 +313,13 @@ impl<B: Backend + Clone> Reconciler<B> {
         }
         self.step(run, "switch_to_shared", "succeeded", None, None)
             .await?;
+        // A shared team's pipeline (its CronJob, Secret and, per team, namespace) is applied now;
+        // what only the dedicated runtime needed goes with the scheduled deletion.
+        if row.pipeline.is_some()
+            && let Some(failed) = self.apply_step(run, row, &self.desired(row)).await?
+        {
+            return Ok(failed);
+        }
         let deadline = {
             let mut conn = self.conn().await?;
             deployments::deletions(&mut conn)

@@ -117,7 +117,7 @@ pub fn parse_with(body: Value, policy: &Policy) -> Result<ProvisionRequest, Requ
     let spec = match (mode, raw.dedicated_config) {
         (Mode::Dedicated, Some(cfg)) => Some(dedicated(&cfg, policy)?),
         // The design's migration body names only the mode: every field takes the platform's default.
-        (Mode::Dedicated, None) => Some(dedicated(&Value::Object(Default::default()), policy)?),
+        (Mode::Dedicated, None) => Some(default_spec(policy)?),
         (Mode::Shared, Some(_)) => {
             return Err(bad(
                 "dedicated_config",
@@ -126,16 +126,9 @@ pub fn parse_with(body: Value, policy: &Policy) -> Result<ProvisionRequest, Requ
         }
         (Mode::Shared, None) => None,
     };
+    // A shared team's pipeline runs with the platform's default resources (see
+    // [`default_spec`]); a dedicated team's with its own.
     let pipeline = raw.pipeline.map(|p| pipeline(&p)).transpose()?;
-    // The design runs the AI pipeline for shared teams too; the provisioner builds and deletes a
-    // shared team's objects as one set, so that is not done yet and the request is refused rather
-    // than accepted and ignored.
-    if pipeline.is_some() && mode == Mode::Shared {
-        return Err(bad(
-            "pipeline",
-            "the AI-pipeline CronJob needs deployment_mode dedicated",
-        ));
-    }
     super::policy::check(policy, spec.as_ref(), pipeline.as_ref())?;
     if let Some(key) = &raw.idempotency_key {
         check_idempotency_key("idempotency_key", key)?;
@@ -151,6 +144,13 @@ pub fn parse_with(body: Value, policy: &Policy) -> Result<ProvisionRequest, Requ
         pipeline,
         idempotency_key: raw.idempotency_key,
     })
+}
+
+/// The runtime a dedicated request gets when its `dedicated_config` says nothing: the policy's
+/// defaults (refused when a default setting is not a valid quantity). A shared team's pipeline pods
+/// run with it too.
+pub fn default_spec(policy: &Policy) -> Result<DedicatedSpec, RequestError> {
+    dedicated(&Value::Object(Default::default()), policy)
 }
 
 /// Keys are opaque to us but bounded: 1 to 200 visible ASCII characters.

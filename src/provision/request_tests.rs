@@ -198,3 +198,36 @@ fn a_pod_spec_outside_the_platforms_policy_is_refused_naming_the_field() {
     );
     assert!(parse(ok).is_ok());
 }
+
+#[test]
+fn a_quota_is_accepted_only_with_a_namespace_per_team_and_a_shared_team_may_have_a_pipeline() {
+    let body = dedicated(json!({"resource_quota": {"cpu": "8", "memory": "16Gi", "pods": 20}}));
+    let err = parse(body.clone()).unwrap_err();
+    assert_eq!(err.field, "dedicated_config.resource_quota");
+    assert!(err.message.contains("namespace_per_team"), "{err}");
+    let policy = super::policy::Policy {
+        namespace_per_team: true,
+        ..Default::default()
+    };
+    let spec = super::request::parse_with(body, &policy)
+        .unwrap()
+        .spec
+        .unwrap();
+    let quota = spec.resource_quota.unwrap();
+    assert_eq!(
+        (quota.cpu.as_str(), quota.memory.as_str(), quota.pods),
+        ("8", "16Gi", Some(20))
+    );
+    let shared = json!({"org_id": "acme", "team_node_id": "web",
+        "pipeline": {"schedule": "0  3 * * *"}});
+    let req = parse(shared).unwrap();
+    assert_eq!(req.mode, Mode::Shared);
+    assert_eq!(req.pipeline.unwrap().schedule, "0 3 * * *");
+    assert!(req.spec.is_none());
+    // The defaults a shared team's pipeline pods run with are valid.
+    let defaults = super::request::default_spec(&super::policy::Policy::default()).unwrap();
+    assert_eq!(
+        (defaults.cpu_limit.as_str(), defaults.memory_limit.as_str()),
+        ("4", "8Gi")
+    );
+}

@@ -9,7 +9,7 @@
 //!   may have been lost, repairs drift of converged ones, and schedules the deletion of orphans
 //!   (managed objects no team wants), which the tick deletes after the grace.
 
-use super::backend::{AnyBackend, Backend};
+use super::backend::{AnyBackend, Backend as _};
 use super::build::{ORG_LABEL, TEAM_LABEL};
 use super::objects::{self, Kind};
 use super::reconcile::{DRIFT, ERRORS, MANAGED, Outcome, Reconciler};
@@ -59,6 +59,10 @@ impl Worker {
             ),
         };
         let p = &settings.provision;
+        let policy = super::policy::Policy::from_settings(p);
+        let shared_pipeline = super::request::default_spec(&policy).map_err(|e| {
+            super::backend::BackendError::Config(format!("provision.default_*: {e}"))
+        })?;
         Ok(Worker {
             reconciler: Reconciler {
                 tenancy,
@@ -69,6 +73,9 @@ impl Worker {
                     availability_timeout: p.availability_timeout,
                     wait_delay: Duration::from_secs(2),
                     retries: 4,
+                    namespace_per_team: p.namespace_per_team,
+                    service_account: p.service_account.clone(),
+                    shared_pipeline,
                 },
             },
             grace: p.grace,
@@ -208,28 +215,44 @@ impl Worker {
                 .map_err(crate::store::StoreError::from)?;
             deployments::list(&mut conn).await?
         };
+        // Teams whose objects outlive a move in their grace: nothing of theirs is pruned here.
+        let scheduled: BTreeSet<(String, String)> = {
+            let mut conn = r.conn().await?;
+            deployments::deletions(&mut conn)
+                .await?
+                .into_iter()
+                .map(|(o, t, _, _)| (o.to_string(), t.to_string()))
+                .collect()
+        };
         let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
         for row in &rows {
-            if row.mode != Mode::Dedicated {
+            let desired = r.desired(row);
+            if row.mode != Mode::Dedicated && desired.is_empty() {
                 continue;
             }
-            wanted.insert((row.org.to_string(), row.team.to_string()));
+            let key = (row.org.to_string(), row.team.to_string());
+            wanted.insert(key.clone());
             let status = {
-                let mut conn = r
-                    .tenancy
-                    .store()
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(crate::store::StoreError::from)?;
+                let mut conn = r.conn().await?;
                 provision_runs::get(&mut conn, &row.run_id)
                     .await?
                     .map(|run| run.status)
             };
             match status.as_deref() {
+                // A converged team whose service moved (the namespace option changed): a whole
+                // pass, which points the URL at the new service before the old one goes.
+                Some("succeeded") if self.url_moved(row) => {
+                    self.pass(&row.org, &row.team).await?;
+                }
                 Some("succeeded") => {
-                    let changed = match r.apply_objects(&row.org, &row.team, &r.desired(row)).await
-                    {
+                    let repaired = async {
+                        let mut n = r.apply_objects(&row.org, &row.team, &desired).await?;
+                        if !scheduled.contains(&key) {
+                            n += r.prune(&row.org, &row.team, &desired).await?;
+                        }
+                        Ok::<_, super::backend::BackendError>(n)
+                    };
+                    let changed = match repaired.await {
                         Ok(changed) => changed,
                         Err(e) if e.is_transient() => return Err(e.into()),
                         // One team's refused object (e.g. a name now held by another tenant) must
@@ -253,22 +276,8 @@ impl Worker {
                 }
             }
         }
-        let scheduled: BTreeSet<(String, String)> = {
-            let mut conn = r
-                .tenancy
-                .store()
-                .pool()
-                .acquire()
-                .await
-                .map_err(crate::store::StoreError::from)?;
-            deployments::deletions(&mut conn)
-                .await?
-                .into_iter()
-                .map(|(o, t, _, _)| (o.to_string(), t.to_string()))
-                .collect()
-        };
-        for kind in Kind::ALL {
-            let objs = r.backend.list_managed(kind).await?;
+        for (kind, namespace) in self.orphan_scan() {
+            let objs = r.list_managed(kind, &namespace).await?;
             if kind == Kind::Deployment && r.backend.observes_status() {
                 super::replica_gauges::record(&objs);
             }
@@ -303,6 +312,43 @@ impl Worker {
         metrics::gauge!(MANAGED).set(report.managed as f64);
         r.delete_due().await?;
         Ok(report)
+    }
+
+    /// Where the resync looks for orphans: every kind in the platform namespace and, with a namespace
+    /// per team, the team Namespaces (an orphan namespace goes with everything in it).
+    fn orphan_scan(&self) -> Vec<(Kind, String)> {
+        let options = &self.reconciler.options;
+        Kind::ALL
+            .into_iter()
+            .filter_map(|kind| match kind {
+                Kind::Namespace => options.namespace_per_team.then(|| (kind, String::new())),
+                Kind::RoleBinding => None,
+                _ => Some((kind, options.namespace.clone())),
+            })
+            .collect()
+    }
+
+    /// A converged dedicated team whose `agent_service_url` (in the catalog) is its service in the
+    /// other namespace (the platform's or its own) than the one `provision.namespace_per_team` now
+    /// puts its objects in.
+    fn url_moved(&self, row: &deployments::DeploymentRow) -> bool {
+        use super::build::{service_url, team_namespace};
+        if row.mode != Mode::Dedicated || !row.url_set {
+            return false;
+        }
+        let r = &self.reconciler;
+        let platform = &r.options.namespace;
+        let own = team_namespace(platform, &row.org, &row.team);
+        let old = match r.options.namespace_per_team {
+            true => service_url(&row.org, &row.team, platform),
+            false => service_url(&row.org, &row.team, &own),
+        };
+        r.tenancy
+            .catalog()
+            .raw_chain(&row.org, &row.team)
+            .and_then(|chain| chain.last().map(|(_, _, raw, _)| raw.clone()))
+            .and_then(|raw| raw.get("agent_service_url").cloned())
+            .is_some_and(|url| url.as_str() == Some(old.as_str()))
     }
 
     /// One pass outside the consumer (tick, resync): a permanent failure is dead-lettered here too.

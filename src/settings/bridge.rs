@@ -42,7 +42,8 @@ pub struct BridgeSettings {
     pub default_protocol: Protocol,
     /// `IFOX__BRIDGE__ALLOWED_URL_PATTERNS`: the only agent URLs the bridge calls (comma-separated;
     /// `*` matches within one DNS label, or any port). Empty: the shared URL and the dedicated
-    /// services of `kube.namespace`.
+    /// services of `kube.namespace` (and, with `provision.namespace_per_team`, of the team
+    /// namespaces `{kube.namespace}-*`).
     #[serde(deserialize_with = "list")]
     pub allowed_url_patterns: Vec<String>,
     /// `IFOX__BRIDGE__MAX_CONCURRENT_AGENTS`: deliveries in flight per team, when its config says
@@ -96,16 +97,23 @@ impl Default for BridgeSettings {
 }
 
 impl BridgeSettings {
-    /// The allowed patterns in force: the setting, or the shared URL and the dedicated services of
-    /// `namespace` by default.
-    pub fn allowed_patterns(&self, namespace: &str) -> Vec<String> {
+    /// The allowed patterns in force: the setting, or by default the shared URL and the dedicated
+    /// services of `namespace`, plus those of the team namespaces `{namespace}-*` when
+    /// `namespace_per_team` (`provision.namespace_per_team`) is on.
+    pub fn allowed_patterns(&self, namespace: &str, namespace_per_team: bool) -> Vec<String> {
         if !self.allowed_url_patterns.is_empty() {
             return self.allowed_url_patterns.clone();
         }
-        vec![
+        let mut patterns = vec![
             self.shared_url.clone(),
             format!("http://agent-dedicated-*.{namespace}.svc.cluster.local:8080"),
-        ]
+        ];
+        if namespace_per_team {
+            patterns.push(format!(
+                "http://agent-dedicated-*.{namespace}-*.svc.cluster.local:8080"
+            ));
+        }
+        patterns
     }
 
     /// The key run tokens are signed with.

@@ -88,6 +88,17 @@ pub struct ProvisionSettings {
     pub default_replicas: i32,
     pub default_cpu: String,
     pub default_memory: String,
+    /// `IFOX__PROVISION__NAMESPACE_PER_TEAM`: every provisioned team gets a namespace of its own,
+    /// `{kube.namespace}-{org}-{team}` (collision-free like object names), created before its
+    /// objects, labelled for the team, enforcing the `restricted` Pod Security profile, with a
+    /// RoleBinding of the ClusterRole `ifox-team-objects` to the provisioner's service account, and
+    /// deleted with the team after the grace. Only then is `resource_quota` accepted (it limits the
+    /// team's namespace alone). Off by default: every team object lives in `kube.namespace`. Needs
+    /// the ClusterRole of `deploy/components/namespace-per-team`.
+    pub namespace_per_team: bool,
+    /// `IFOX__PROVISION__SERVICE_ACCOUNT`: the provisioner's own service account (in
+    /// `kube.namespace`), named by each team namespace's RoleBinding.
+    pub service_account: String,
 }
 
 impl ProvisionSettings {
@@ -122,6 +133,8 @@ impl Default for ProvisionSettings {
             default_replicas: 2,
             default_cpu: "4".to_owned(),
             default_memory: "8Gi".to_owned(),
+            namespace_per_team: false,
+            service_account: "ifox-provisioner".to_owned(),
         }
     }
 }
@@ -141,6 +154,15 @@ mod tests {
         assert_eq!(s.kube.backend, super::BackendKind::Manifests);
         assert_eq!(s.kube.namespace, "incidentfox");
         assert_eq!(s.provision.grace, std::time::Duration::from_secs(86_400));
+        assert!(!s.provision.namespace_per_team);
+        assert_eq!(s.provision.service_account, "ifox-provisioner");
+        let s = load(&[
+            ("IFOX__PROVISION__NAMESPACE_PER_TEAM", "true"),
+            ("IFOX__PROVISION__SERVICE_ACCOUNT", "ifox"),
+        ])
+        .unwrap();
+        assert!(s.provision.namespace_per_team);
+        assert_eq!(s.provision.service_account, "ifox");
         let s = load(&[
             ("IFOX__KUBE__BACKEND", "kube"),
             ("IFOX__KUBE__MANIFESTS_DIR", "/tmp/m"),
