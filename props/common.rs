@@ -13,13 +13,14 @@ use std::sync::{Arc, OnceLock};
 
 /// Text as a hostile caller sends it: mostly printable ASCII (so parsers get past their first
 /// check), sometimes any Unicode, control characters and separators included.
-pub fn text() -> impl Strategy<Value = String> {
+pub fn text() -> BoxedStrategy<String> {
     prop_oneof![
         4 => "[ -~]{0,24}",
         2 => "[a-z0-9./,:=_ -]{0,16}",
         1 => any::<String>(),
         1 => "[\\x00-\\x1f\\x7f,;=\"\\\\]{0,6}",
     ]
+    .boxed()
 }
 
 /// Any bytes, up to `max`.
@@ -48,20 +49,23 @@ pub fn leaf() -> impl Strategy<Value = Value> {
 }
 
 /// Any JSON document: nested up to 4 levels, up to 6 members per level.
-pub fn json_value() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6)
-                .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
+pub fn json_value() -> BoxedStrategy<Value> {
+    leaf()
+        .prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+        .boxed()
 }
 
 /// A JSON object (what every config and most webhook bodies are).
-pub fn json_object() -> impl Strategy<Value = Value> {
+pub fn json_object() -> BoxedStrategy<Value> {
     prop::collection::vec((key(), json_value()), 0..6)
         .prop_map(|members| Value::Object(members.into_iter().collect()))
+        .boxed()
 }
 
 /// `value` with the members `set` written at their JSON Pointer paths (objects made on the way),

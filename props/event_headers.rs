@@ -107,8 +107,8 @@ proptest! {
     }
 
     /// Any event a publisher can put on NATS (any subject, headers, payload) gets a verdict, never a
-    /// panic: a dispatch names a run of a team of the fixture on that team's subject, with the source
-    /// and type of the event, and the same event always names the same run (redeliveries collapse).
+    /// panic: a dispatch names a run of a team of the fixture on that team's subject, with the event's
+    /// id, a source and the event's type (`ce-type`, else the subject's fourth token), and the same event always names the same run (redeliveries collapse).
     #[test]
     fn any_direct_publish_gets_a_verdict_and_the_same_one_twice(
         subject in subject(),
@@ -123,7 +123,9 @@ proptest! {
             Verdict::Dispatch { run, subject: target } => {
                 prop_assert_eq!(target, format!("ifox.agent.{}.{}.{}", run.deployment.mode(), run.org_id, run.team_id));
                 prop_assert!(["payments", "search", "ops"].contains(&run.team_id.as_str()));
-                prop_assert!(!run.source.is_empty() && !run.event_type.is_empty());
+                prop_assert!(!run.source.is_empty());
+                prop_assert_eq!(Some(run.source.as_str()), ev.source());
+                prop_assert_eq!(Some(run.event_type.as_str()), ev.event_type());
                 prop_assert_eq!(Some(run.event_id.as_str()), ev.header(CE_ID));
             }
             Verdict::Permanent { reason, .. } => prop_assert!(

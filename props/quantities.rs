@@ -101,3 +101,18 @@ proptest! {
         }
     }
 }
+
+/// Regression: `528989026m`, the canonical form of an accepted CPU, was refused ("must be a whole
+/// number of millicores"): it computes to 528989025.99999994, and the check read `fract()`.
+#[test]
+fn a_canonical_quantity_just_below_a_whole_number_in_floating_point_is_accepted() {
+    assert_eq!(
+        cpu("528989026m", "cpu").map(|c| c.0).ok(),
+        Some(528_989_026)
+    );
+    assert_eq!(
+        cpu(&Cpu(528_989_026).to_string(), "cpu").map(|c| c.0).ok(),
+        Some(528_989_026)
+    );
+    assert!(cpu("1.5m", "cpu").is_err(), "still whole millicores only");
+}

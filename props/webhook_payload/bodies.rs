@@ -20,16 +20,17 @@ pub fn body(shaped: impl Strategy<Value = Value>) -> impl Strategy<Value = Vec<u
 }
 
 /// A leaf where the parser reads an identifier: mostly a string (claimed values among them).
-fn id_leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![4 => identifier_value().prop_map(Value::String), 1 => json_value()]
+fn id_leaf() -> BoxedStrategy<Value> {
+    prop_oneof![4 => identifier_value().prop_map(Value::String), 1 => json_value()].boxed()
 }
 
-pub fn type_leaf(known: &'static [&'static str]) -> impl Strategy<Value = Value> {
+pub fn type_leaf(known: &'static [&'static str]) -> BoxedStrategy<Value> {
     prop_oneof![
         3 => prop::sample::select(known).prop_map(|s| Value::String(s.to_owned())),
         1 => text().prop_map(Value::String),
         1 => json_value(),
     ]
+    .boxed()
 }
 
 pub fn github_body() -> impl Strategy<Value = Vec<u8>> {
