@@ -11,38 +11,15 @@ use std::time::Duration;
 /// be more than zero: intervals drive `tokio::time::interval`, which panics on zero, and a zero
 /// timeout fails every request.
 type Read = fn(&Settings) -> Duration;
+#[rustfmt::skip]
 const KEYS: [(&str, Read, bool); 9] = [
-    (
-        "IFOX__TENANCY__RELOAD_INTERVAL",
-        |s| s.tenancy.reload_interval,
-        true,
-    ),
-    (
-        "IFOX__NATS__CONNECT_TIMEOUT",
-        |s| s.nats.connect_timeout,
-        true,
-    ),
-    (
-        "IFOX__NATS__PUBLISH_TIMEOUT",
-        |s| s.nats.publish_timeout,
-        true,
-    ),
-    (
-        "IFOX__BRIDGE__SWEEP_INTERVAL",
-        |s| s.bridge.sweep_interval,
-        true,
-    ),
+    ("IFOX__TENANCY__RELOAD_INTERVAL", |s| s.tenancy.reload_interval, true),
+    ("IFOX__NATS__CONNECT_TIMEOUT", |s| s.nats.connect_timeout, true),
+    ("IFOX__NATS__PUBLISH_TIMEOUT", |s| s.nats.publish_timeout, true),
+    ("IFOX__BRIDGE__SWEEP_INTERVAL", |s| s.bridge.sweep_interval, true),
     ("IFOX__PROVISION__TICK", |s| s.provision.tick, true),
-    (
-        "IFOX__PROVISION__RESYNC_INTERVAL",
-        |s| s.provision.resync_interval,
-        true,
-    ),
-    (
-        "IFOX__PROVISION__AVAILABILITY_TIMEOUT",
-        |s| s.provision.availability_timeout,
-        false,
-    ),
+    ("IFOX__PROVISION__RESYNC_INTERVAL", |s| s.provision.resync_interval, true),
+    ("IFOX__PROVISION__AVAILABILITY_TIMEOUT", |s| s.provision.availability_timeout, false),
     ("IFOX__PROVISION__GRACE", |s| s.provision.grace, false),
     ("IFOX__KUBE__TIMEOUT", |s| s.kube.timeout, false),
 ];
