@@ -40,6 +40,23 @@ test-cluster: setup
     export IFOX_TEST_POSTGRES_URL="${IFOX_TEST_POSTGRES_URL:-$(scripts/pg-up)}"
     cargo test --test it cluster_load:: -- --nocapture
 
+# Property tests at fuzzing strength: each target of `props/` (all, or those named) with `cases` cases per property (profile `perf` unless another is named); one line per target with its time.
+fuzz cases="1000000" profile="perf" *targets="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    all="webhook_verify webhook_payload event_headers merge_patch tokens durations quantities stream_files explain"
+    targets="{{targets}}"
+    targets="${targets:-$all}"
+    cargo test --quiet --profile {{profile}} --test props --no-run
+    n=$(wc -w <<<"$targets"); i=0; begin=$(date +%s)
+    for t in $targets; do
+      i=$((i + 1)); start=$(date +%s)
+      log=$(PROPTEST_CASES={{cases}} cargo test --quiet --profile {{profile}} --test props -- "$t::" 2>&1) || { echo "$log"; echo "fuzz: $t FAILED"; exit 1; }
+      props=$(grep -o "[0-9]* passed" <<<"$log" | tail -n1 | cut -d" " -f1)
+      echo "fuzz: [$i/$n] $t: $props tests passed, each property {{cases}} cases ({{profile}}), 0 panics, $(( $(date +%s) - start )) s"
+    done
+    echo "fuzz: $n targets in $(( $(date +%s) - begin )) s"
+
 # Formatting and lints, zero warnings.
 lint:
     cargo fmt --all -- --check

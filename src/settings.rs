@@ -261,8 +261,16 @@ impl Settings {
         if let Err((key, problem)) = self.nats.validate() {
             return invalid(key, problem);
         }
-        if self.tenancy.reload_interval.is_zero() {
-            return invalid("tenancy.reload_interval", "must be more than zero".into());
+        // Intervals drive `tokio::time::interval`, which panics on zero: refused here, not at run time.
+        for (key, every) in [
+            ("tenancy.reload_interval", self.tenancy.reload_interval),
+            ("bridge.sweep_interval", self.bridge.sweep_interval),
+            ("provision.tick", self.provision.tick),
+            ("provision.resync_interval", self.provision.resync_interval),
+        ] {
+            if every.is_zero() {
+                return invalid(key, "must be more than zero".into());
+            }
         }
         if !(1..=4096).contains(&self.router.concurrency) {
             return invalid("router.concurrency", "must be between 1 and 4096".into());

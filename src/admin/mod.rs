@@ -4,6 +4,9 @@
 //! listed in the README.
 
 mod me;
+// The body of `POST …/route/explain`, for the property tests of `props/explain.rs`.
+#[doc(hidden)]
+pub use me::ExplainRequest;
 mod nodes;
 pub mod runs;
 pub use nodes::node_json as nodes_json;

@@ -199,23 +199,28 @@ pub fn check_locks<N: Clone>(
 /// replaced by something that is not an object. The effective merge lets a deeper node's scalar, array
 /// or missing object hide the locked value set above, so comparing the path alone (`{"security":
 /// false}` leaves `/security/pii_redaction` absent before and after) let a team drop a locked value.
-/// An ancestor that stays an object (a sibling key written) is the writer's own business.
+/// An ancestor that stays an object (a sibling key written) is the writer's own business — unless
+/// the next step of the path is a number: there the locking node may hold an array, which an object
+/// written below replaces in the effective merge (`{"a": {}}` hides a locked `/a/0`), so any change
+/// of that ancestor breaks the lock.
 pub fn breaks_lock(path: &str, old: &Value, new: &Value) -> bool {
     if old.pointer(path) != new.pointer(path) {
         return true;
     }
-    ancestors(path).any(|at| {
+    ancestors(path).any(|(at, next)| {
         let now = new.pointer(at);
-        old.pointer(at) != now && !now.is_some_and(Value::is_object)
+        let may_index_an_array = !next.is_empty() && next.bytes().all(|b| b.is_ascii_digit());
+        old.pointer(at) != now && (may_index_an_array || !now.is_some_and(Value::is_object))
     })
 }
 
-/// The proper ancestors of a JSON Pointer, outermost first (`/a/b/c` → `/a`, `/a/b`); the root is
-/// left out (every config is an object).
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/')
-        .skip(1)
-        .map(move |(at, _)| &path[..at])
+/// The proper ancestors of a JSON Pointer, outermost first, each with the path's next token
+/// (`/a/b/c` → (`/a`, `b`), (`/a/b`, `c`)); the root is left out (every config is an object).
+fn ancestors(path: &str) -> impl Iterator<Item = (&str, &str)> {
+    path.match_indices('/').skip(1).map(move |(at, _)| {
+        let next = path[at + 1..].split('/').next().unwrap_or_default();
+        (&path[..at], next)
+    })
 }
 
 #[cfg(test)]

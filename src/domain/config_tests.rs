@@ -170,7 +170,7 @@ fn locks_refuse_an_ancestor_replaced_removed_or_retyped() {
     assert!(check_locks(&locks, &json!({}), &json!({"security": {"x": 1}, "y": 2})).is_ok());
     assert_eq!(
         ancestors("/a/b~1c/d").collect::<Vec<_>>(),
-        ["/a", "/a/b~1c"]
+        [("/a", "b~1c"), ("/a/b~1c", "d")]
     );
 }
 

@@ -11,7 +11,9 @@
 //! - incident.io: for alert events the payload sits under the key named by `event_type`, and its
 //!   `alert_source_id` is the identifier.
 //!
-//! A value is taken only when it can travel in a header ([`header_safe`]) and is not blank. GitHub
+//! A value is taken only when it can travel in a header ([`header_safe`]) as one item of the
+//! header's comma-separated list (no `,`: the router would split it, so the payload and the header
+//! would name different identifiers) and is not blank. GitHub
 //! and PagerDuty are read into small typed structs, so the ingest deserialises only these fields.
 
 use super::headers::header_safe;
@@ -147,7 +149,7 @@ fn slack_stored(body: &[u8]) -> Option<Value> {
 }
 
 fn found(kind: IdentifierKind, value: Option<&str>) -> Option<Identifier> {
-    let id = Identifier::new(kind, value.filter(|v| header_safe(v))?);
+    let id = Identifier::new(kind, value.filter(|v| header_safe(v) && !v.contains(','))?);
     (!id.value.is_empty()).then_some(id)
 }
 

@@ -106,6 +106,12 @@ fn quantity(q: &str) -> Option<f64> {
     Some(n * mult)
 }
 
+/// Whether a parsed amount is a whole number of units, within floating-point error either way:
+/// `"528989026m"` computes to 528989025.99999994, whose `fract()` is nearly 1.
+fn whole(v: f64) -> bool {
+    (v - v.round()).abs() <= 1e-6
+}
+
 pub fn cpu(q: &str, field: &str) -> Result<Cpu, RequestError> {
     let m = quantity(q).map(|v| v * 1000.0).ok_or_else(|| {
         bad(
@@ -113,7 +119,7 @@ pub fn cpu(q: &str, field: &str) -> Result<Cpu, RequestError> {
             format!("{q:?} is not a CPU quantity such as \"4\" or \"500m\""),
         )
     })?;
-    if m < 1.0 || m.fract() > 1e-6 || m > 1e9 {
+    if m < 1.0 || !whole(m) || m > 1e9 {
         return Err(bad(
             field,
             format!("{q:?} must be a whole number of millicores, at least 1m"),
@@ -129,7 +135,7 @@ pub fn memory(q: &str, field: &str) -> Result<Memory, RequestError> {
             format!("{q:?} is not a memory quantity such as \"8Gi\" or \"512Mi\""),
         )
     })?;
-    if b < 1024.0 * 1024.0 || b.fract() > 1e-6 || b > 1e15 {
+    if b < 1024.0 * 1024.0 || !whole(b) || b > 1e15 {
         return Err(bad(
             field,
             format!("{q:?} must be a whole number of bytes, at least 1Mi"),
