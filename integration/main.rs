@@ -28,6 +28,7 @@ mod provision_claims;
 mod provision_e2e;
 mod provision_fixtures;
 mod provision_kube;
+mod robustness_bounds;
 mod robustness_inputs;
 mod router_durability;
 mod router_fixtures;

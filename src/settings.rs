@@ -14,6 +14,7 @@ pub mod nats;
 pub mod provision;
 mod secret_list;
 pub use crate::domain::Secret;
+pub use crate::domain::limits::Limits;
 pub use bridge::BridgeSettings;
 pub use nats::{NatsAuth, NatsSettings};
 pub use secret_list::SecretList;
@@ -39,6 +40,12 @@ pub struct Settings {
     /// `IFOX__BRIDGE__…`: agent delivery.
     #[serde(default)]
     pub bridge: BridgeSettings,
+    /// `IFOX__LIMITS__…`: bounds on everything a caller controls (tree depth, nodes per org, claims
+    /// per team, config size and nesting, tokens per team and their lifetime, route explain
+    /// requests, replay ranges). The type is the domain's, so tenancy applies it without depending
+    /// on settings.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// The `router` role.
@@ -263,6 +270,9 @@ impl Settings {
         if self.bridge.max_attempts == 0 {
             return invalid("bridge.max_attempts", "must be at least 1".into());
         }
+        if let Err((key, problem)) = self.limits.validate() {
+            return invalid(key, problem);
+        }
         for source in self.ingest.secrets.generic.keys() {
             if let Err(problem) = crate::domain::subject::check_generic_source(source) {
                 return invalid("ingest.secrets.generic", problem);
@@ -272,6 +282,8 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
+        // Invariant, not input: `validate` refused any `http.listen` that does not parse, and
+        // `Settings` is only made by `load_from`.
         self.http.listen.parse().expect("validated at load")
     }
 }

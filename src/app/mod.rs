@@ -107,7 +107,9 @@ impl App {
         )
         .await?;
         store.migrate().await?;
-        let tenancy = Tenancy::open(store, Some(settings.admin.token.clone())).await?;
+        let tenancy = Tenancy::open(store, Some(settings.admin.token.clone()))
+            .await?
+            .with_limits(settings.limits);
         let addr = settings.listen_addr();
         let listener = TcpListener::bind(addr)
             .await
