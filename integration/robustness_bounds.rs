@@ -15,7 +15,12 @@ const A: &str = "/api/v1/admin";
 /// The refusal of a bound: its status, reason, setting and maximum.
 fn refused(a: &Answer, status: StatusCode, reason: &str, setting: &str, max: u64) {
     assert_eq!(
-        (a.status, a.reason(), a.body["limit"].as_str(), a.body["max"].as_u64()),
+        (
+            a.status,
+            a.reason(),
+            a.body["limit"].as_str(),
+            a.body["max"].as_u64()
+        ),
         (status, reason, Some(setting), Some(max)),
         "{}",
         a.body
@@ -55,8 +60,16 @@ async fn an_org_stops_at_its_node_quota_and_a_deletion_frees_a_place(kind: DbKin
     app.org("globex").await;
     app.node("globex", "t1", None, "team").await;
     let a = app.get(&nodes, ADMIN_TOKEN).await;
-    assert_eq!(a.body["nodes"].as_array().map(Vec::len), Some(4), "{}", a.body);
-    assert_eq!(app.delete(&format!("{nodes}/t2"), ADMIN_TOKEN).await.status, 204);
+    assert_eq!(
+        a.body["nodes"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        app.delete(&format!("{nodes}/t2"), ADMIN_TOKEN).await.status,
+        204
+    );
     created(&app.post(&nodes, ADMIN_TOKEN, fourth).await);
     app.stop().await;
 }
@@ -68,7 +81,8 @@ async fn a_team_cannot_claim_more_identifiers_than_its_quota(kind: DbKind) {
     let cfg = format!("{A}/orgs/acme/nodes/web/config");
     let two = json!({"routing": {"github_repos": ["acme/a"], "slack_channel_ids": ["C1"]}});
     assert_eq!(app.put(&cfg, ADMIN_TOKEN, two).await.status, StatusCode::OK);
-    let three = json!({"routing": {"github_repos": ["acme/a", "acme/b"], "slack_channel_ids": ["C1"]}});
+    let three =
+        json!({"routing": {"github_repos": ["acme/a", "acme/b"], "slack_channel_ids": ["C1"]}});
     let a = app.put(&cfg, ADMIN_TOKEN, three.clone()).await;
     refused(
         &a,
@@ -79,15 +93,31 @@ async fn a_team_cannot_claim_more_identifiers_than_its_quota(kind: DbKind) {
     );
     // A merge patch is held to the same quota (the claims it would leave, not the ones it names).
     let a = app
-        .patch(&cfg, ADMIN_TOKEN, json!({"routing": {"github_repos": ["acme/b"]}}))
+        .patch(
+            &cfg,
+            ADMIN_TOKEN,
+            json!({"routing": {"github_repos": ["acme/b"]}}),
+        )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "a swap keeps two claims: {}", a.body);
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "a swap keeps two claims: {}",
+        a.body
+    );
     let a = app.patch(&cfg, ADMIN_TOKEN, three).await;
     assert_eq!(a.reason(), "too_many_claims", "{}", a.body);
     let a = app.get(&format!("{A}/orgs/acme/claims"), ADMIN_TOKEN).await;
-    assert_eq!(a.body["claims"].as_array().map(Vec::len), Some(2), "{}", a.body);
+    assert_eq!(
+        a.body["claims"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        a.body
+    );
     // A write that leaves the claims alone is not a claim.
-    let a = app.patch(&cfg, ADMIN_TOKEN, json!({"llm": {"model": "m1"}})).await;
+    let a = app
+        .patch(&cfg, ADMIN_TOKEN, json!({"llm": {"model": "m1"}}))
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     app.stop().await;
 }
@@ -129,7 +159,10 @@ async fn an_oversized_or_overnested_config_is_refused_before_it_is_stored(kind: 
         "limits.config_depth",
         8,
     );
-    assert_eq!(app.patch(&cfg, ADMIN_TOKEN, nested(8)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.patch(&cfg, ADMIN_TOKEN, nested(8)).await.status,
+        StatusCode::OK
+    );
     // Deeper than serde_json reads (128) is malformed JSON; nothing recursive ever sees it.
     let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
     let a = app
@@ -143,7 +176,11 @@ async fn an_oversized_or_overnested_config_is_refused_before_it_is_stored(kind: 
         .expect("send");
     assert_eq!(a.status(), StatusCode::BAD_REQUEST);
     let a = app.get(&cfg, ADMIN_TOKEN).await;
-    assert_eq!(a.body["version"], 3, "only the two writes that fit are stored: {}", a.body);
+    assert_eq!(
+        a.body["version"], 3,
+        "only the two writes that fit are stored: {}",
+        a.body
+    );
     app.stop().await;
 }
 
@@ -167,7 +204,12 @@ async fn a_team_holds_at_most_its_quota_of_live_tokens(kind: DbKind) {
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
     created(&app.post(&tokens, ADMIN_TOKEN, json!({})).await);
     let a = app.get(&tokens, ADMIN_TOKEN).await;
-    assert_eq!(a.body["tokens"].as_array().map(Vec::len), Some(3), "{}", a.body);
+    assert_eq!(
+        a.body["tokens"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        a.body
+    );
     app.stop().await;
 }
 
@@ -207,7 +249,9 @@ async fn the_tree_depth_and_token_lifetime_follow_their_settings() {
     );
     app.node("acme", "web", Some("u1"), "team").await;
     let tokens = format!("{A}/orgs/acme/teams/web/tokens");
-    let a = app.post(&tokens, ADMIN_TOKEN, json!({"expires_in": "31d"})).await;
+    let a = app
+        .post(&tokens, ADMIN_TOKEN, json!({"expires_in": "31d"}))
+        .await;
     refused(
         &a,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -215,7 +259,10 @@ async fn the_tree_depth_and_token_lifetime_follow_their_settings() {
         "limits.token_lifetime",
         30 * 24 * 3600,
     );
-    created(&app.post(&tokens, ADMIN_TOKEN, json!({"expires_in": "29d"})).await);
+    created(
+        &app.post(&tokens, ADMIN_TOKEN, json!({"expires_in": "29d"}))
+            .await,
+    );
     app.stop().await;
 }
 
@@ -230,12 +277,14 @@ async fn a_route_explain_past_its_header_or_payload_bounds_is_refused_naming_the
         ],
     )
     .await;
-    let explain = |headers: Value, payload: Value| {
-        json!({"source": "github", "headers": headers, "payload": payload})
-    };
+    let explain = |headers: Value, payload: Value| json!({"source": "github", "headers": headers, "payload": payload});
     let path = format!("{A}/route/explain");
     let a = app
-        .post(&path, ADMIN_TOKEN, explain(json!({"a": "1", "b": "2", "c": "3"}), json!({})))
+        .post(
+            &path,
+            ADMIN_TOKEN,
+            explain(json!({"a": "1", "b": "2", "c": "3"}), json!({})),
+        )
         .await;
     refused(
         &a,
@@ -245,7 +294,11 @@ async fn a_route_explain_past_its_header_or_payload_bounds_is_refused_naming_the
         2,
     );
     let a = app
-        .post(&path, ADMIN_TOKEN, explain(json!({"a": "v".repeat(100)}), json!({})))
+        .post(
+            &path,
+            ADMIN_TOKEN,
+            explain(json!({"a": "v".repeat(100)}), json!({})),
+        )
         .await;
     refused(
         &a,
@@ -267,7 +320,11 @@ async fn a_route_explain_past_its_header_or_payload_bounds_is_refused_naming_the
         );
     }
     let a = app
-        .post(&path, ADMIN_TOKEN, explain(json!({"a": "1", "b": "2"}), json!({"x": 1})))
+        .post(
+            &path,
+            ADMIN_TOKEN,
+            explain(json!({"a": "1", "b": "2"}), json!({"x": 1})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     app.stop().await;
@@ -342,7 +399,9 @@ async fn a_replay_selecting_more_events_or_a_longer_window_than_allowed_republis
         start_seq: Some(3),
         ..github.clone()
     };
-    let done = replay(&bus, &key, &two, &opts, |_, _| {}).await.expect("replay");
+    let done = replay(&bus, &key, &two, &opts, |_, _| {})
+        .await
+        .expect("replay");
     assert_eq!(done.republished, 2);
     let two_hours = Selection {
         since: Some(SystemTime::now() - Duration::from_secs(7200)),

@@ -224,7 +224,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;
-            let tenancy = Tenancy::open(store, None).await?.with_limits(settings.limits);
+            let tenancy = Tenancy::open(store, None)
+                .await?
+                .with_limits(settings.limits);
             let out = admin(&tenancy, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -84,12 +84,42 @@ impl Limits {
                 Err((key, format!("must be between {lo} and {hi} (is {value})")))
             }
         };
-        range("limits.tree_depth", self.tree_depth.into(), 1, MAX_TREE_DEPTH.into())?;
-        range("limits.nodes_per_org", self.nodes_per_org.into(), 1, 1_000_000)?;
-        range("limits.claims_per_team", self.claims_per_team.into(), 1, 100_000)?;
-        range("limits.config_bytes", self.config_bytes.into(), 1024, 16 << 20)?;
-        range("limits.config_depth", self.config_depth.into(), 2, MAX_CONFIG_DEPTH.into())?;
-        range("limits.tokens_per_team", self.tokens_per_team.into(), 1, 100_000)?;
+        range(
+            "limits.tree_depth",
+            self.tree_depth.into(),
+            1,
+            MAX_TREE_DEPTH.into(),
+        )?;
+        range(
+            "limits.nodes_per_org",
+            self.nodes_per_org.into(),
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.claims_per_team",
+            self.claims_per_team.into(),
+            1,
+            100_000,
+        )?;
+        range(
+            "limits.config_bytes",
+            self.config_bytes.into(),
+            1024,
+            16 << 20,
+        )?;
+        range(
+            "limits.config_depth",
+            self.config_depth.into(),
+            2,
+            MAX_CONFIG_DEPTH.into(),
+        )?;
+        range(
+            "limits.tokens_per_team",
+            self.tokens_per_team.into(),
+            1,
+            100_000,
+        )?;
         range(
             "limits.explain_headers",
             self.explain_headers.into(),

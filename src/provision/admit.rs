@@ -139,7 +139,18 @@ async fn provision_once(
         None
     } else {
         let name = name("provisioned");
-        Some(issue_token_in(&mut tx, scope, tenancy.limits(), Some(team), name, None, now).await?)
+        Some(
+            issue_token_in(
+                &mut tx,
+                scope,
+                tenancy.limits(),
+                Some(team),
+                name,
+                None,
+                now,
+            )
+            .await?,
+        )
     };
     match req.mode {
         Mode::Dedicated => {

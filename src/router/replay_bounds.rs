@@ -9,7 +9,11 @@ use async_nats::jetstream::stream::Stream;
 use std::time::{Duration, SystemTime};
 
 /// Refuses a time window longer than `limits.replay_span` (until defaults to `now`).
-pub(super) fn check_span(limits: &Limits, sel: &Selection, now: SystemTime) -> Result<(), Exceeded> {
+pub(super) fn check_span(
+    limits: &Limits,
+    sel: &Selection,
+    now: SystemTime,
+) -> Result<(), Exceeded> {
     let Some(since) = sel.since else {
         return Ok(());
     };
@@ -66,7 +70,6 @@ async fn pending(stream: &Stream, filter: &str, policy: DeliverPolicy) -> Result
     }
     Ok(info.num_pending)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -129,7 +129,10 @@ impl Catalog {
             generation,
         };
         drop(inner);
-        *self.effective.write().unwrap_or_else(PoisonError::into_inner) = Memo::default();
+        *self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Memo::default();
         Ok(())
     }
 
@@ -229,7 +232,10 @@ impl Catalog {
     }
 
     fn invalidate(&self, org: &OrgId) {
-        let mut memo = self.effective.write().unwrap_or_else(PoisonError::into_inner);
+        let mut memo = self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(gone) = memo.by_org.remove(org) {
             memo.len = memo.len.saturating_sub(gone.len());
         }
@@ -237,14 +243,16 @@ impl Catalog {
 
     pub fn has_org(&self, org: &OrgId) -> bool {
         self.inner
-            .read().unwrap_or_else(PoisonError::into_inner)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .contains_key(org)
     }
 
     pub fn has_node(&self, org: &OrgId, node: &NodeId) -> bool {
         self.inner
-            .read().unwrap_or_else(PoisonError::into_inner)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .get(org)
             .is_some_and(|m| m.contains_key(node))
@@ -253,7 +261,8 @@ impl Catalog {
     /// A node's type, when it exists.
     pub fn node_type(&self, org: &OrgId, node: &NodeId) -> Option<NodeType> {
         self.inner
-            .read().unwrap_or_else(PoisonError::into_inner)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .get(org)?
             .get(node)
@@ -262,13 +271,18 @@ impl Catalog {
 
     pub fn route(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
         self.inner
-            .read().unwrap_or_else(PoisonError::into_inner)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .routes
             .lookup(identifiers, org_hints)
     }
 
     pub fn claim_count(&self) -> usize {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).routes.len()
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .routes
+            .len()
     }
 
     /// The chain of raw configs from the org down to `node` (for explain).
@@ -343,7 +357,8 @@ impl Catalog {
     pub fn effective(&self, org: &OrgId, node: &NodeId) -> Option<Arc<Effective>> {
         if let Some(hit) = self
             .effective
-            .read().unwrap_or_else(PoisonError::into_inner)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .by_org
             .get(org)
             .and_then(|m| m.get(node))
@@ -356,9 +371,18 @@ impl Catalog {
             .map(|(n, t, raw, v)| (n.clone(), *t, raw.as_ref(), *v))
             .collect();
         let computed = Arc::new(Effective::from_chain(org, &borrowed)?);
-        let mut memo = self.effective.write().unwrap_or_else(PoisonError::into_inner);
+        let mut memo = self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // Invalidation takes this lock after bumping the generation, so checking here is enough.
-        if self.inner.read().unwrap_or_else(PoisonError::into_inner).generation == generation {
+        if self
+            .inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+            == generation
+        {
             if memo.len >= EFFECTIVE_MEMO_LIMIT {
                 *memo = Memo::default();
             }

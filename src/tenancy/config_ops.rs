@@ -75,8 +75,16 @@ impl Tenancy {
         if_match: Option<i64>,
     ) -> Result<(Value, i64), TenancyError> {
         let mut tx = self.store.begin().await?;
-        let written =
-            write_config_in(&mut tx, scope, &self.limits, node, &write, if_match, now_ms()).await?;
+        let written = write_config_in(
+            &mut tx,
+            scope,
+            &self.limits,
+            node,
+            &write,
+            if_match,
+            now_ms(),
+        )
+        .await?;
         if written.changed {
             tx.commit().await.map_err(StoreError::from)?;
             self.changed(scope.org(), Some(node)).await?;

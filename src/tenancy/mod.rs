@@ -22,8 +22,8 @@ pub use scope::{OrgScope, TeamScope};
 pub use token_ops::{IssuedToken, TokenView, issue_token_in};
 
 use crate::domain::config::ConfigError;
-use crate::domain::limits::{Exceeded, Limits};
 use crate::domain::ids::IdError;
+use crate::domain::limits::{Exceeded, Limits};
 use crate::domain::routing::{ClaimError, Identifier};
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId};

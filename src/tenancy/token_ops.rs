@@ -61,8 +61,16 @@ impl Tenancy {
         expires_at: Option<i64>,
     ) -> Result<IssuedToken, TenancyError> {
         let mut tx = self.store.begin().await?;
-        let issued =
-            issue_token_in(&mut tx, scope, &self.limits, team, name, expires_at, now_ms()).await?;
+        let issued = issue_token_in(
+            &mut tx,
+            scope,
+            &self.limits,
+            team,
+            name,
+            expires_at,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(issued)
     }
@@ -190,7 +198,9 @@ pub async fn issue_token_in(
     }
     if let Some(exp) = expires_at {
         // Seconds, rounded up, so that one millisecond past the limit is past it.
-        let lifetime_s = u64::try_from(exp.saturating_sub(now)).unwrap_or(0).div_ceil(1000);
+        let lifetime_s = u64::try_from(exp.saturating_sub(now))
+            .unwrap_or(0)
+            .div_ceil(1000);
         limits.check(Limit::TokenLifetime, lifetime_s)?;
     }
     let shape = match team {
