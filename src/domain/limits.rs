@@ -74,76 +74,42 @@ pub const MAX_CONFIG_DEPTH: u32 = 100;
 pub const MAX_EXPLAIN_HEADERS: u32 = 64;
 pub const MAX_EXPLAIN_HEADER_BYTES: u32 = 4096;
 
+/// What each bound may be set to: `(limit, lowest, highest)`, durations in seconds.
+const RANGES: [(Limit, u64, u64); 12] = [
+    (Limit::TreeDepth, 1, MAX_TREE_DEPTH as u64),
+    (Limit::NodesPerOrg, 1, 1_000_000),
+    (Limit::ClaimsPerTeam, 1, 100_000),
+    (Limit::ConfigBytes, 1024, 16 << 20),
+    (Limit::ConfigDepth, 2, MAX_CONFIG_DEPTH as u64),
+    (Limit::TokensPerTeam, 1, 100_000),
+    (Limit::TokenLifetime, 1, u64::MAX),
+    (Limit::ExplainHeaders, 1, MAX_EXPLAIN_HEADERS as u64),
+    (
+        Limit::ExplainHeaderBytes,
+        64,
+        MAX_EXPLAIN_HEADER_BYTES as u64,
+    ),
+    (Limit::ExplainPayloadBytes, 1024, 16 << 20),
+    (Limit::ReplayEvents, 1, u64::MAX),
+    (Limit::ReplaySpan, 1, u64::MAX),
+];
+
 impl Limits {
-    /// Each bound within its range; `Err((key, problem))` names the key.
+    /// Each bound within its range ([`RANGES`]); `Err((key, problem))` names the key.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let range = |key: &'static str, value: u64, lo: u64, hi: u64| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err((key, format!("must be between {lo} and {hi} (is {value})")))
+        for (limit, lo, hi) in RANGES {
+            let value = self.max(limit);
+            if !(lo..=hi).contains(&value) {
+                let allowed = match hi {
+                    u64::MAX => format!("at least {lo}"),
+                    hi => format!("between {lo} and {hi}"),
+                };
+                let unit = if limit.unit() == "seconds" { " s" } else { "" };
+                return Err((
+                    limit.setting(),
+                    format!("must be {allowed}{unit} (is {value}{unit})"),
+                ));
             }
-        };
-        range(
-            "limits.tree_depth",
-            self.tree_depth.into(),
-            1,
-            MAX_TREE_DEPTH.into(),
-        )?;
-        range(
-            "limits.nodes_per_org",
-            self.nodes_per_org.into(),
-            1,
-            1_000_000,
-        )?;
-        range(
-            "limits.claims_per_team",
-            self.claims_per_team.into(),
-            1,
-            100_000,
-        )?;
-        range(
-            "limits.config_bytes",
-            self.config_bytes.into(),
-            1024,
-            16 << 20,
-        )?;
-        range(
-            "limits.config_depth",
-            self.config_depth.into(),
-            2,
-            MAX_CONFIG_DEPTH.into(),
-        )?;
-        range(
-            "limits.tokens_per_team",
-            self.tokens_per_team.into(),
-            1,
-            100_000,
-        )?;
-        range(
-            "limits.explain_headers",
-            self.explain_headers.into(),
-            1,
-            MAX_EXPLAIN_HEADERS.into(),
-        )?;
-        range(
-            "limits.explain_header_bytes",
-            self.explain_header_bytes.into(),
-            64,
-            MAX_EXPLAIN_HEADER_BYTES.into(),
-        )?;
-        range(
-            "limits.explain_payload_bytes",
-            self.explain_payload_bytes.into(),
-            1024,
-            16 << 20,
-        )?;
-        range("limits.replay_events", self.replay_events, 1, u64::MAX)?;
-        if self.token_lifetime.is_zero() {
-            return Err(("limits.token_lifetime", "must be more than zero".into()));
-        }
-        if self.replay_span.is_zero() {
-            return Err(("limits.replay_span", "must be more than zero".into()));
         }
         Ok(())
     }
