@@ -16,7 +16,7 @@ fn nested(levels: usize) -> Value {
 fn depth_counts_objects_and_arrays_and_stops_at_the_cap() {
     assert_eq!(json_depth(&json!(1), 10), 0);
     assert_eq!(json_depth(&json!({}), 10), 1);
-    assert_eq!(json_depth(&json!({"a": [1, {"b": {}}]}), 10), 3);
+    assert_eq!(json_depth(&json!({"a": [1, {"b": {}}]}), 10), 4);
     assert_eq!(json_depth(&nested(5), 10), 5);
     assert_eq!(json_depth(&nested(50), 10), 10);
 }
