@@ -22,7 +22,7 @@ async fn forged_replay_headers_are_dead_lettered_and_make_no_run() {
     )
     .await;
     drained(&stack.js, WAIT).await;
-    assert_eq!(run_count(&stack.app).await, 1);
+    assert_eq!(runs_recorded(&stack.app, &stack.js).await, 1);
 
     // A forced "replay" without a signature, then one with a made-up signature.
     let forged: [&[(&str, &str)]; 2] = [
@@ -45,7 +45,11 @@ async fn forged_replay_headers_are_dead_lettered_and_make_no_run() {
     )
     .await;
     drained(&stack.js, WAIT).await;
-    assert_eq!(run_count(&stack.app).await, 1, "no forged run");
+    assert_eq!(
+        runs_recorded(&stack.app, &stack.js).await,
+        1,
+        "no forged run"
+    );
     let dl = last_on(
         &stack.js,
         "DEADLETTER",

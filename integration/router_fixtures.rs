@@ -91,6 +91,21 @@ pub async fn drained(js: &jetstream::Context, deadline: Duration) {
     .await;
 }
 
+/// The run records once the bridge has recorded every AGENT_RUNS message (run records are its
+/// projection of the stream; each message of these tests names its own run).
+pub async fn runs_recorded(app: &TestApp, js: &jetstream::Context) -> i64 {
+    let published = stream_count(js, "AGENT_RUNS").await as i64;
+    eventually(
+        "the bridge to record every run",
+        Duration::from_secs(15),
+        || async {
+            let n = run_count(app).await;
+            (n >= published).then_some(n)
+        },
+    )
+    .await
+}
+
 pub async fn stream_count(js: &jetstream::Context, stream: &str) -> u64 {
     let mut s = js.get_stream(stream).await.expect("stream");
     s.info().await.expect("info").state.messages

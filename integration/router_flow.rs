@@ -89,7 +89,7 @@ async fn each_provider_sample_is_routed_to_its_team_with_the_run_document() {
             "no secrets in a run: {text}"
         );
     }
-    assert_eq!(run_count(&stack.app).await, 4);
+    assert_eq!(runs_recorded(&stack.app, &stack.js).await, 4);
     // Every run is noted dispatched (the bridge of this stack then takes them further).
     let (dispatched,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM runs WHERE dispatched_at IS NOT NULL")
@@ -368,7 +368,7 @@ async fn route_explain_shows_identifiers_team_mode_and_subject_without_side_effe
         .await;
     assert_eq!(a.body["outcome"]["reason"], "no_route");
     assert_eq!(
-        run_count(&stack.app).await,
+        runs_recorded(&stack.app, &stack.js).await,
         0,
         "explain has no side effects"
     );

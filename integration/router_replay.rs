@@ -46,9 +46,10 @@ async fn replay_events(bus: &Bus, subject: &str, force: bool) -> Summary {
     .unwrap()
 }
 
-#[tokio::test]
-async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one() {
-    let stack = Stack::start().await;
+async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one(
+    kind: crate::support::DbKind,
+) {
+    let stack = Stack::start_on(kind, &[]).await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
     github_event(&stack.js, "orig-1", "acme/checkout", &[]).await;
     let first = json_of(
@@ -67,7 +68,7 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
     assert_eq!(summary.republished, 1);
     drained(&stack.js, WAIT).await;
     assert_eq!(
-        run_count(&stack.app).await,
+        runs_recorded(&stack.app, &stack.js).await,
         1,
         "a plain replay makes no second run"
     );
@@ -76,7 +77,7 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
     // replaying the replay (2 events now) is still the same single run
     replay_events(&bus, "ifox.events.github.>", false).await;
     drained(&stack.js, WAIT).await;
-    assert_eq!(run_count(&stack.app).await, 1);
+    assert_eq!(runs_recorded(&stack.app, &stack.js).await, 1);
 
     let summary = Summary {
         ..replay_events(&bus, "ifox.events.github.issues", true).await
@@ -97,12 +98,13 @@ async fn replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_ne
         forced["replay_of"], first["run_id"],
         "a forced run names the run it replays"
     );
-    assert!(run_count(&stack.app).await >= 2);
+    assert!(runs_recorded(&stack.app, &stack.js).await >= 2);
 }
 
-#[tokio::test]
-async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
-    let stack = Stack::start().await;
+async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once(
+    kind: crate::support::DbKind,
+) {
+    let stack = Stack::start_on(kind, &[]).await;
     tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
     publish_event(
         &stack.js,
@@ -174,6 +176,96 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once() {
         .await,
     );
     assert_eq!(run["team_id"], "search");
-    assert_eq!(run_count(&stack.app).await, 1, "dispatched once");
+    assert_eq!(
+        runs_recorded(&stack.app, &stack.js).await,
+        1,
+        "dispatched once"
+    );
     assert_eq!(stream_count(&stack.js, "AGENT_RUNS").await, 1);
 }
+
+/// Waits until the bridge has settled everything in AGENT_RUNS.
+async fn bridge_drained(js: &async_nats::jetstream::Context) {
+    crate::support::eventually("the bridge consumer to drain", WAIT, || async move {
+        let stream = js.get_stream("AGENT_RUNS").await.ok()?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("bridge").await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+}
+
+/// AGENT_RUNS forgets a run id after its duplicate window (1 h; here shortened to 1 s): a plain
+/// replay then publishes the run a second time. The bridge finds it recorded from another
+/// AGENT_RUNS message and neither records nor delivers it again; a forced replay still makes
+/// exactly one new run, delivered once.
+async fn a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery(
+    kind: crate::support::DbKind,
+) {
+    use crate::bridge_fixtures::{Agent, finished, stack};
+    let agent = Agent::start(ifox::bridge::echo::EchoOptions::default()).await;
+    let stack = stack(kind, &agent, &[]).await;
+    tenants(&stack.app, &[("checkout", "github_repos", "acme/checkout")]).await;
+    github_event(&stack.js, "old-1", "acme/checkout", &[]).await;
+    let run = finished(&stack, "old-1", WAIT).await;
+    assert_eq!(run["status"], "completed");
+    let mut config = stack
+        .js
+        .get_stream("AGENT_RUNS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    config.duplicate_window = Duration::from_secs(1);
+    stack.js.update_stream(config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let bus = bus(&stack).await;
+    replay_events(&bus, "ifox.events.github.>", false).await;
+    drained(&stack.js, WAIT).await;
+    crate::support::eventually("the run published again", WAIT, || async {
+        (stream_count(&stack.js, "AGENT_RUNS").await == 2).then_some(())
+    })
+    .await;
+    bridge_drained(&stack.js).await;
+    assert_eq!(run_count(&stack.app).await, 1, "no second run record");
+    assert_eq!(agent.requests().len(), 1, "no second delivery");
+
+    // Forced, the original event only (stream sequence 1).
+    let sel = Selection {
+        stream: "EVENTS".into(),
+        start_seq: Some(1),
+        end_seq: Some(1),
+        ..Selection::default()
+    };
+    let forced = Options {
+        force: true,
+        ..Options::default()
+    };
+    let summary = replay(&bus, &key(), &sel, &forced, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.republished, 1);
+    drained(&stack.js, WAIT).await;
+    crate::support::eventually("the forced run delivered", WAIT, || async {
+        (agent.requests().len() == 2).then_some(())
+    })
+    .await;
+    bridge_drained(&stack.js).await;
+    assert_eq!(run_count(&stack.app).await, 2, "exactly one new run");
+    let keys: std::collections::HashSet<_> = agent
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), 2, "the forced run is another run: {keys:?}");
+    assert!(keys.contains(run["run_id"].as_str().unwrap()));
+}
+
+crate::both_databases!(
+    replaying_a_dispatched_event_makes_no_second_run_and_forcing_makes_a_new_one,
+    a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once,
+    a_replay_older_than_the_duplicate_window_makes_no_second_run_or_delivery,
+);

@@ -50,3 +50,5 @@ pub mod tenancy;
 
 #[cfg(test)]
 mod layering_tests;
+#[cfg(test)]
+mod metrics_catalog_tests;

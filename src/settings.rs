@@ -13,11 +13,13 @@ pub mod bridge;
 pub mod nats;
 pub mod provision;
 mod secret_list;
+pub mod telemetry;
 pub use crate::domain::Secret;
 pub use crate::domain::limits::Limits;
 pub use bridge::BridgeSettings;
 pub use nats::{NatsAuth, NatsSettings};
 pub use secret_list::SecretList;
+pub use telemetry::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,9 @@ pub struct Settings {
     /// `IFOX__BRIDGE__…`: agent delivery.
     #[serde(default)]
     pub bridge: BridgeSettings,
+    /// `IFOX__TELEMETRY__…`: OTLP export, per-team metric labels.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// `IFOX__LIMITS__…`: bounds on everything a caller controls (tree depth, nodes per org, claims
     /// per team, config size and nesting, tokens per team and their lifetime, route explain
     /// requests, replay ranges). The type is the domain's, so tenancy applies it without depending
@@ -73,6 +78,15 @@ pub struct DatabaseSettings {
     /// `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`. Secret: URLs carry passwords.
     pub url: Secret,
     pub max_connections: u32,
+    /// How long start-up waits for an unreachable database (retrying with a growing pause, a
+    /// warning per attempt) before the process gives up: a pod restarted during a database outage
+    /// waits for it instead of crash-looping.
+    #[serde(with = "humantime_serde_compat", default = "default_startup_wait")]
+    pub startup_wait: Duration,
+}
+
+fn default_startup_wait() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Webhook ingest (the `ingest` role). Secrets are lists so they can be rotated: every one is tried.
@@ -153,6 +167,7 @@ const DEFAULTS: &str = r#"
 [database]
 url = "sqlite://ifox.db?mode=rwc"
 max_connections = 10
+startup_wait = "1h"
 [nats]
 url = "nats://127.0.0.1:4222"
 connect_timeout = "2s"
@@ -245,6 +260,9 @@ impl Settings {
                     self.http.listen
                 ),
             );
+        }
+        if let Err((key, problem)) = self.telemetry.validate() {
+            return invalid(key, problem);
         }
         if let Err((key, problem)) = self.nats.validate() {
             return invalid(key, problem);

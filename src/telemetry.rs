@@ -1,28 +1,56 @@
-//! Logs (tracing: text on a terminal, JSON when asked or when not a terminal) and the Prometheus
-//! recorder. Both are process-global and installed once; tests that build several apps share them.
+//! Logs and spans (tracing: text on a terminal, JSON when asked or when not a terminal; spans over
+//! OTLP when `telemetry.otlp_endpoint` is set, see [`otlp`]), the Prometheus recorder with
+//! `ifox_build_info`, and the bound on per-team labels ([`teams`]). All are process-global and
+//! installed once; tests that build several apps share them.
 
-use crate::settings::{LogFormat, LogSettings};
+pub mod otlp;
+pub mod teams;
+pub mod trace;
+
+use crate::settings::{LogSettings, TelemetrySettings};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::io::IsTerminal;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
-use tracing_subscriber::EnvFilter;
 
-pub fn init_logs(log: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
-    let json = match log.format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+pub use teams::team_labels;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("OTLP exporter: {0}")]
+    Exporter(String),
 }
+
+/// Flushes and stops the OTLP export when dropped (at exit); holds nothing when export is off.
+#[must_use = "dropping the guard stops the span export"]
+pub struct TelemetryGuard(Option<SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("OTLP export: spans still queued at exit may be lost: {e}");
+        }
+    }
+}
+
+/// Installs the process's subscriber (logs; spans over OTLP when configured) and the per-team
+/// label bound. Keep the guard until exit.
+pub fn init(
+    log: &LogSettings,
+    telemetry: &TelemetrySettings,
+) -> Result<TelemetryGuard, TelemetryError> {
+    teams::install(telemetry);
+    let provider = otlp::provider(telemetry)?;
+    let _ = tracing::dispatcher::set_global_default(otlp::subscriber(log, provider.as_ref()));
+    Ok(TelemetryGuard(provider))
+}
+
+/// `ifox_build_info`'s labels: the crate version and, when the build set `IFOX_GIT_SHA`, the commit.
+pub const GIT_SHA: &str = match option_env!("IFOX_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
 
 /// Seconds: 250 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -63,6 +91,8 @@ pub fn metrics() -> PrometheusHandle {
             // Another recorder (a test harness) may already be global; then ours only renders its own.
             let _ = metrics::set_global_recorder(recorder);
             spawn_upkeep(handle.clone());
+            metrics::gauge!("ifox_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_sha" => GIT_SHA)
+                .set(1.0);
             handle
         })
         .clone()

@@ -101,12 +101,7 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
-        let store = Store::connect(
-            settings.database.url.expose(),
-            settings.database.max_connections,
-        )
-        .await?;
-        store.migrate().await?;
+        let store = connect_store(&settings.database).await?;
         let tenancy = Tenancy::open(store, Some(settings.admin.token.clone()))
             .await?
             .with_limits(settings.limits);
@@ -314,6 +309,40 @@ impl App {
         tracing::info!("ifox stopped");
         outcome.map_err(AppError::from)
     }
+}
+
+/// Connects and migrates the database, waiting up to `startup_wait` for one that is unreachable.
+async fn connect_store(db: &crate::settings::DatabaseSettings) -> Result<Store, AppError> {
+    use backon::{ExponentialBuilder, Retryable};
+    let started = std::time::Instant::now();
+    let attempt = || async {
+        let store = Store::connect(db.url.expose(), db.max_connections).await?;
+        store.migrate().await?;
+        Ok::<_, crate::store::StoreError>(store)
+    };
+    let pauses = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(500))
+        .with_max_delay(std::time::Duration::from_secs(10))
+        .without_max_times()
+        .with_jitter();
+    Ok(attempt
+        .retry(pauses)
+        .when(|e| {
+            // A URL that does not parse or a migration the database refuses will not heal.
+            let permanent = matches!(
+                e,
+                crate::store::StoreError::Connect(sqlx::Error::Configuration(_))
+                    | crate::store::StoreError::Migrate(
+                        sqlx::migrate::MigrateError::VersionMismatch(_)
+                            | sqlx::migrate::MigrateError::VersionMissing(_)
+                    )
+            );
+            !permanent && started.elapsed() < db.startup_wait
+        })
+        .notify(|e, pause| {
+            tracing::warn!(error = %e, retry_in = ?pause, waited = ?started.elapsed(), gives_up_after = ?db.startup_wait, "database unreachable at start-up; waiting for it");
+        })
+        .await?)
 }
 
 /// The catalog's safety net: a full reload every `interval` (writes through this process refresh

@@ -4,11 +4,16 @@
 //!
 //! The database is the record; RUNS is the feed. An announcement that NATS does not confirm is
 //! logged and counted (`ifox_bridge_status_unpublished_total`) but does not undo the transition or
-//! make the agent run again.
+//! make the agent run again; nothing waits for its PubAck.
+//!
+//! The bridge's lifecycle writes go through its batched writer ([`super::recorder`]); a lifecycle
+//! without one (the status reports of agents, through the API) writes each transition in its own
+//! transaction.
 
+use super::recorder::Recorder;
 use crate::bus::Bus;
 use crate::domain::{headers, now_ms};
-use crate::store::run_lifecycle::{self, Change};
+use crate::store::run_lifecycle::{self, Change, OwnedChange};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 
@@ -59,12 +64,26 @@ struct Announcement<'a> {
 pub struct Lifecycle {
     store: Store,
     bus: Option<Bus>,
+    writer: Option<Recorder>,
 }
 
 impl Lifecycle {
     /// `bus` `None`: transitions are recorded but not announced (a process without NATS).
     pub fn new(store: Store, bus: Option<Bus>) -> Lifecycle {
-        Lifecycle { store, bus }
+        Lifecycle {
+            store,
+            bus,
+            writer: None,
+        }
+    }
+
+    /// Transitions written (and announced) by `writer`, in batches.
+    pub fn batched(store: Store, writer: Recorder) -> Lifecycle {
+        Lifecycle {
+            store,
+            bus: None,
+            writer: Some(writer),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -82,6 +101,12 @@ impl Lifecycle {
             change.at = now_ms();
         }
         change.run_id = &run.run_id;
+        if let Some(writer) = &self.writer {
+            return writer
+                .transition(run.clone(), owned(&change))
+                .await
+                .map_err(StoreError::Corrupt);
+        }
         let applied = {
             let mut tx = self.store.begin().await?;
             let applied = run_lifecycle::transition(&mut tx, &change).await?;
@@ -91,15 +116,55 @@ impl Lifecycle {
         if applied {
             metrics::counter!("ifox_bridge_transitions_total", "status" => change.to.to_owned())
                 .increment(1);
-            self.announce(run, &change).await;
+            if let Some(bus) = &self.bus {
+                announce(bus, run, &change).await;
+            }
         }
         Ok(applied)
     }
 
-    async fn announce(&self, run: &RunRef, change: &Change<'_>) {
-        let Some(bus) = &self.bus else {
-            return;
-        };
+    /// Records `change` without waiting (with a batched writer; else as [`Lifecycle::advance`],
+    /// its failure logged): it is written before any later transition of the run.
+    pub async fn advance_later(&self, run: &RunRef, mut change: Change<'_>) {
+        if change.at == 0 {
+            change.at = now_ms();
+        }
+        change.run_id = &run.run_id;
+        match &self.writer {
+            Some(writer) => writer.transition_later(run.clone(), owned(&change)).await,
+            None => {
+                if let Err(e) = self.advance(run, change).await {
+                    tracing::warn!(run_id = %run.run_id, error = %e, "transition not recorded");
+                }
+            }
+        }
+    }
+}
+
+fn owned(c: &Change<'_>) -> OwnedChange {
+    let to = run_lifecycle::STATUSES
+        .iter()
+        .find(|s| **s == c.to)
+        .copied()
+        .unwrap_or("unknown");
+    OwnedChange {
+        run_id: c.run_id.to_owned(),
+        to,
+        at: c.at,
+        detail: c.detail.map(str::to_owned),
+        deadline_at: c.deadline_at,
+        attempt: c.attempt,
+        delivered_to: c.delivered_to.map(str::to_owned),
+        protocol: c.protocol.map(str::to_owned),
+        result_text: c.result_text.map(str::to_owned),
+        error: c.error.map(str::to_owned),
+    }
+}
+
+/// Announces an applied transition on `ifox.runs.<org>.<team>.<status>`: published now (in the
+/// caller's order), its PubAck awaited by a task of its own.
+pub(super) async fn announce(bus: &Bus, run: &RunRef, change: &Change<'_>) {
+    {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(change.at.max(0) as u64);
         let message = Announcement {
             schema: SCHEMA,
@@ -125,9 +190,25 @@ impl Lifecycle {
             headers.insert(headers::TRACEPARENT, tp.as_str());
         }
         let subject = format!("ifox.runs.{}.{}.{}", run.org_id, run.team_id, change.to);
-        if let Err(e) = bus.publish(subject, headers, body.into()).await {
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(body.into())
+            .headers(headers);
+        let (run_id, status) = (run.run_id.clone(), change.to.to_owned());
+        let unpublished = move |e: String| {
             metrics::counter!("ifox_bridge_status_unpublished_total").increment(1);
-            tracing::warn!(run_id = %run.run_id, status = change.to, error = %e, "run status recorded but not announced on RUNS");
+            tracing::warn!(%run_id, %status, error = %e, "run status recorded but not announced on RUNS");
+        };
+        match bus.jetstream().send_publish(subject, message).await {
+            Ok(ack) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), ack).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => unpublished(e.to_string()),
+                        Err(_) => unpublished("no PubAck within 10 s".to_owned()),
+                    }
+                });
+            }
+            Err(e) => unpublished(e.to_string()),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`plan`]: one AGENT_RUNS message checked and resolved to a delivery (current runtime, URL,
 //!   protocol, limits, prompt) or a disposition;
 //! - [`deliver`]: the HTTP call in either protocol, classified;
+//! - [`recorder`]: the run records made from AGENT_RUNS (batched, idempotent on the run id);
 //! - [`lifecycle`]: transitions recorded and announced on RUNS, and the sweep of overdue runs;
 //! - [`worker`]: the consumer, the fair scheduler, in-progress acks, the sweep timer (one delivery
 //!   attempt: `worker/attempt.rs`).
@@ -25,5 +26,6 @@ pub mod fair;
 pub mod lifecycle;
 pub mod plan;
 pub mod prompt;
+pub mod recorder;
 pub mod sse;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! What to do with one AGENT_RUNS message before any agent is called: check the run document
-//! against its subject and its record, resolve the team's *current* runtime, refuse URLs outside
-//! the allowed set, and build the prompt. Everything that can be decided without an agent is
+//! against its subject ([`Planner::check`], which also makes the run's record row), then, with the
+//! record as the recorder found or made it ([`Planner::plan`]), refuse a second publication of a
+//! recorded run, resolve the team's *current* runtime, refuse URLs outside the allowed set. Everything that can be decided without an agent is
 //! decided here; the result is a [`Plan`] to queue or a disposition at once. The prompt and the
 //! event are read when the delivery starts ([`Planner::material`]).
 //!
@@ -36,6 +37,58 @@ pub struct RunDoc {
     pub agent_service_url: Option<String>,
     #[serde(default)]
     pub event_seq: Option<u64>,
+    #[serde(default)]
+    pub config_version: String,
+    #[serde(default)]
+    pub replay_of: Option<String>,
+    /// The claim that chose the team (`{"kind", "value"}`).
+    #[serde(default)]
+    pub matched: Option<Matched>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Matched {
+    pub kind: String,
+    pub value: String,
+}
+
+/// A message that is a run document of its subject's team.
+#[derive(Debug)]
+pub struct Checked {
+    pub doc: RunDoc,
+    pub document: Value,
+}
+
+impl Checked {
+    /// The record this run makes (`queued`), from its AGENT_RUNS message.
+    pub fn row(&self, d: &Delivery) -> crate::store::runs::RunRow {
+        let at = d
+            .published()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let doc = &self.doc;
+        crate::store::runs::RunRow {
+            run_id: doc.run_id.clone(),
+            event_id: doc.event_id.clone(),
+            org_id: doc.org_id.clone(),
+            team_id: doc.team_id.clone(),
+            source: doc.source.clone(),
+            event_type: doc.event_type.clone(),
+            deployment_mode: doc.deployment_mode.clone(),
+            subject: d.subject().to_owned(),
+            config_version: doc.config_version.clone(),
+            status: "queued".to_owned(),
+            replay_of: doc.replay_of.clone(),
+            matched: doc
+                .matched
+                .as_ref()
+                .map(|m| format!("{}={}", m.kind, m.value))
+                .unwrap_or_default(),
+            dispatched_at: Some(at),
+            created_at: at,
+            agent_runs_seq: i64::try_from(d.stream_seq()).ok(),
+        }
+    }
 }
 
 /// A delivery, decided (small: held while the run waits for a slot).
@@ -85,17 +138,19 @@ pub struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    pub async fn plan(&self, d: &Delivery) -> Decision {
+    /// The run document of `d`, checked against its subject; or what to do with a message that is
+    /// not one.
+    pub fn check(d: &Delivery) -> Result<Checked, Decision> {
         let Ok(document) = serde_json::from_slice::<Value>(d.payload()) else {
-            return dead("invalid_run", "the run document is not JSON");
+            return Err(dead("invalid_run", "the run document is not JSON"));
         };
         let doc: RunDoc = match serde_json::from_value(document.clone()) {
             Ok(doc) => doc,
             Err(e) => {
-                return dead(
+                return Err(dead(
                     "invalid_run",
                     format!("not an ifox.agent_run.v1 document: {e}"),
-                );
+                ));
             }
         };
         // The subject carries the tenant: a document that names another one is refused, so a
@@ -105,7 +160,7 @@ impl Planner<'_> {
             format!("ifox.agent.dedicated.{}.{}", doc.org_id, doc.team_id),
         ];
         if !expected.iter().any(|s| s == d.subject()) {
-            return dead(
+            return Err(dead(
                 "invalid_run",
                 format!(
                     "subject {} does not name the run's team {}/{}",
@@ -113,32 +168,36 @@ impl Planner<'_> {
                     doc.org_id,
                     doc.team_id
                 ),
-            );
+            ));
         }
-        let record = {
-            let found = async {
-                let mut conn = self.tenancy.store().pool().acquire().await?;
-                run_lifecycle::get(&mut conn, &doc.run_id).await
-            };
-            match found.await {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return dead("unknown_run", format!("no run {} was recorded", doc.run_id));
-                }
-                Err(e) => {
-                    tracing::warn!(run_id = %doc.run_id, error = %e, "run record unreadable; retrying");
-                    return Decision::Settle(Disposition::Nak(crate::bus::nak_delay(
-                        d.delivered(),
-                    )));
-                }
-            }
-        };
-        if record.org_id != doc.org_id || record.team_id != doc.team_id {
+        Ok(Checked { doc, document })
+    }
+
+    /// Decides about a checked run whose record the recorder found (`earlier`) or made now.
+    pub fn plan(&self, d: &Delivery, checked: Checked, earlier: Option<RunRecord>) -> Decision {
+        if let Some(r) = &earlier
+            && (r.org_id != checked.doc.org_id || r.team_id != checked.doc.team_id)
+        {
             return dead(
                 "invalid_run",
-                format!("run {} belongs to another team", doc.run_id),
+                format!("run {} belongs to another team", checked.doc.run_id),
             );
         }
+        let record = match earlier {
+            // Another AGENT_RUNS message of a recorded run: a replay beyond the stream's duplicate
+            // window (or a second publisher). The run had its delivery; this one is not another.
+            Some(r)
+                if r.agent_runs_seq
+                    .is_some_and(|seq| u64::try_from(seq).ok() != Some(d.stream_seq())) =>
+            {
+                metrics::counter!("ifox_bridge_duplicate_runs_total").increment(1);
+                tracing::info!(run_id = %checked.doc.run_id, stream_seq = d.stream_seq(), recorded_from = r.agent_runs_seq, status = %r.status, "a recorded run was published again; not delivered twice");
+                return Decision::Settle(Disposition::Ack);
+            }
+            Some(r) => r,
+            None => RunRecord::from(&checked.row(d)),
+        };
+        let Checked { doc, document } = checked;
         if run_lifecycle::is_final(&record.status)
             || (record.status == "running" && record.protocol.as_deref() == Some("ifox"))
         {

@@ -22,11 +22,12 @@ use super::deliver::Agents;
 use super::fair::Fair;
 use super::lifecycle::{Lifecycle, RunRef};
 use super::plan::{Decision, Plan, Planner};
+use super::recorder::Recorder;
 use crate::bus::consumer::{self, BRIDGE, LoopOptions};
-use crate::bus::{Bus, Delivery, Health};
+use crate::bus::{Bus, Delivery, Disposition, Health};
 use crate::settings::bridge::BridgeSettings;
 use crate::tenancy::Tenancy;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -55,12 +56,17 @@ struct Job {
 struct Sched {
     fair: Fair<String, Job>,
     limits: HashMap<String, usize>,
+    /// Run ids waiting or in flight here: a second copy of one of their messages (redelivered
+    /// after `ack_wait` while the first waited in the pull buffer or the recorder) is released,
+    /// not delivered a second time.
+    held: HashSet<String>,
 }
 
 struct Inner {
     tenancy: Tenancy,
     bus: Bus,
     lifecycle: Lifecycle,
+    recorder: Recorder,
     agents: Agents,
     settings: BridgeSettings,
     allow: AllowList,
@@ -89,13 +95,15 @@ impl Bridge {
             b.service_token.as_ref().map(|t| t.expose().to_owned()),
             b.result_limit,
         );
-        let lifecycle = Lifecycle::new(tenancy.store().clone(), Some(bus.clone()));
+        let recorder = Recorder::spawn(tenancy.store().clone(), Some(bus.clone()));
+        let lifecycle = Lifecycle::batched(tenancy.store().clone(), recorder.clone());
         Ok(Bridge {
             inner: Arc::new(Inner {
                 token_key: b.token_key(settings.admin.token.expose()),
                 tenancy,
                 bus,
                 lifecycle,
+                recorder,
                 agents,
                 settings: b.clone(),
                 allow,
@@ -137,7 +145,11 @@ impl Bridge {
         // outcome; one still running after that is redelivered (same Idempotency-Key).
         let held: Vec<Job> = {
             let mut s = self.lock();
-            s.fair.drain_waiting()
+            let jobs = s.fair.drain_waiting();
+            for job in &jobs {
+                s.held.remove(&job.plan.doc.run_id);
+            }
+            jobs
         };
         drop(held);
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -168,20 +180,63 @@ impl Bridge {
 
     async fn admit(&self, deliveries: Vec<Delivery>) {
         let inner = &self.inner;
-        // Planning reads the run record and the event: done for the whole chunk at once, so a
-        // flood's backlog is admitted quickly and a later run of another team is not stuck behind
-        // it in the pull, only (fairly) in the queue.
-        let planned = futures::future::join_all(deliveries.into_iter().map(|d| async move {
-            let planner = Planner {
-                tenancy: &inner.tenancy,
-                bus: &inner.bus,
-                settings: &inner.settings,
-                allow: &inner.allow,
-            };
-            let decision = planner.plan(&d).await;
-            (d, decision)
-        }))
-        .await;
+        // The chunk's runs are recorded with one request to the recorder (the records are the
+        // projection of AGENT_RUNS), then planned; a flood's backlog is admitted quickly and a later
+        // run of another team is not stuck behind it in the pull, only (fairly) in the queue.
+        let mut checked = Vec::with_capacity(deliveries.len());
+        let mut rows = Vec::new();
+        for d in deliveries {
+            let c = Planner::check(&d);
+            if let Ok(c) = &c {
+                rows.push(c.row(&d));
+            }
+            checked.push((d, c));
+        }
+        // A slow database must not let these messages' `ack_wait` run out meanwhile.
+        let recorded = {
+            let subjects: Vec<_> = checked
+                .iter()
+                .filter_map(|(d, _)| d.ack_subject())
+                .collect();
+            let record = inner.recorder.record(rows);
+            tokio::pin!(record);
+            let mut tick = tokio::time::interval(KEEPALIVE);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    r = &mut record => break r,
+                    _ = tick.tick() => consumer::in_progress_all(&inner.bus, subjects.clone()).await,
+                }
+            }
+        };
+        let mut earlier = match recorded {
+            Ok(found) => found.into_iter(),
+            Err(e) => {
+                // Nothing is delivered before its record exists: every run of the chunk waits.
+                tracing::warn!(error = %e, runs = checked.len(), "run records not stored; retrying");
+                for (d, _) in checked {
+                    let delay = crate::bus::nak_delay(d.delivered());
+                    d.settle(&inner.bus, Disposition::Nak(delay)).await;
+                }
+                return;
+            }
+        };
+        let planner = Planner {
+            tenancy: &inner.tenancy,
+            bus: &inner.bus,
+            settings: &inner.settings,
+            allow: &inner.allow,
+        };
+        let planned: Vec<(Delivery, Decision)> = checked
+            .into_iter()
+            .map(|(d, c)| {
+                let decision = match c {
+                    Ok(c) => planner.plan(&d, c, earlier.next().flatten()),
+                    Err(decision) => decision,
+                };
+                (d, decision)
+            })
+            .collect();
         for (d, decision) in planned {
             match decision {
                 Decision::Settle(disposition) => {
@@ -197,12 +252,20 @@ impl Bridge {
                 }
                 Decision::Queue(plan) => {
                     let team = format!("{}/{}", plan.doc.org_id, plan.doc.team_id);
-                    {
+                    let second = {
                         let mut s = self.lock();
-                        s.limits.insert(team.clone(), plan.max_concurrent);
-                        s.fair.push(team, Job { delivery: d, plan });
+                        if s.held.insert(plan.doc.run_id.clone()) {
+                            s.limits.insert(team.clone(), plan.max_concurrent);
+                            s.fair.push(team, Job { delivery: d, plan });
+                            None
+                        } else {
+                            Some(d)
+                        }
+                    };
+                    match second {
+                        Some(d) => d.release_duplicate().await,
+                        None => self.pump(),
                     }
-                    self.pump();
                 }
             }
         }
@@ -228,7 +291,7 @@ impl Bridge {
         loop {
             let next = {
                 let mut s = self.lock();
-                let Sched { fair, limits } = &mut *s;
+                let Sched { fair, limits, .. } = &mut *s;
                 let default = self.inner.settings.max_concurrent_agents;
                 fair.next(self.inner.settings.concurrency, |team| {
                     limits.get(team).copied().unwrap_or(default)
@@ -238,10 +301,12 @@ impl Bridge {
                 return;
             };
             let this = self.clone();
+            let run_id = job.plan.doc.run_id.clone();
             tokio::spawn(async move {
                 this.execute(job).await;
                 {
                     let mut s = this.lock();
+                    s.held.remove(&run_id);
                     let _ = s.fair.done(&team);
                     if s.fair.team_in_flight(&team) == 0 {
                         s.limits.remove(&team);

@@ -218,6 +218,7 @@ where
     health.set(key, None);
     tracing::info!(consumer = %key, concurrency = options.concurrency, "consuming");
     let stage = def.stage;
+    let max_deliver = config.max_deliver;
     consumer
         .take_until(shutdown.clone().cancelled_owned())
         .ready_chunks(options.chunk.max(1))
@@ -227,7 +228,7 @@ where
             let mut failed = None;
             for m in received {
                 match m {
-                    Ok(m) => match Delivery::new(m, stage) {
+                    Ok(m) => match Delivery::new(m, stage).map(|d| d.with_max_deliver(max_deliver)) {
                         Some(d) => deliveries.push(d),
                         None => tracing::error!(consumer = %key, "a message without JetStream info; ignored"),
                     },
@@ -272,7 +273,7 @@ mod tests {
         assert_eq!(PROVISIONER.name(), "provisioner");
         assert_eq!(BRIDGE.name(), "bridge");
         assert_eq!(ROUTER.config(3).map(|c| c.max_deliver).ok(), Some(3));
-        assert_eq!(ROUTER.config(0).map(|c| c.max_deliver).ok(), Some(10));
+        assert_eq!(ROUTER.config(0).map(|c| c.max_deliver).ok(), Some(150));
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! `ack_wait`), [`Disposition`] (a dead letter is published, PubAck, *before* the TERM; when it cannot
 //! be stored the message is NAKed and tried again), and [`nak_delay`], the one delay policy of
 //! transient failures.
+//!
+//! **The last delivery is dead-lettered here, not from the advisory.** A NAK of a message on its
+//! consumer's last allowed delivery (`max_deliver`) becomes a dead letter `max_deliveries` at once:
+//! the server would drop it after that NAK and only say so in a core-NATS advisory, which nobody
+//! hears while every replica restarts. The advisory watcher ([`super::watch`]) stays as the safety
+//! net for messages whose last delivery was never settled (a crash, an `ack_wait` expiry).
 
 use super::Bus;
 use super::consumer::{ConsumerError, js};
@@ -42,6 +48,13 @@ pub fn nak_delay(delivered: u64) -> Duration {
     Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
 }
 
+/// How long transient failures are absorbed by a consumer with `max_deliver` deliveries before the
+/// last one is dead-lettered: the NAK delays between them (≤ 0: unbounded, `None`).
+pub fn outage_budget(max_deliver: i64) -> Option<Duration> {
+    let max = u64::try_from(max_deliver).ok().filter(|m| *m > 0)?;
+    Some((1..max).map(nak_delay).sum())
+}
+
 /// One received message with its JetStream position; settle it exactly once.
 pub struct Delivery {
     msg: Option<Message>,
@@ -50,6 +63,8 @@ pub struct Delivery {
     stream_seq: u64,
     delivered: u64,
     published: std::time::SystemTime,
+    /// The consumer's `max_deliver` (≤ 0: unlimited).
+    max_deliver: i64,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -83,7 +98,19 @@ impl Delivery {
             stream_seq,
             delivered,
             published,
+            max_deliver: -1,
         })
+    }
+
+    /// Notes the consumer's `max_deliver`, so a NAK of the last delivery becomes a dead letter.
+    pub fn with_max_deliver(mut self, max_deliver: i64) -> Delivery {
+        self.max_deliver = max_deliver;
+        self
+    }
+
+    /// Whether this is the consumer's last allowed delivery of the message.
+    pub fn is_last(&self) -> bool {
+        u64::try_from(self.max_deliver).is_ok_and(|max| max > 0 && self.delivered >= max)
     }
 
     // The message is present until `settle` or `Drop` takes it, and both consume `self`.
@@ -131,10 +158,38 @@ impl Delivery {
             .map_err(|e| js("in-progress ack")(&e))
     }
 
+    /// Lets go of a copy of a message that another copy in this process is working on (a
+    /// redelivery after `ack_wait` that reached the process still holding the first): an
+    /// in-progress ack resets the message's timer and no NAK follows. The first copy's
+    /// disposition settles the message (JetStream acknowledges by stream sequence).
+    pub async fn release_duplicate(mut self) {
+        let Some(msg) = self.msg.take() else {
+            return;
+        };
+        metrics::counter!("ifox_consumer_duplicate_copies_total", "stage" => self.stage)
+            .increment(1);
+        tracing::debug!(
+            stage = self.stage,
+            stream_seq = self.stream_seq,
+            "a second copy of a message this process holds; released"
+        );
+        let _ = msg.ack_with(AckKind::Progress).await;
+    }
+
     /// Applies `disposition`. A dead letter is stored before the TERM, or the message is NAKed.
     pub async fn settle(mut self, bus: &Bus, disposition: Disposition) -> Settled {
         let Some(msg) = self.msg.take() else {
             return Settled::Naked;
+        };
+        let disposition = match disposition {
+            Disposition::Nak(_) if self.is_last() => Disposition::DeadLetter {
+                reason: "max_deliveries",
+                detail: format!(
+                    "still failing transiently after {} deliveries (max_deliver)",
+                    self.delivered
+                ),
+            },
+            other => other,
         };
         let (kind, settled) = match disposition {
             Disposition::Ack => (None, Settled::Acked),
@@ -222,5 +277,18 @@ mod tests {
         assert_eq!(nak_delay(2), Duration::from_secs(1));
         assert_eq!(nak_delay(4), Duration::from_secs(4));
         assert_eq!(nak_delay(50), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_router_absorbs_more_than_an_hour_of_transient_failures() {
+        let max = super::super::consumer::ROUTER
+            .config(0)
+            .map(|c| c.max_deliver)
+            .unwrap_or_default();
+        let budget = outage_budget(max).unwrap_or_default();
+        assert!(budget >= Duration::from_secs(3600), "{budget:?}");
+        // The old file's 10 deliveries absorbed about two minutes.
+        assert_eq!(outage_budget(10), Some(Duration::from_millis(121_500)));
+        assert_eq!(outage_budget(-1), None);
     }
 }

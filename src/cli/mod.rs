@@ -3,6 +3,7 @@
 
 mod dev;
 mod runs;
+mod status;
 
 use crate::app::{App, Role};
 use crate::domain::{NodeId, NodeType, OrgId};
@@ -62,6 +63,13 @@ pub enum Command {
     /// Agent runs and their outcomes.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Health of the installation from NATS and the database: streams and replicas, consumers,
+    /// dead letters, provisioning runs not succeeded, dedicated teams.
+    Status {
+        /// Print JSON (for scripts) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Development helpers for a local stack (`just run`).
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -165,7 +173,7 @@ fn parse_node_type(s: &str) -> Result<NodeType, String> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init_logs(&settings.log);
+    let _telemetry = crate::telemetry::init(&settings.log, &settings.telemetry)?;
     match cli.command {
         Command::Serve { roles } => serve(settings, roles).await,
         Command::Migrate => {
@@ -236,6 +244,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Runs(cmd) => runs::run(&settings, cmd).await,
         Command::Dev(cmd) => dev::run(&settings, cmd).await,
+        Command::Status { json } => {
+            let status = status::gather(&settings).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status::render(&status));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -40,6 +40,13 @@ impl Ingest {
             event_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
+        // A caller's trace context becomes the parent of the span (when spans are exported).
+        let incoming = req
+            .headers()
+            .get(crate::domain::headers::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| event::valid_traceparent(t));
+        crate::telemetry::trace::parent_on(&span, incoming);
         let outcome = self
             .pipeline(&provider, org, req, &mut metrics)
             .instrument(span.clone())
@@ -109,6 +116,18 @@ impl Ingest {
             payload::header(&inc, crate::domain::headers::TRACESTATE),
         );
         let span = tracing::Span::current();
+        // With spans exported, the event carries this span's context, so the router's and the
+        // bridge's spans of the event are its children in the same trace.
+        let own = crate::telemetry::trace::outgoing(&span);
+        let trace = match own.as_deref() {
+            Some(tp) => (
+                Some(tp),
+                trace
+                    .1
+                    .filter(|_| trace.0.is_some_and(event::valid_traceparent)),
+            ),
+            None => trace,
+        };
         span.record("event_id", signal.id.as_str());
         if let Some(trace_id) = trace.0.and_then(|t| t.split('-').nth(1)) {
             span.record("trace_id", trace_id);

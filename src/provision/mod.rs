@@ -34,6 +34,7 @@ pub mod names;
 pub mod objects;
 pub mod policy;
 pub mod reconcile;
+pub mod replica_gauges;
 pub mod request;
 pub mod units;
 pub mod worker;

@@ -268,7 +268,11 @@ impl Worker {
                 .collect()
         };
         for kind in Kind::ALL {
-            for obj in r.backend.list_managed(kind).await? {
+            let objs = r.backend.list_managed(kind).await?;
+            if kind == Kind::Deployment && r.backend.observes_status() {
+                super::replica_gauges::record(&objs);
+            }
+            for obj in objs {
                 report.managed += 1;
                 let (Some(org), Some(team)) = (
                     objects::label(&obj, ORG_LABEL),

@@ -57,8 +57,6 @@ pub async fn run(
         handler,
     )
     .await;
-    // The dispatched marks of the last acked events are still on their way to the database.
-    worker.flush().await;
     let _ = advisories.await;
     let _ = depth.await;
     Ok(())
@@ -102,6 +100,7 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
             subject = d.subject(),
             stream_seq = d.stream_seq(),
         );
+        crate::telemetry::trace::parent_on(&span, Some(header(headers::TRACEPARENT).as_str()));
         d.settle(bus, outcome.disposition).instrument(span)
     }))
     .await;

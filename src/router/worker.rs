@@ -1,14 +1,15 @@
-//! The effects of each event's verdict, in an order that loses nothing and duplicates nothing:
-//! record the run (`queued`, an idempotent insert) → publish it to AGENT_RUNS with
-//! `Nats-Msg-Id = run id` and wait for the PubAck → ack, and note the run dispatched in the recorder's
-//! next transaction (not waited for). A crash anywhere before the ack redelivers the event: the record
-//! is found; a run not (yet) noted dispatched is published again (collapsing on `Nats-Msg-Id`), a
-//! dispatched one is only acked. While the database is down nothing is dispatched: the event waits.
+//! The effects of each event's verdict, with no database on the way: decide (in memory, from the
+//! tenancy catalog) → publish the run to AGENT_RUNS with `Nats-Msg-Id = run id` and wait for the
+//! PubAck → ack. AGENT_RUNS is the log of runs: the run record is its projection, made by the
+//! bridge when it takes the run (`bridge/recorder.rs`). A crash before the ack redelivers the
+//! event and the run is published again under the same `Nats-Msg-Id`, which AGENT_RUNS collapses
+//! within its duplicate window (1 h; the PubAck says `duplicate`); beyond it (a replay of an old
+//! event) the bridge finds the run recorded from another AGENT_RUNS message and does not deliver it
+//! again. The router keeps routing while the database is away; only a catalog that was never loaded
+//! makes events wait.
 //!
-//! The consumer hands over a chunk of deliveries at a time: their runs go to the run writer (see
-//! [`super::recorder`]) in one request and are published concurrently; each event still gets its own
-//! disposition. A chunk instead of one event per request took the router from 0.45–0.47 to
-//! 0.52–0.59 of the raw loop in `just bench-router` (fewer hand-offs between threads).
+//! The consumer hands over a chunk of deliveries at a time; their runs are published concurrently
+//! and each event gets its own disposition.
 //!
 //! Before the verdict, an event published without `ce-time` is given the stream's timestamp (its
 //! run id is then ordered and stays the same on every redelivery, see [`super::run`]), and replay
@@ -18,12 +19,9 @@
 //! Permanent failures become [`Disposition::DeadLetter`] (the consumer toolkit stores the dead letter,
 //! PubAck first, then terminates); transient ones are NAKed with the toolkit's [`nak_delay`].
 
-use super::recorder::RunState;
 use super::verdict::{Event, Verdict, verdict};
 use crate::bus::{Bus, Delivery, Disposition, PublishError, nak_delay};
 use crate::domain::headers::{self, CE_TIME};
-use crate::domain::now_ms;
-use crate::store::{StoreError, runs};
 use crate::tenancy::Tenancy;
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -31,8 +29,6 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 enum Transient {
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error("{0}")]
@@ -43,31 +39,22 @@ enum Transient {
 pub struct Worker {
     tenancy: Tenancy,
     bus: Bus,
-    recorder: super::recorder::Recorder,
     /// Checks replay signatures ([`crate::domain::replay_sig::key`] of the admin token).
     replay_key: std::sync::Arc<Vec<u8>>,
 }
 
 impl Worker {
-    /// Waits until every run record and dispatched mark handed over so far is committed.
-    pub async fn flush(&self) {
-        self.recorder.flush().await;
-    }
-
     /// `replay_key`: [`crate::domain::replay_sig::key`] of the admin token, as `ifox replay` signs.
     pub fn new(tenancy: Tenancy, bus: Bus, replay_key: Vec<u8>) -> Worker {
-        let recorder = super::recorder::Recorder::spawn(tenancy.store().clone());
         Worker {
             tenancy,
             bus,
-            recorder,
             replay_key: std::sync::Arc::new(replay_key),
         }
     }
 
     /// Decides and dispatches a chunk of deliveries; one disposition per delivery, in order. The
-    /// runs of the chunk are recorded with one request to the writer, published concurrently, and
-    /// noted dispatched with one more.
+    /// runs of the chunk are published concurrently.
     pub async fn process(&self, items: &[(Event<'_>, &Delivery)]) -> Vec<Outcome> {
         let mut routed = vec![None; items.len()];
         let dispositions = self.dispose(items, &mut routed).await;
@@ -85,7 +72,7 @@ impl Worker {
     ) -> Vec<Disposition> {
         let started = Instant::now();
         let mut out = vec![Disposition::Ack; items.len()];
-        let (mut runs, mut rows) = (Vec::new(), Vec::new());
+        let mut runs = Vec::new();
         let stamped: Vec<Option<HeaderMap>> = items.iter().map(|(ev, d)| stamp(ev, d)).collect();
         for (i, ((ev, delivery), stamped)) in items.iter().zip(&stamped).enumerate() {
             let ev = match stamped {
@@ -106,14 +93,13 @@ impl Worker {
                 Verdict::Dispatch { mut run, subject } => {
                     run.event_seq = Some(delivery.stream_seq());
                     match prepare(&run, subject, &ev) {
-                        Ok((prepared, row)) => {
+                        Ok(prepared) => {
                             routed[i] = Some(Routed {
                                 org: run.org_id.to_string(),
                                 team: run.team_id.to_string(),
                                 run_id: run.run_id.to_string(),
                             });
                             runs.push((i, run, prepared));
-                            rows.push(row);
                         }
                         Err(e) => out[i] = self.retry(&e.to_string(), delivery),
                     }
@@ -127,38 +113,18 @@ impl Worker {
         if runs.is_empty() {
             return out;
         }
-        let states = match self.recorder.record(rows).await {
-            Ok(states) => states,
-            Err(e) => {
-                for (i, _, _) in &runs {
-                    out[*i] = self.retry(&e, items[*i].1);
-                }
-                return out;
-            }
-        };
-        // Publish what is not dispatched yet, all at once; each waits for its own PubAck.
-        let published = futures::future::join_all(runs.iter().zip(&states).map(
-            |((_, _, p), state)| async move {
-                match state {
-                    RunState::Dispatched => Ok(true),
-                    RunState::New | RunState::Pending => self
-                        .bus
-                        .publish(p.subject.clone(), p.headers.clone(), p.payload.clone())
-                        .await
-                        .map(|_| false),
-                }
-            },
-        ))
+        // Publish them all at once; each waits for its own PubAck.
+        let published = futures::future::join_all(runs.iter().map(|(_, _, p)| {
+            self.bus
+                .publish(p.subject.clone(), p.headers.clone(), p.payload.clone())
+        }))
         .await;
-        let mut marks = Vec::new();
-        for ((i, run, p), result) in runs.iter().zip(published) {
+        for ((i, run, _), result) in runs.iter().zip(published) {
             match result {
-                Ok(duplicate) => {
-                    if !duplicate {
-                        marks.push(p.run_id.clone());
-                    }
-                    let (org, team) = (run.org_id.to_string(), run.team_id.to_string());
-                    let outcome = if duplicate {
+                Ok(ack) => {
+                    let (org, team) =
+                        crate::telemetry::team_labels(run.org_id.as_str(), run.team_id.as_str());
+                    let outcome = if ack.duplicate {
                         "duplicate"
                     } else {
                         run.deployment.mode()
@@ -170,7 +136,6 @@ impl Worker {
                 Err(e) => out[*i] = self.retry(&Transient::from(e).to_string(), items[*i].1),
             }
         }
-        self.recorder.dispatched(marks).await;
         out
     }
 
@@ -214,20 +179,19 @@ fn stamp(ev: &Event<'_>, delivery: &Delivery) -> Option<HeaderMap> {
     Some(headers)
 }
 
-/// What publishing one run takes (its record goes to the run writer separately).
+/// What publishing one run takes.
 struct Prepared {
-    run_id: String,
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
 }
 
-/// The AGENT_RUNS message of a run and its record.
+/// The AGENT_RUNS message of a run.
 fn prepare(
     run: &super::run::AgentRun,
     subject: String,
     ev: &Event<'_>,
-) -> Result<(Prepared, runs::RunRow), Transient> {
+) -> Result<Prepared, Transient> {
     let payload =
         Bytes::from(serde_json::to_vec(run).map_err(|e| Transient::Other(e.to_string()))?);
     let run_id = run.run_id.to_string();
@@ -239,27 +203,9 @@ fn prepare(
     if let Some(tp) = ev.header(headers::TRACEPARENT) {
         headers.insert(headers::TRACEPARENT, tp);
     }
-    let row = runs::RunRow {
-        run_id: run_id.clone(),
-        event_id: run.event_id.clone(),
-        org_id: run.org_id.to_string(),
-        team_id: run.team_id.to_string(),
-        source: run.source.clone(),
-        event_type: run.event_type.clone(),
-        deployment_mode: run.deployment.mode().to_owned(),
-        subject: subject.clone(),
-        config_version: run.config_version.clone(),
-        status: "queued".to_owned(),
-        replay_of: run.replay_of.map(|r| r.to_string()),
-        matched: format!("{}={}", run.matched.kind.key(), run.matched.value),
-        dispatched_at: None,
-        created_at: now_ms(),
-    };
-    let prepared = Prepared {
-        run_id,
+    Ok(Prepared {
         subject,
         headers,
         payload,
-    };
-    Ok((prepared, row))
+    })
 }

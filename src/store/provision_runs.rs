@@ -177,6 +177,23 @@ pub async fn stale_pending(
     rows.iter().map(row::org_team).collect()
 }
 
+/// The current run of every provisioned team (the one its `provision_deployments` row names), for
+/// `ifox status`.
+pub async fn current(conn: &mut Conn) -> Result<Vec<RunRow>, StoreError> {
+    let columns = RUN_COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns} FROM provision_runs r JOIN provision_deployments d ON d.run_id = r.run_id \
+         ORDER BY r.org_id, r.team_id"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await?)
+}
+
 /// Deletes every provisioning run of an org with its steps, and its idempotency keys (the org is
 /// being deleted).
 pub async fn delete_org(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError> {

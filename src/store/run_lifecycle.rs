@@ -56,44 +56,103 @@ pub struct Change<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Applies `c` when the run's status allows it; `false` when it does not (or no such run).
-pub async fn transition(conn: &mut Conn, c: &Change<'_>) -> Result<bool, StoreError> {
-    let allowed = predecessors(c.to);
-    if allowed.is_empty() {
-        return Err(StoreError::Corrupt(format!("unknown run status {}", c.to)));
+/// A [`Change`] that owns its text, to be handed to a writer task.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedChange {
+    pub run_id: String,
+    pub to: &'static str,
+    pub at: i64,
+    pub detail: Option<String>,
+    pub deadline_at: Option<i64>,
+    pub attempt: bool,
+    pub delivered_to: Option<String>,
+    pub protocol: Option<String>,
+    pub result_text: Option<String>,
+    pub error: Option<String>,
+}
+
+impl OwnedChange {
+    pub fn as_change(&self) -> Change<'_> {
+        Change {
+            run_id: &self.run_id,
+            to: self.to,
+            at: self.at,
+            detail: self.detail.as_deref(),
+            deadline_at: self.deadline_at,
+            attempt: self.attempt,
+            delivered_to: self.delivered_to.as_deref(),
+            protocol: self.protocol.as_deref(),
+            result_text: self.result_text.as_deref(),
+            error: self.error.as_deref(),
+        }
     }
-    let list: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
-    let finished = is_final(c.to);
-    let sql = format!(
-        "UPDATE runs SET status = $1, updated_at = $2, \
-         delivering_at = CASE WHEN delivering_at IS NULL AND $3 THEN $4 ELSE delivering_at END, \
-         running_at = CASE WHEN running_at IS NULL AND $5 THEN $6 ELSE running_at END, \
-         finished_at = CASE WHEN $7 THEN $8 ELSE finished_at END, \
-         deadline_at = COALESCE(deadline_at, $9), \
-         attempts = attempts + $10, \
-         delivered_to = COALESCE($11, delivered_to), \
-         protocol = COALESCE($12, protocol), \
-         result_text = COALESCE($13, result_text), \
-         error = COALESCE($14, error) \
-         WHERE run_id = $15 AND status IN ({})",
-        list.join(", ")
-    );
-    let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(c.to)
+}
+
+/// Every status a transition may leave: the same for every target (see [`predecessors`]).
+const MOVABLE: &str = "'queued', 'delivering', 'running'";
+
+/// The guarded `UPDATE` of a transition, with placeholders `marks` (15 of them).
+fn update_text(m: &[String]) -> String {
+    format!(
+        "UPDATE runs SET status = {}, updated_at = {}, \
+         delivering_at = CASE WHEN delivering_at IS NULL AND {} THEN {} ELSE delivering_at END, \
+         running_at = CASE WHEN running_at IS NULL AND {} THEN {} ELSE running_at END, \
+         finished_at = CASE WHEN {} THEN {} ELSE finished_at END, \
+         deadline_at = COALESCE(deadline_at, {}), \
+         attempts = attempts + {}, \
+         delivered_to = COALESCE({}, delivered_to), \
+         protocol = COALESCE({}, protocol), \
+         result_text = COALESCE({}, result_text), \
+         error = COALESCE({}, error) \
+         WHERE run_id = {} AND status IN ({MOVABLE})",
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4],
+        m[5],
+        m[6],
+        m[7],
+        m[8],
+        m[9],
+        m[10],
+        m[11],
+        m[12],
+        m[13],
+        m[14]
+    )
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// The 15 values of [`update_text`], in order.
+fn bind_update<'q>(q: AnyQuery<'q>, c: &Change<'_>) -> AnyQuery<'q> {
+    q.bind(c.to.to_owned())
         .bind(c.at)
         .bind(c.to == "delivering")
         .bind(c.at)
         .bind(c.to == "running")
         .bind(c.at)
-        .bind(finished)
+        .bind(is_final(c.to))
         .bind(c.at)
         .bind(c.deadline_at)
         .bind(i64::from(c.attempt))
-        .bind(c.delivered_to)
-        .bind(c.protocol)
-        .bind(c.result_text)
-        .bind(c.error)
-        .bind(c.run_id)
+        .bind(c.delivered_to.map(str::to_owned))
+        .bind(c.protocol.map(str::to_owned))
+        .bind(c.result_text.map(str::to_owned))
+        .bind(c.error.map(str::to_owned))
+        .bind(c.run_id.to_owned())
+}
+
+/// Applies `c` when the run's status allows it; `false` when it does not (or no such run).
+pub async fn transition(conn: &mut Conn, c: &Change<'_>) -> Result<bool, StoreError> {
+    if predecessors(c.to).is_empty() {
+        return Err(StoreError::Corrupt(format!("unknown run status {}", c.to)));
+    }
+    let sql = super::cached_sql("run_lifecycle.update", 1, || {
+        update_text(&super::marks(conn, 1, 15))
+    });
+    let updated = bind_update(sqlx::query(sqlx::AssertSqlSafe(sql)), c)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -111,6 +170,70 @@ pub async fn transition(conn: &mut Conn, c: &Change<'_>) -> Result<bool, StoreEr
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+/// Many transitions on SQLite in one call (`BEGIN IMMEDIATE`; per transition the guarded `UPDATE …
+/// RETURNING run_id` and the history row inserted only when it changed a row (`changes()`);
+/// `COMMIT`): one hand-off to the connection's thread instead of four per transition. The list is
+/// padded to a power of two with no-op transitions (run id `""`), so a batch has one of a few
+/// shapes and stays prepared. Whether each applied, in order. At most 64 transitions a call.
+pub async fn transition_batch_sqlite(
+    conn: &mut Conn,
+    changes: &[Change<'_>],
+) -> Result<Vec<bool>, StoreError> {
+    if let Some(c) = changes.iter().find(|c| predecessors(c.to).is_empty()) {
+        return Err(StoreError::Corrupt(format!("unknown run status {}", c.to)));
+    }
+    let k = changes.len().max(1).next_power_of_two();
+    let sql = super::cached_sql("run_lifecycle.batch.sqlite", k, || {
+        let marks = vec!["?".to_owned(); 15];
+        let one = format!(
+            "{} RETURNING run_id; INSERT INTO run_transitions (run_id, status, at, detail) \
+             SELECT ?, ?, ?, ? WHERE changes() > 0 ON CONFLICT (run_id, status) DO NOTHING; ",
+            update_text(&marks)
+        );
+        format!("BEGIN IMMEDIATE; {}COMMIT", one.repeat(k))
+    });
+    let filler = Change {
+        to: "failed",
+        ..Change::default()
+    };
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in changes
+        .iter()
+        .chain(std::iter::repeat_n(&filler, k - changes.len()))
+    {
+        q = bind_update(q, c)
+            .bind(c.run_id.to_owned())
+            .bind(c.to.to_owned())
+            .bind(c.at)
+            .bind(c.detail.map(str::to_owned));
+    }
+    match q.fetch_all(&mut *conn).await {
+        Ok(rows) => {
+            use sqlx::Row;
+            let mut applied = std::collections::HashMap::<String, usize>::new();
+            for row in rows {
+                *applied.entry(row.try_get::<String, _>(0)?).or_default() += 1;
+            }
+            // A run named twice in one batch applies at most as often as the UPDATE returned it;
+            // the earlier transitions of the batch come first.
+            Ok(changes
+                .iter()
+                .map(|c| match applied.get_mut(c.run_id) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                })
+                .collect())
+        }
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e.into())
+        }
+    }
 }
 
 /// A run as the API and the bridge read it.
@@ -139,11 +262,14 @@ pub struct RunRecord {
     pub protocol: Option<String>,
     pub result_text: Option<String>,
     pub error: Option<String>,
+    /// The AGENT_RUNS sequence of the message the record was made from (see migration 0008).
+    #[serde(skip)]
+    pub agent_runs_seq: Option<i64>,
 }
 
-const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
+pub const COLUMNS: &str = "run_id, event_id, org_id, team_id, source, event_type, deployment_mode, subject, \
     config_version, status, replay_of, matched, created_at, dispatched_at, delivering_at, running_at, \
-    finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error";
+    finished_at, deadline_at, attempts, delivered_to, protocol, result_text, error, agent_runs_seq";
 
 pub async fn get(conn: &mut Conn, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM runs WHERE run_id = $1");

@@ -1,11 +1,13 @@
-//! The `runs` table: agent runs the router dispatched. `run_id` is the primary key and derives from
-//! the event id, so recording a run is idempotent.
+//! The `runs` table: agent runs, recorded by the bridge from AGENT_RUNS (the projection of the log of
+//! runs; the router only publishes). `run_id` is the primary key and derives from the event id, so
+//! recording a run is idempotent.
 
+use super::run_lifecycle::RunRecord;
 use super::{Conn, StoreError, marks};
 use crate::domain::OrgId;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
@@ -22,11 +24,46 @@ pub struct RunRow {
     pub replay_of: Option<String>,
     /// The routing claim that chose the team, `<kind>=<value>`.
     pub matched: String,
+    /// When its AGENT_RUNS message was stored (ms).
     pub dispatched_at: Option<i64>,
     pub created_at: i64,
+    /// The AGENT_RUNS sequence of the message the record was made from (migration 0008).
+    pub agent_runs_seq: Option<i64>,
 }
 
-const COLUMNS: usize = 15;
+const COLUMNS: usize = 16;
+
+impl From<&RunRow> for RunRecord {
+    /// The record `row` makes when it is inserted.
+    fn from(r: &RunRow) -> RunRecord {
+        RunRecord {
+            run_id: r.run_id.clone(),
+            event_id: r.event_id.clone(),
+            org_id: r.org_id.clone(),
+            team_id: r.team_id.clone(),
+            source: r.source.clone(),
+            event_type: r.event_type.clone(),
+            deployment_mode: r.deployment_mode.clone(),
+            subject: r.subject.clone(),
+            config_version: r.config_version.clone(),
+            status: r.status.clone(),
+            replay_of: r.replay_of.clone(),
+            matched: r.matched.clone(),
+            created_at: r.created_at,
+            dispatched_at: r.dispatched_at,
+            delivering_at: None,
+            running_at: None,
+            finished_at: None,
+            deadline_at: None,
+            attempts: 0,
+            delivered_to: None,
+            protocol: None,
+            result_text: None,
+            error: None,
+            agent_runs_seq: r.agent_runs_seq,
+        }
+    }
+}
 /// Rows per statement at most (PostgreSQL allows 65,535 parameters: 2,048 × 15 fits).
 pub const CHUNK: usize = 512;
 
@@ -39,41 +76,22 @@ fn padded(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Insert,
     States,
-    Dispatched,
-}
-
-/// A statement's shape: what `statement_text`/`batch_text` build from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Shape {
-    /// One statement, on SQLite or not, for `n` list elements.
-    One(Kind, bool, usize),
-    /// The SQLite batch: with rows, with dispatched marks, for `k` elements each.
-    Batch(bool, bool, usize),
-}
-
-/// The text of a statement shape, built once per process.
-fn cached(shape: Shape, build: impl FnOnce() -> String) -> Arc<str> {
-    static BUILT: OnceLock<Mutex<HashMap<Shape, Arc<str>>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    built
-        .entry(shape)
-        .or_insert_with(|| Arc::from(build()))
-        .clone()
 }
 
 /// The text of statement `kind` for `n` (a power of two) list elements.
 fn statement(conn: &Conn, kind: Kind, n: usize) -> Arc<str> {
     let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
-    cached(Shape::One(kind, sqlite, n), || {
-        statement_text(conn, kind, n)
-    })
+    let name = match (kind, sqlite) {
+        (Kind::Insert, true) => "runs.insert.sqlite",
+        (Kind::Insert, false) => "runs.insert",
+        (Kind::States, true) => "runs.states.sqlite",
+        (Kind::States, false) => "runs.states",
+    };
+    super::cached_sql(name, n, || statement_text(conn, kind, n))
 }
 
 fn statement_text(conn: &Conn, kind: Kind, n: usize) -> String {
@@ -84,25 +102,17 @@ fn statement_text(conn: &Conn, kind: Kind, n: usize) -> String {
                 .collect();
             format!(
                 "INSERT INTO runs (run_id, event_id, org_id, team_id, source, event_type, deployment_mode, \
-                 subject, config_version, status, replay_of, matched, dispatched_at, created_at, updated_at) \
+                 subject, config_version, status, replay_of, matched, dispatched_at, created_at, agent_runs_seq, \
+                 updated_at) \
                  VALUES {} ON CONFLICT (run_id) DO NOTHING",
                 values.join(", ")
             )
         }
         Kind::States => format!(
-            "SELECT run_id, dispatched_at FROM runs WHERE run_id IN ({})",
+            "SELECT {} FROM runs WHERE run_id IN ({})",
+            super::run_lifecycle::COLUMNS,
             marks(conn, 1, n).join(", ")
         ),
-        Kind::Dispatched => {
-            let head = marks(conn, 1, 2);
-            format!(
-                "UPDATE runs SET dispatched_at = {}, updated_at = {} WHERE dispatched_at IS NULL \
-                 AND run_id IN ({})",
-                head[0],
-                head[1],
-                marks(conn, 3, n).join(", ")
-            )
-        }
     }
 }
 
@@ -133,74 +143,53 @@ pub async fn record_many(conn: &mut Conn, rows: &[RunRow]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Of `ids`, those recorded already, each with whether its AGENT_RUNS message is confirmed.
-pub async fn states(conn: &mut Conn, ids: &[String]) -> Result<HashMap<String, bool>, StoreError> {
+/// Of `ids`, the records that exist already.
+pub async fn states(
+    conn: &mut Conn,
+    ids: &[String],
+) -> Result<HashMap<String, RunRecord>, StoreError> {
     let mut found = HashMap::new();
     for (n, chunk) in padded_chunks(ids) {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(statement(conn, Kind::States, n)));
+        let mut q =
+            sqlx::query_as::<_, RunRecord>(sqlx::AssertSqlSafe(statement(conn, Kind::States, n)));
         for id in chunk {
             q = q.bind(id.clone());
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            let dispatched: Option<i64> = row.try_get("dispatched_at")?;
-            found.insert(row.try_get::<String, _>("run_id")?, dispatched.is_some());
+        for record in q.fetch_all(&mut *conn).await? {
+            found.insert(record.run_id.clone(), record);
         }
     }
     Ok(found)
 }
 
-/// Notes that these runs' AGENT_RUNS messages were stored (PubAck received).
-pub async fn mark_dispatched(conn: &mut Conn, ids: &[String], now: i64) -> Result<(), StoreError> {
-    for (n, chunk) in padded_chunks(ids) {
-        let sql = statement(conn, Kind::Dispatched, n);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
-        for id in chunk {
-            q = q.bind(id.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// One batch of the run recorder on SQLite, in one call: `BEGIN IMMEDIATE`, which of `rows` exist
-/// (and are dispatched), insert the rest, mark `dispatched`, `COMMIT` — one hand-off to the
-/// connection's thread instead of five. Lists are padded to one power of two `k` (rows and marks
-/// alike), so the whole call has one of thirty shapes and stays prepared. On an error the transaction
-/// is rolled back. At most [`CHUNK`] rows and marks.
+/// One batch of the run recorder on SQLite, in one call: `BEGIN IMMEDIATE`, which of `rows` exist,
+/// insert the rest, `COMMIT` — one hand-off to the connection's thread instead of four. The list is
+/// padded to a power of two `k`, so the call has one of ten shapes and stays prepared. On an error
+/// the transaction is rolled back. At most [`CHUNK`] rows.
 pub async fn record_batch_sqlite(
     conn: &mut Conn,
     rows: &[RunRow],
-    dispatched: &[String],
-    now: i64,
-) -> Result<HashMap<String, bool>, StoreError> {
-    debug_assert!(rows.len() <= CHUNK && dispatched.len() <= CHUNK);
-    let k = padded(rows.len().max(dispatched.len()));
-    let sql = batch_statement(conn, !rows.is_empty(), !dispatched.is_empty(), k);
+) -> Result<HashMap<String, RunRecord>, StoreError> {
+    debug_assert!(rows.len() <= CHUNK);
+    let Some(last) = rows.last() else {
+        return Ok(HashMap::new());
+    };
+    let k = padded(rows.len());
+    let sql = batch_statement(conn, k);
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    if let Some(last) = rows.last() {
-        let padded_rows = || rows.iter().chain(std::iter::repeat_n(last, k - rows.len()));
-        for r in padded_rows() {
-            q = q.bind(r.run_id.clone());
-        }
-        for r in padded_rows() {
-            q = bind_row(q, r);
-        }
+    let padded_rows = || rows.iter().chain(std::iter::repeat_n(last, k - rows.len()));
+    for r in padded_rows() {
+        q = q.bind(r.run_id.clone());
     }
-    if let Some(last) = dispatched.last() {
-        q = q.bind(now).bind(now);
-        for id in dispatched
-            .iter()
-            .chain(std::iter::repeat_n(last, k - dispatched.len()))
-        {
-            q = q.bind(id.clone());
-        }
+    for r in padded_rows() {
+        q = bind_row(q, r);
     }
     match q.fetch_all(&mut *conn).await {
         Ok(found) => {
             let mut earlier = HashMap::new();
             for row in found {
-                let at: Option<i64> = row.try_get("dispatched_at")?;
-                earlier.insert(row.try_get::<String, _>("run_id")?, at.is_some());
+                let record = RunRecord::from_row(&row)?;
+                earlier.insert(record.run_id.clone(), record);
             }
             Ok(earlier)
         }
@@ -213,21 +202,13 @@ pub async fn record_batch_sqlite(
 }
 
 /// The text of [`record_batch_sqlite`]'s statement.
-fn batch_statement(conn: &Conn, rows: bool, dispatched: bool, k: usize) -> Arc<str> {
-    cached(Shape::Batch(rows, dispatched, k), || {
-        let mut sql = String::from("BEGIN IMMEDIATE; ");
-        if rows {
-            sql += &statement_text(conn, Kind::States, k);
-            sql += "; ";
-            sql += &statement_text(conn, Kind::Insert, k);
-            sql += "; ";
-        }
-        if dispatched {
-            sql += &statement_text(conn, Kind::Dispatched, k);
-            sql += "; ";
-        }
-        sql += "COMMIT";
-        sql
+fn batch_statement(conn: &Conn, k: usize) -> Arc<str> {
+    super::cached_sql("runs.batch.sqlite", k, || {
+        format!(
+            "BEGIN IMMEDIATE; {}; {}; COMMIT",
+            statement_text(conn, Kind::States, k),
+            statement_text(conn, Kind::Insert, k)
+        )
     })
 }
 
@@ -248,6 +229,7 @@ fn bind_row<'q>(q: AnyQuery<'q>, r: &RunRow) -> AnyQuery<'q> {
         .bind(r.matched.clone())
         .bind(r.dispatched_at)
         .bind(r.created_at)
+        .bind(r.agent_runs_seq)
         .bind(r.created_at)
 }
 

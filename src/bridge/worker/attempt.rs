@@ -20,7 +20,7 @@ use super::KEEPALIVE;
 
 impl Bridge {
     pub(super) async fn execute(&self, job: Job) {
-        let Job { delivery, plan } = job;
+        let Job { delivery, mut plan } = job;
         let span = tracing::info_span!(
             "delivery",
             run_id = %plan.doc.run_id,
@@ -29,10 +29,20 @@ impl Bridge {
             team = %plan.doc.team_id,
             trace_id = plan.traceparent.as_deref().and_then(|t| t.split('-').nth(1)).unwrap_or(""),
         );
+        crate::telemetry::trace::parent_on(&span, plan.traceparent.as_deref());
+        // With spans exported, the agent is called with this delivery's context (its spans are
+        // then children of the delivery in the event's trace).
+        if let Some(tp) = crate::telemetry::trace::outgoing(&span) {
+            plan.traceparent = Some(tp);
+        }
         let started = std::time::Instant::now();
         let outcome = self.deliver(&delivery, &plan).instrument(span).await;
-        metrics::histogram!("ifox_bridge_delivery_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("ifox_bridge_deliveries_total", "outcome" => outcome.0).increment(1);
+        // Per team (bounded labels): latency, agent time (the cost measure) and outcomes.
+        let (org, team) = crate::telemetry::team_labels(&plan.doc.org_id, &plan.doc.team_id);
+        metrics::histogram!("ifox_bridge_delivery_seconds", "org" => org.clone(), "team" => team.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("ifox_bridge_deliveries_total", "outcome" => outcome.0, "org" => org, "team" => team)
+            .increment(1);
         match outcome.1 {
             Settle::Now(disposition) => {
                 delivery.settle(&self.inner.bus, disposition).await;
@@ -131,9 +141,8 @@ impl Bridge {
                                 to: "running",
                                 ..Change::default()
                             };
-                            if let Err(e) = inner.lifecycle.advance(&run, running).await {
-                                tracing::warn!(error = %e, "running not recorded");
-                            }
+                            // Not waited for: written before the outcome, which is.
+                            inner.lifecycle.advance_later(&run, running).await;
                         })
                         .await
                 }
@@ -173,12 +182,15 @@ impl Bridge {
                 .await
             }
             Delivered::Retry { after, why } => {
-                if d.delivered() >= inner.settings.max_attempts {
-                    let detail = format!("gave up after {} attempts: {why}", d.delivered());
+                // Attempts are the agent calls the record counts (this one included), not the
+                // message's deliveries: a database outage's redeliveries call no agent.
+                let attempts = u64::try_from(plan.record.attempts).unwrap_or(0) + 1;
+                if attempts >= inner.settings.max_attempts {
+                    let detail = format!("gave up after {attempts} attempts: {why}");
                     return ("exhausted", Settle::Fail("agent_unavailable", detail));
                 }
-                let delay = after.unwrap_or_else(|| nak_delay(d.delivered()));
-                tracing::warn!(attempt = d.delivered(), retry_in = ?delay, why = %why, "agent unavailable; will retry");
+                let delay = after.unwrap_or_else(|| nak_delay(attempts));
+                tracing::warn!(attempt = attempts, retry_in = ?delay, why = %why, "agent unavailable; will retry");
                 ("retry", Settle::Now(Disposition::Nak(delay)))
             }
             Delivered::Refused { why } => ("refused", Settle::Fail("agent_refused", why)),
