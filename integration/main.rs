@@ -33,6 +33,7 @@ mod provision_e2e;
 mod provision_fixtures;
 mod provision_kube;
 mod provision_namespaces;
+mod robustness_bounds;
 mod robustness_inputs;
 mod router_durability;
 mod router_fixtures;

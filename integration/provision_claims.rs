@@ -78,7 +78,8 @@ async fn a_claim_race_lost_during_provisioning_answers_409_claim_conflict_like_t
     let owner = NodeId::parse("owner").unwrap();
     let mut tx = store.begin().await.unwrap();
     let patch = ConfigWrite::Patch(claim());
-    write_config_in(&mut tx, &scope, &owner, &patch, None, now_ms())
+    let limits = *app.state.tenancy.limits();
+    write_config_in(&mut tx, &scope, &limits, &owner, &patch, None, now_ms())
         .await
         .unwrap();
 

@@ -43,7 +43,6 @@ async fn route_explain_with_a_line_break_in_a_header_is_a_bad_request_not_a_drop
     for headers in [
         json!({"ifox-route-github_repos": "acme/x\r\nInjected: 1"}),
         json!({"bad header": "x"}),
-        json!({"x": "y".repeat(5000)}),
     ] {
         let a = app
             .post(
@@ -59,6 +58,24 @@ async fn route_explain_with_a_line_break_in_a_header_is_a_bad_request_not_a_drop
             a.body
         );
     }
+    // Past the size bound: its own answer, naming the bound.
+    let a = app
+        .post(
+            "/api/v1/admin/route/explain",
+            ADMIN_TOKEN,
+            json!({"source": "github", "headers": {"x": "y".repeat(5000)}, "payload": {}}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.reason(), a.body["limit"].as_str()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "header_too_large",
+            Some("limits.explain_header_bytes")
+        ),
+        "{}",
+        a.body
+    );
     let a = app
         .post(
             "/api/v1/admin/route/explain",

@@ -16,6 +16,7 @@ pub mod provision;
 mod secret_list;
 pub mod telemetry;
 pub use crate::domain::Secret;
+pub use crate::domain::limits::Limits;
 pub use bridge::BridgeSettings;
 pub use http::HttpSettings;
 pub use nats::{NatsAuth, NatsSettings};
@@ -46,6 +47,12 @@ pub struct Settings {
     /// `IFOX__TELEMETRY__…`: OTLP export, per-team metric labels.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// `IFOX__LIMITS__…`: bounds on everything a caller controls (tree depth, nodes per org, claims
+    /// per team, config size and nesting, tokens per team and their lifetime, route explain
+    /// requests, replay ranges). The type is the domain's, so tenancy applies it without depending
+    /// on settings.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// The `router` role.
@@ -296,6 +303,9 @@ impl Settings {
         if self.bridge.max_attempts == 0 {
             return invalid("bridge.max_attempts", "must be at least 1".into());
         }
+        if let Err((key, problem)) = self.limits.validate() {
+            return invalid(key, problem);
+        }
         for source in self.ingest.secrets.generic.keys() {
             if let Err(problem) = crate::domain::subject::check_generic_source(source) {
                 return invalid("ingest.secrets.generic", problem);
@@ -305,6 +315,8 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
+        // Invariant, not input: `validate` refused any `http.listen` that does not parse, and
+        // `Settings` is only made by `load_from`.
         self.http.listen.parse().expect("validated at load")
     }
 }

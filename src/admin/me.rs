@@ -2,6 +2,7 @@
 
 use super::nodes::{config_response, effective_response};
 use crate::domain::OrgId;
+use crate::domain::limits::{Exceeded, Limit, Limits, json_len};
 use crate::domain::routing::{Identifier, IdentifierKind};
 use crate::domain::token::Principal;
 use crate::http::AppState;
@@ -130,6 +131,7 @@ pub async fn route_explain(
             return Err(TenancyError::Forbidden("route explain needs an admin token").into());
         }
     }
+    check_explain_bounds(s.tenancy.limits(), &headers, &b.payload)?;
     let payload = match &b.payload {
         Value::String(text) => text.clone().into_bytes(),
         Value::Null => Vec::new(),
@@ -146,4 +148,25 @@ pub async fn route_explain(
         &payload,
     );
     Ok(Json(json!(out)))
+}
+
+/// The `limits.explain_*` bounds of a route explain request, before anything is built from it:
+/// header count (400 `too_many_headers`), one header's bytes (413 `header_too_large`) and the
+/// payload's bytes (413 `payload_too_large`), each naming its setting. `check_request` then refuses
+/// what a NATS header cannot hold.
+fn check_explain_bounds(
+    limits: &Limits,
+    headers: &[(String, String)],
+    payload: &Value,
+) -> Result<(), Exceeded> {
+    limits.check(Limit::ExplainHeaders, headers.len() as u64)?;
+    for (k, v) in headers {
+        limits.check(Limit::ExplainHeaderBytes, (k.len() + v.len()) as u64)?;
+    }
+    let bytes = match payload {
+        Value::String(text) => text.len(),
+        Value::Null => 0,
+        other => json_len(other),
+    };
+    limits.check(Limit::ExplainPayloadBytes, bytes as u64)
 }

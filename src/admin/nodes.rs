@@ -1,5 +1,6 @@
 //! Org, node, config, lock, claim and audit handlers.
 
+use crate::domain::limits as domain_limits;
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId, rfc3339};
 use crate::http::AppState;
@@ -24,22 +25,33 @@ pub fn node_json(n: &NodeRow) -> Value {
     })
 }
 
+/// Levels of the nested tree answer: the recursion below stops there whatever the database holds
+/// (a tree stored before `limits.tree_depth` existed may be deeper; its deeper nodes are still in
+/// the flat `nodes` list).
+const TREE_JSON_DEPTH: usize = domain_limits::MAX_TREE_DEPTH as usize + 1;
+
 fn tree_json(nodes: &[NodeRow]) -> Value {
     let mut children: BTreeMap<Option<&NodeId>, Vec<&NodeRow>> = BTreeMap::new();
     for n in nodes {
         children.entry(n.parent_id.as_ref()).or_default().push(n);
     }
-    fn build(n: &NodeRow, children: &BTreeMap<Option<&NodeId>, Vec<&NodeRow>>) -> Value {
-        let kids: Vec<Value> = children
-            .get(&Some(&n.node_id))
-            .map(|k| k.iter().map(|c| build(c, children)).collect())
-            .unwrap_or_default();
+    fn build(
+        n: &NodeRow,
+        children: &BTreeMap<Option<&NodeId>, Vec<&NodeRow>>,
+        depth: usize,
+    ) -> Value {
+        let kids: Vec<Value> = match children.get(&Some(&n.node_id)) {
+            Some(k) if depth < TREE_JSON_DEPTH => {
+                k.iter().map(|c| build(c, children, depth + 1)).collect()
+            }
+            _ => Vec::new(),
+        };
         json!({"node_id": n.node_id, "node_type": n.node_type, "name": n.name, "children": kids})
     }
     children
         .get(&None)
         .and_then(|roots| roots.first())
-        .map(|root| build(root, &children))
+        .map(|root| build(root, &children, 0))
         .unwrap_or(Value::Null)
 }
 
@@ -66,6 +78,7 @@ pub fn node_scope(
 }
 
 fn etag(version: i64) -> HeaderValue {
+    // Invariant, not input: a quoted decimal number is always a valid header value.
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 

@@ -108,7 +108,9 @@ pub struct App {
 impl App {
     pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
         let store = connect_store(&settings.database).await?;
-        let tenancy = Tenancy::open(store, Some(settings.admin.token.clone())).await?;
+        let tenancy = Tenancy::open(store, Some(settings.admin.token.clone()))
+            .await?
+            .with_limits(settings.limits);
         let addr = settings.listen_addr();
         let listener = bind(addr).await?;
         let metrics_listener = match settings.http.metrics_addr() {

@@ -186,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(cmd) => {
             let bus = crate::bus::Bus::connect(&settings.nats).await?;
             let key = crate::domain::replay_sig::key(settings.admin.token.expose());
-            let summary = crate::router::replay::run_cli(&bus, &key, cmd).await?;
+            let summary = crate::router::replay::run_cli(&bus, &key, &settings.limits, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
@@ -232,7 +232,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             let store = Store::connect(settings.database.url.expose(), 2).await?;
             store.migrate().await?;
-            let tenancy = Tenancy::open(store, None).await?;
+            let tenancy = Tenancy::open(store, None)
+                .await?
+                .with_limits(settings.limits);
             let out = admin(&tenancy, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
@@ -302,9 +304,13 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} },
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler: only Ctrl-C stops the process");
+                let _ = ctrl_c.await;
+            }
+        }
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;

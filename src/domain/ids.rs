@@ -32,7 +32,9 @@ pub fn check_dns_label(field: &'static str, value: &str) -> Result<(), IdError> 
     let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let bytes = value.as_bytes();
     let inner_ok = bytes.iter().all(|&c| ok_char(c) || c == b'-');
-    if !inner_ok || !ok_char(bytes[0]) || !ok_char(bytes[bytes.len() - 1]) {
+    let ends_ok =
+        bytes.first().is_some_and(|&c| ok_char(c)) && bytes.last().is_some_and(|&c| ok_char(c));
+    if !inner_ok || !ends_ok {
         return Err(IdError::NotDnsLabel {
             field,
             value: value.to_owned(),

@@ -1,6 +1,7 @@
 //! The one error answer of the HTTP API: a status and `{"reason": <machine-readable>, "message": …}`
 //! (plus fields that name what was in the way: `path`, `locked_by`, `team`, `identifier`).
 
+use crate::domain::limits::{Class, Exceeded};
 use crate::store::StoreError;
 use crate::tenancy::TenancyError;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -78,6 +79,7 @@ impl From<TenancyError> for ApiError {
             }
             TenancyError::Forbidden(_) => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             TenancyError::Unauthorized { reason } => ApiError::new(S::UNAUTHORIZED, reason, msg),
+            TenancyError::OverLimit(e) => e.into(),
             TenancyError::Store(StoreError::Corrupt(_)) => {
                 tracing::error!(error = %msg, "stored data is invalid");
                 ApiError::new(
@@ -95,6 +97,21 @@ impl From<TenancyError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// A bound of the `limits` settings: 400 for the shape of a request (depth, header count), 413 for
+/// bytes, 422 for a quota or range; `limit` names the setting and `max` its value.
+impl From<Exceeded> for ApiError {
+    fn from(e: Exceeded) -> Self {
+        let status = match e.limit.class() {
+            Class::Shape => StatusCode::BAD_REQUEST,
+            Class::Size => StatusCode::PAYLOAD_TOO_LARGE,
+            Class::Quota => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, e.limit.reason(), e.to_string())
+            .with("limit", e.limit.setting())
+            .with("max", e.max)
     }
 }
 

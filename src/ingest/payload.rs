@@ -89,6 +89,7 @@ pub fn checked_id(provider: &'static str, id: &str) -> Result<String, IngestErro
 /// collapses.
 pub fn digest_id(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
+    // Invariant: a SHA-256 digest is 32 bytes.
     format!("sha256-{}", hex::encode(&digest[..16]))
 }
 

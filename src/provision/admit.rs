@@ -101,7 +101,7 @@ async fn provision_once(
             replayed: true,
         });
     }
-    let existing = ensure_team(&mut tx, scope, req, now).await?;
+    let existing = ensure_team(&mut tx, scope, tenancy.limits(), req, now).await?;
     let mut patch = serde_json::Map::new();
     if let Some(routing) = &req.routing {
         patch.insert("routing".to_owned(), routing.clone());
@@ -111,7 +111,7 @@ async fn provision_once(
     }
     if !patch.is_empty() {
         let patch = ConfigWrite::Patch(Value::Object(patch));
-        write_config_in(&mut tx, scope, team, &patch, None, now).await?;
+        write_config_in(&mut tx, scope, tenancy.limits(), team, &patch, None, now).await?;
     }
     let previous = deployments::get(&mut tx, org, team).await?;
     let run_id = uuid::Uuid::now_v7().to_string();
@@ -122,6 +122,7 @@ async fn provision_once(
             issue_token_in(
                 &mut tx,
                 scope,
+                tenancy.limits(),
                 Some(team),
                 name(RUNTIME_TOKEN_NAME),
                 None,
@@ -140,7 +141,18 @@ async fn provision_once(
         None
     } else {
         let name = name("provisioned");
-        Some(issue_token_in(&mut tx, scope, Some(team), name, None, now).await?)
+        Some(
+            issue_token_in(
+                &mut tx,
+                scope,
+                tenancy.limits(),
+                Some(team),
+                name,
+                None,
+                now,
+            )
+            .await?,
+        )
     };
     match req.mode {
         Mode::Dedicated => {
@@ -213,7 +225,7 @@ pub async fn deprovision(
         && node.config.get("agent_service_url").is_some()
     {
         let patch = ConfigWrite::Patch(json!({"agent_service_url": null}));
-        write_config_in(&mut tx, scope, team, &patch, None, now).await?;
+        write_config_in(&mut tx, scope, tenancy.limits(), team, &patch, None, now).await?;
     }
     let after = now + grace.as_millis() as i64;
     let delete_after = (has_objects(&row) || row.url_set).then_some(after);
@@ -291,6 +303,7 @@ async fn back_to_shared(
 async fn ensure_team(
     conn: &mut Conn,
     scope: &OrgScope,
+    limits: &crate::domain::limits::Limits,
     req: &ProvisionRequest,
     now: i64,
 ) -> Result<nodes::NodeRow, ProvisionError> {
@@ -308,7 +321,7 @@ async fn ensure_team(
                 node_type: NodeType::Team,
                 name: req.name.clone(),
             };
-            Ok(create_node_in(conn, scope, new, now).await?)
+            Ok(create_node_in(conn, scope, limits, new, now).await?)
         }
     }
 }

@@ -14,8 +14,10 @@ pub fn shorten(name: &str, max: usize) -> String {
         return name.to_owned();
     }
     let digest = hex::encode(Sha256::digest(name.as_bytes()));
-    let keep = max - 11;
-    let head = name[..keep].trim_end_matches('-');
+    let keep = max.saturating_sub(11);
+    // Names are built from DNS-label ids (ASCII), so any byte index is a character boundary; `get`
+    // keeps a future non-ASCII name from panicking all the same.
+    let head = name.get(..keep).unwrap_or(name).trim_end_matches('-');
     format!("{head}-{}", &digest[..10])
 }
 
@@ -41,7 +43,9 @@ pub fn tenant_name(prefix: &str, org: &OrgId, team: &NodeId, max: usize) -> Stri
     }
     let digest = hex::encode(Sha256::digest(format!("{org}/{team}").as_bytes()));
     let full = format!("{prefix}--{org}-{team}");
-    let head = &full[..full.len().min(max - 11)];
+    let head = full
+        .get(..full.len().min(max.saturating_sub(11)))
+        .unwrap_or(&full);
     format!("{}-{}", head.trim_end_matches('-'), &digest[..10])
 }
 

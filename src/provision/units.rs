@@ -35,8 +35,8 @@ pub fn check_label_value(v: &str) -> Result<(), String> {
     let alnum = |c: u8| c.is_ascii_alphanumeric();
     let b = v.as_bytes();
     if v.len() > 63
-        || !alnum(b[0])
-        || !alnum(b[b.len() - 1])
+        || !b.first().is_some_and(|&c| alnum(c))
+        || !b.last().is_some_and(|&c| alnum(c))
         || !b.iter().all(|&c| alnum(c) || b"-_.".contains(&c))
     {
         return Err(format!(

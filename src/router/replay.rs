@@ -19,12 +19,17 @@
 //! The range is fixed when the replay starts (the stream's last sequence then), so messages the replay
 //! itself appends are never replayed again. `--dry-run` lists without publishing; `--rate` caps
 //! messages per second; a progress line goes to stderr every 2 s.
+//!
+//! A replay is bounded before it starts ([`Options::limits`], the `limits` settings): its time
+//! window (`--since` to `--until`, `limits.replay_span`) and the messages it selects
+//! (`limits.replay_events`, counted by JetStream for the filter and range, nothing delivered).
 
 use super::verdict::Event;
 use crate::bus::Bus;
 use crate::domain::headers::{
     CE_ID, CE_TIME, NATS_MSG_ID, REPLAY_FORCE, REPLAY_OF, REPLAY_PREFIX, REPLAY_SIG, dead_letter,
 };
+use crate::domain::limits::{Exceeded, Limit, Limits};
 use crate::domain::replay_sig;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
@@ -37,6 +42,8 @@ pub enum ReplayError {
     JetStream(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("replay refused: {0}")]
+    OverLimit(#[from] Exceeded),
 }
 
 fn js(e: impl std::fmt::Display) -> ReplayError {
@@ -75,6 +82,8 @@ pub struct Options {
     pub force: bool,
     /// Messages per second; `None` = as fast as PubAcks come.
     pub rate: Option<u32>,
+    /// `limits.replay_events` and `limits.replay_span` are checked before anything is replayed.
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -176,6 +185,7 @@ pub async fn replay(
     opts: &Options,
     mut progress: impl FnMut(&Summary, u64),
 ) -> Result<Summary, ReplayError> {
+    check_span(&opts.limits, sel, SystemTime::now())?;
     let mut stream = bus.jetstream().get_stream(&sel.stream).await.map_err(js)?;
     let info = stream.info().await.map_err(js)?;
     let last = sel
@@ -187,7 +197,8 @@ pub async fn replay(
             start_sequence: seq.max(1),
         },
         (None, Some(t)) => DeliverPolicy::ByStartTime {
-            start_time: time::OffsetDateTime::from(t),
+            // Nothing is older than the epoch; a time before it would not fit OffsetDateTime.
+            start_time: time::OffsetDateTime::from(t.max(std::time::UNIX_EPOCH)),
         },
         (None, None) => DeliverPolicy::All,
     };
@@ -195,6 +206,8 @@ pub async fn replay(
     if info.state.messages == 0 || sel.start_seq.is_some_and(|s| s > last) {
         return Ok(summary);
     }
+    let selected = count(&stream, sel, deliver_policy, last).await?;
+    opts.limits.check(Limit::ReplayEvents, selected)?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             deliver_policy,
@@ -265,6 +278,10 @@ pub async fn replay(
     Ok(summary)
 }
 
+#[path = "replay_bounds.rs"]
+mod bounds;
+use bounds::{check_span, count};
+
 #[cfg(test)]
 #[path = "replay_tests.rs"]
 mod tests;
@@ -333,11 +350,20 @@ fn when(arg: &Option<String>) -> Result<Option<SystemTime>, ReplayError> {
             "{text:?} is neither RFC 3339 nor an age like 2h: {e}"
         ))
     })?;
-    Ok(Some(SystemTime::now() - age))
+    SystemTime::now()
+        .checked_sub(age)
+        .map(Some)
+        .ok_or_else(|| ReplayError::Invalid(format!("{text:?} reaches too far back")))
 }
 
-/// Runs `ifox replay …`, signing with `key` ([`replay_sig::key`] of the admin token).
-pub async fn run_cli(bus: &Bus, key: &[u8], cmd: ReplayCommand) -> Result<Summary, ReplayError> {
+/// Runs `ifox replay …` within `limits`, signing with `key` ([`replay_sig::key`] of the admin
+/// token).
+pub async fn run_cli(
+    bus: &Bus,
+    key: &[u8],
+    limits: &Limits,
+    cmd: ReplayCommand,
+) -> Result<Summary, ReplayError> {
     let (mut sel, range, opts) = match cmd {
         ReplayCommand::Events {
             range,
@@ -366,6 +392,7 @@ pub async fn run_cli(bus: &Bus, key: &[u8], cmd: ReplayCommand) -> Result<Summar
         dry_run: opts.dry_run,
         force: opts.force,
         rate: opts.rate,
+        limits: *limits,
     };
     replay(bus, key, &sel, &options, |s, last| {
         eprintln!(

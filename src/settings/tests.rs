@@ -291,3 +291,29 @@ fn the_listener_limits_have_defaults_and_bad_ones_name_their_key() {
         assert!(err.to_string().contains(named), "{key}={value}: {err}");
     }
 }
+
+#[test]
+fn limits_have_defaults_and_the_environment_overrides_them() {
+    let s = Settings::load_from(Some(Path::new("/nonexistent/ifox.toml")), env(&[])).unwrap();
+    assert_eq!(s.limits, Limits::default());
+    let s = Settings::load_from(
+        Some(Path::new("/nonexistent/ifox.toml")),
+        env(&[
+            ("IFOX__LIMITS__NODES_PER_ORG", "7"),
+            ("IFOX__LIMITS__REPLAY_SPAN", "2h"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.limits.nodes_per_org, 7);
+    assert_eq!(s.limits.replay_span, Duration::from_secs(7200));
+}
+
+#[test]
+fn a_limit_past_its_ceiling_is_refused_naming_its_key() {
+    let err = Settings::load_from(
+        Some(Path::new("/nonexistent/ifox.toml")),
+        env(&[("IFOX__LIMITS__CONFIG_DEPTH", "500")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("limits.config_depth"), "{err}");
+}

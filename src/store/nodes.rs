@@ -180,6 +180,16 @@ pub async fn count_children(
     Ok(row.try_get("n")?)
 }
 
+/// Units and teams of an org (the root not counted): what `limits.nodes_per_org` bounds.
+pub async fn count_org(conn: &mut Conn, org: &OrgId) -> Result<i64, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM nodes WHERE org_id = $1 AND parent_id IS NOT NULL")
+            .bind(org.as_str())
+            .fetch_one(conn)
+            .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// Compare-and-set of the config: writes only when the stored version is still `expected`.
 /// Returns false when another writer got there first.
 pub async fn set_config(

@@ -96,6 +96,26 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
+/// Live tokens of one team at `now` (not revoked, not expired): what `limits.tokens_per_team`
+/// bounds.
+pub async fn count_live(
+    conn: &mut Conn,
+    org: &OrgId,
+    team: &NodeId,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM tokens WHERE org_id = $1 AND team_id = $2 \
+         AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(org.as_str())
+    .bind(team.as_str())
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// Revokes one token of the given scope; false when no such live token exists in that scope.
 pub async fn revoke(
     conn: &mut Conn,

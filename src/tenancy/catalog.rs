@@ -14,7 +14,7 @@ use crate::store::{Store, claims, nodes};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 #[derive(Debug, Clone)]
 struct CatNode {
@@ -78,6 +78,12 @@ impl Effective {
 /// starts over, which keeps memory bounded for thousands of teams and costs one recomputation each.
 pub const EFFECTIVE_MEMO_LIMIT: usize = 4096;
 
+/// The in-memory catalog.
+///
+/// Its locks are taken through `unwrap_or_else(PoisonError::into_inner)`: a panic while one was held
+/// (a request handler's, which the catch-panic layer survives) must not turn every later lookup into
+/// a panic too. What a poisoned lock guards is still whole (each section only assigns or inserts),
+/// and the periodic reload replaces all of it anyway.
 #[derive(Default)]
 pub struct Catalog {
     inner: RwLock<Inner>,
@@ -115,7 +121,7 @@ impl Catalog {
                 .or_default()
                 .insert(row.node_id.clone(), cat_node(row));
         }
-        let mut inner = self.inner.write().expect("catalog lock");
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         let generation = inner.generation + 1;
         *inner = Inner {
             orgs,
@@ -123,7 +129,10 @@ impl Catalog {
             generation,
         };
         drop(inner);
-        *self.effective.write().expect("catalog lock") = Memo::default();
+        *self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Memo::default();
         Ok(())
     }
 
@@ -137,7 +146,7 @@ impl Catalog {
         let rows = nodes::list_org(&mut conn, org).await?;
         let org_claims = claims::list_org(&mut conn, org).await?;
         {
-            let mut inner = self.inner.write().expect("catalog lock");
+            let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
             let old: Vec<NodeId> = inner
                 .orgs
                 .get(org)
@@ -180,7 +189,7 @@ impl Catalog {
         let row = nodes::get(&mut conn, org, node).await?;
         let team_claims = claims::list_team(&mut conn, org, node).await?;
         {
-            let mut inner = self.inner.write().expect("catalog lock");
+            let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
             // A refresh that read the database before a newer write of this node was applied here
             // (a late change notice racing the writer's own refresh) must not bring the old
             // config back: config versions only grow.
@@ -223,16 +232,19 @@ impl Catalog {
     }
 
     fn invalidate(&self, org: &OrgId) {
-        let mut memo = self.effective.write().expect("catalog lock");
+        let mut memo = self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(gone) = memo.by_org.remove(org) {
-            memo.len -= gone.len();
+            memo.len = memo.len.saturating_sub(gone.len());
         }
     }
 
     pub fn has_org(&self, org: &OrgId) -> bool {
         self.inner
             .read()
-            .expect("catalog lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .contains_key(org)
     }
@@ -240,7 +252,7 @@ impl Catalog {
     pub fn has_node(&self, org: &OrgId, node: &NodeId) -> bool {
         self.inner
             .read()
-            .expect("catalog lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .get(org)
             .is_some_and(|m| m.contains_key(node))
@@ -250,7 +262,7 @@ impl Catalog {
     pub fn node_type(&self, org: &OrgId, node: &NodeId) -> Option<NodeType> {
         self.inner
             .read()
-            .expect("catalog lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .orgs
             .get(org)?
             .get(node)
@@ -260,13 +272,17 @@ impl Catalog {
     pub fn route(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
         self.inner
             .read()
-            .expect("catalog lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .routes
             .lookup(identifiers, org_hints)
     }
 
     pub fn claim_count(&self) -> usize {
-        self.inner.read().expect("catalog lock").routes.len()
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .routes
+            .len()
     }
 
     /// The chain of raw configs from the org down to `node` (for explain).
@@ -275,7 +291,7 @@ impl Catalog {
     }
 
     fn raw_chain_at(&self, org: &OrgId, node: &NodeId) -> Option<(Vec<ChainLink>, u64)> {
-        let inner = self.inner.read().expect("catalog lock");
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let nodes = inner.orgs.get(org)?;
         let mut chain = Vec::new();
         let mut cursor = Some(node.clone());
@@ -294,7 +310,7 @@ impl Catalog {
     /// Only `keys` of a node's effective config (same merge rules), without building or memoising the
     /// whole of it: what a hot path that reads two settings per event needs.
     pub fn effective_keys(&self, org: &OrgId, node: &NodeId, keys: &[&str]) -> Option<Effective> {
-        let inner = self.inner.read().expect("catalog lock");
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let nodes = inner.orgs.get(org)?;
         let mut chain: Vec<(&NodeId, &CatNode)> = Vec::new();
         let mut cursor = nodes.get_key_value(node);
@@ -342,7 +358,7 @@ impl Catalog {
         if let Some(hit) = self
             .effective
             .read()
-            .expect("catalog lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .by_org
             .get(org)
             .and_then(|m| m.get(node))
@@ -355,9 +371,18 @@ impl Catalog {
             .map(|(n, t, raw, v)| (n.clone(), *t, raw.as_ref(), *v))
             .collect();
         let computed = Arc::new(Effective::from_chain(org, &borrowed)?);
-        let mut memo = self.effective.write().expect("catalog lock");
+        let mut memo = self
+            .effective
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // Invalidation takes this lock after bumping the generation, so checking here is enough.
-        if self.inner.read().expect("catalog lock").generation == generation {
+        if self
+            .inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+            == generation
+        {
             if memo.len >= EFFECTIVE_MEMO_LIMIT {
                 *memo = Memo::default();
             }
@@ -372,5 +397,28 @@ impl Catalog {
             }
         }
         Some(computed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while the catalog's lock was held (a handler's, caught by the catch-panic layer)
+    /// leaves the catalog answering: no lookup after it panics on the poisoned lock.
+    #[test]
+    fn a_panic_under_the_lock_does_not_poison_later_lookups() {
+        let catalog = Arc::new(Catalog::default());
+        let held = catalog.clone();
+        let crashed = std::thread::spawn(move || {
+            let _guard = held.inner.write().unwrap_or_else(PoisonError::into_inner);
+            panic!("a handler panics while holding the catalog");
+        })
+        .join();
+        assert!(crashed.is_err() && catalog.inner.is_poisoned());
+        let org = OrgId::parse("acme").unwrap();
+        assert!(!catalog.has_org(&org));
+        assert_eq!(catalog.claim_count(), 0);
+        assert!(catalog.effective(&org, &NodeId::root_of(&org)).is_none());
     }
 }

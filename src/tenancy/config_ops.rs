@@ -9,6 +9,7 @@
 use super::scope::Role;
 use super::{Effective, OrgScope, Tenancy, TenancyError, node_target};
 use crate::domain::config::{self, LockViolation};
+use crate::domain::limits::{Limit, Limits};
 use crate::domain::platform_keys;
 use crate::domain::routing::{Identifier, claims_of};
 use crate::domain::{NodeId, NodeType, now_ms};
@@ -74,7 +75,16 @@ impl Tenancy {
         if_match: Option<i64>,
     ) -> Result<(Value, i64), TenancyError> {
         let mut tx = self.store.begin().await?;
-        let written = write_config_in(&mut tx, scope, node, &write, if_match, now_ms()).await?;
+        let written = write_config_in(
+            &mut tx,
+            scope,
+            &self.limits,
+            node,
+            &write,
+            if_match,
+            now_ms(),
+        )
+        .await?;
         if written.changed {
             tx.commit().await.map_err(StoreError::from)?;
             self.changed(scope.org(), Some(node)).await?;
@@ -199,18 +209,26 @@ pub struct Written {
 /// concurrent writer won the race), the config compare-and-set, history appended, audited. A write
 /// that changes nothing stores nothing and keeps the version.
 ///
+/// `limits` bound the document: its nesting is checked before anything recursive (the merge, the
+/// diff, the lock check) runs over it, then the stored config's nesting and size, and a team's
+/// claims.
+///
 /// The caller commits, then calls `Tenancy::changed` so the catalog sees the write.
 pub async fn write_config_in(
     conn: &mut Conn,
     scope: &OrgScope,
+    limits: &Limits,
     node: &NodeId,
     write: &ConfigWrite,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, TenancyError> {
     let org = scope.org();
+    if let ConfigWrite::Patch(body) | ConfigWrite::Replace(body) = write {
+        limits.check_config(body)?;
+    }
     let chain = nodes::chain(conn, org, node).await?;
-    let Some(current) = chain.last() else {
+    let Some((current, ancestors)) = chain.split_last() else {
         return Err(TenancyError::not_found(format!("node {node}")));
     };
     if let Some(expected) = if_match
@@ -246,7 +264,9 @@ pub async fn write_config_in(
             changed: false,
         });
     }
-    let locks: Vec<(NodeId, Vec<String>)> = chain[..chain.len() - 1]
+    // A rollback brings back a document stored under the limits of its day; it must fit today's.
+    limits.check_config(&next)?;
+    let locks: Vec<(NodeId, Vec<String>)> = ancestors
         .iter()
         .filter(|n| !n.locked_paths.is_empty())
         .map(|n| (n.node_id.clone(), n.locked_paths.clone()))
@@ -256,6 +276,9 @@ pub async fn write_config_in(
     if current.node_type == NodeType::Team {
         let wanted = claims_of(&next)?;
         if wanted != claims_of(&current.config).unwrap_or_default() {
+            // Only a change of the claims is bounded: a team over a since-lowered limit can still
+            // write its other keys.
+            limits.check(Limit::ClaimsPerTeam, wanted.len() as u64)?;
             replace_claims(conn, scope, node, &wanted).await?;
         }
     }

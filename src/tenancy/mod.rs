@@ -23,6 +23,7 @@ pub use token_ops::{IssuedToken, TokenView, issue_token_in};
 
 use crate::domain::config::ConfigError;
 use crate::domain::ids::IdError;
+use crate::domain::limits::{Exceeded, Limits};
 use crate::domain::routing::{ClaimError, Identifier};
 use crate::domain::token::Principal;
 use crate::domain::{NodeId, OrgId};
@@ -73,6 +74,9 @@ pub enum TenancyError {
     Forbidden(&'static str),
     #[error("{reason}")]
     Unauthorized { reason: &'static str },
+    /// A bound of the `limits` settings (see [`crate::domain::limits`]).
+    #[error(transparent)]
+    OverLimit(#[from] Exceeded),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -97,6 +101,9 @@ pub struct Tenancy {
     admin_token: Option<crate::domain::Secret>,
     /// Where change notices go, once one is attached (NATS, when the process has a connection).
     notifier: Arc<std::sync::OnceLock<Box<dyn ChangeSink>>>,
+    /// The bounds every write applies (the `limits` settings; the defaults until
+    /// [`Tenancy::with_limits`]).
+    limits: Limits,
 }
 
 /// Where committed changes are announced, so the other replicas refresh their catalogs. Tenancy
@@ -122,7 +129,20 @@ impl Tenancy {
             catalog,
             admin_token,
             notifier: Arc::default(),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same service applying `limits` (the `limits` settings) instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds in force; callers that write in their own transaction (the provisioner's
+    /// admission) pass them to the `*_in` cores.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A pooled connection for a read (writes take [`Store::begin`]).

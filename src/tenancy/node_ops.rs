@@ -2,6 +2,7 @@
 //! list, rename, reparent, delete.
 
 use super::{OrgScope, Tenancy, TenancyError, node_target};
+use crate::domain::limits::{Limit, Limits};
 use crate::domain::{NodeId, NodeType, OrgId, now_ms};
 use crate::store::{
     Conn, StoreError, audit, claims, deployments, history, nodes, provision_runs, run_lifecycle,
@@ -102,7 +103,7 @@ impl Tenancy {
         new: NewNode,
     ) -> Result<nodes::NodeRow, TenancyError> {
         let mut tx = self.store.begin().await?;
-        let row = create_node_in(&mut tx, scope, new, now_ms()).await?;
+        let row = create_node_in(&mut tx, scope, &self.limits, new, now_ms()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.changed(scope.org(), Some(&row.node_id)).await?;
         Ok(row)
@@ -164,9 +165,9 @@ impl Tenancy {
                     format!("{parent} is {node} or below it: the move would make a cycle"),
                 ));
             }
-            let depth = nodes::chain(&mut tx, org, parent).await?.len() as i64
-                + nodes::height(&mut tx, org, node).await?;
-            check_depth(depth)?;
+            let below = usize::try_from(nodes::height(&mut tx, org, node).await?).unwrap_or(0);
+            let depth = nodes::chain(&mut tx, org, parent).await?.len() + below;
+            check_depth(&self.limits, depth)?;
             nodes::set_parent(&mut tx, org, node, parent, now).await?;
         }
         let detail =
@@ -264,29 +265,20 @@ async fn delete_org_state(conn: &mut Conn, org: &OrgId) -> Result<(), StoreError
     Ok(())
 }
 
-/// Levels below the org root a node may sit at: a bound on what an org admin controls (every walk
-/// of a chain, the recursive queries and the API's tree stay small), far above real org charts.
-pub const MAX_TREE_DEPTH: i64 = 32;
-
-/// Refuses a node that would sit `depth` levels below the org root, past [`MAX_TREE_DEPTH`].
-fn check_depth(depth: i64) -> Result<(), TenancyError> {
-    if depth > MAX_TREE_DEPTH {
-        return Err(TenancyError::invalid(
-            "tree_too_deep",
-            format!(
-                "a node may sit at most {MAX_TREE_DEPTH} levels below the org (this would be {depth})"
-            ),
-        ));
-    }
-    Ok(())
+/// Refuses a node that would sit `depth` levels below the org root, past `limits.tree_depth`: a
+/// bound on what an org admin controls (every walk of a chain, the recursive queries and the API's
+/// tree stay small), far above real org charts.
+fn check_depth(limits: &Limits, depth: usize) -> Result<(), TenancyError> {
+    Ok(limits.check(Limit::TreeDepth, depth as u64)?)
 }
 
 /// Creates a unit or team under its parent (the org root by default) inside the caller's
-/// transaction, with its first history entry and audit. The caller commits, then calls
-/// `Tenancy::changed`.
+/// transaction, with its first history entry and audit, within `limits` (tree depth, nodes per
+/// org). The caller commits, then calls `Tenancy::changed`.
 pub async fn create_node_in(
     conn: &mut Conn,
     scope: &OrgScope,
+    limits: &Limits,
     new: NewNode,
     now: i64,
 ) -> Result<nodes::NodeRow, TenancyError> {
@@ -309,12 +301,16 @@ pub async fn create_node_in(
             format!("{parent} is a team; teams have no children"),
         ));
     }
-    check_depth(nodes::chain(conn, org, &parent).await?.len() as i64)?;
+    check_depth(limits, nodes::chain(conn, org, &parent).await?.len())?;
     if nodes::get(conn, org, &new.node_id).await?.is_some() {
         return Err(TenancyError::AlreadyExists {
             what: format!("node {}", new.node_id),
         });
     }
+    // Counted in the writer's transaction: concurrent creations can pass the count together and
+    // end a few over it, which the bound tolerates (it is about orders of magnitude, not one node).
+    let count = u64::try_from(nodes::count_org(conn, org).await?).unwrap_or(0);
+    limits.check(Limit::NodesPerOrg, count + 1)?;
     let row = nodes::NodeRow {
         org_id: org.clone(),
         node_id: new.node_id.clone(),

@@ -2,6 +2,7 @@
 //! only), revoke, and authenticate a bearer token.
 
 use super::{OrgScope, Tenancy, TenancyError};
+use crate::domain::limits::{Limit, Limits};
 use crate::domain::token::{self, Principal, TokenShape};
 use crate::domain::{NodeId, NodeType, now_ms, rfc3339};
 use crate::store::{Conn, StoreError, audit, nodes, tokens};
@@ -60,7 +61,16 @@ impl Tenancy {
         expires_at: Option<i64>,
     ) -> Result<IssuedToken, TenancyError> {
         let mut tx = self.store.begin().await?;
-        let issued = issue_token_in(&mut tx, scope, team, name, expires_at, now_ms()).await?;
+        let issued = issue_token_in(
+            &mut tx,
+            scope,
+            &self.limits,
+            team,
+            name,
+            expires_at,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(issued)
     }
@@ -165,11 +175,13 @@ impl Tenancy {
 }
 
 /// Issues an org admin token (`team` = None) or a team token inside the caller's transaction, with
-/// its audit entry. `expires_at` in Unix ms. The team is looked up in the transaction, so a team the
-/// same transaction created can get its token.
+/// its audit entry. `expires_at` in Unix ms, at most `limits.token_lifetime` away; a team holds at
+/// most `limits.tokens_per_team` live tokens. The team is looked up in the transaction, so a team
+/// the same transaction created can get its token.
 pub async fn issue_token_in(
     conn: &mut Conn,
     scope: &OrgScope,
+    limits: &Limits,
     team: Option<&NodeId>,
     name: Option<String>,
     expires_at: Option<i64>,
@@ -184,12 +196,21 @@ pub async fn issue_token_in(
             "expires_at must be in the future",
         ));
     }
+    if let Some(exp) = expires_at {
+        // Seconds, rounded up, so that one millisecond past the limit is past it.
+        let lifetime_s = u64::try_from(exp.saturating_sub(now))
+            .unwrap_or(0)
+            .div_ceil(1000);
+        limits.check(Limit::TokenLifetime, lifetime_s)?;
+    }
     let shape = match team {
         Some(team) => {
             let found = nodes::get(conn, org, team).await?;
             if found.is_none_or(|n| n.node_type != NodeType::Team) {
                 return Err(TenancyError::not_found(format!("team {team}")));
             }
+            let live = u64::try_from(tokens::count_live(conn, org, team, now).await?).unwrap_or(0);
+            limits.check(Limit::TokensPerTeam, live + 1)?;
             TokenShape::Team {
                 org: org.clone(),
                 team: team.clone(),
