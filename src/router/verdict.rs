@@ -48,15 +48,20 @@ impl<'a> Event<'a> {
     }
 
     /// `ce-source`, else the subject's third token.
+    /// (An empty header or subject token is no source: `ifox.events..x` names none.)
     pub fn source(&self) -> Option<&'a str> {
         self.header(CE_SOURCE)
+            .filter(|s| !s.is_empty())
             .or_else(|| self.subject.split('.').nth(2))
+            .filter(|s| !s.is_empty())
     }
 
     /// `ce-type`, else the subject's fourth token.
     pub fn event_type(&self) -> Option<&'a str> {
         self.header(CE_TYPE)
+            .filter(|s| !s.is_empty())
             .or_else(|| self.subject.split('.').nth(3))
+            .filter(|s| !s.is_empty())
     }
 }
 
