@@ -6,6 +6,7 @@
 
 use crate::bridge_fixtures::{Agent, bridge_env};
 use crate::router_fixtures::*;
+use crate::support::db::outage;
 use crate::support::{DbKind, NatsServer, TestApp, TestDb, eventually};
 use async_nats::jetstream;
 use ifox::app::Role;
@@ -195,59 +196,6 @@ async fn killing_the_router_mid_batch_dispatches_every_event_exactly_once(kind: 
     // The records and deliveries follow from the log.
     let (_bridge, agent) = bridge(&admin.db.url, &nats.url()).await;
     each_event_once(&admin, &agent, &js, N).await;
-}
-
-/// Makes the database refuse the router for `outage`, then gives it back.
-async fn outage(kind: DbKind, db_url: &str, outage: Duration) {
-    match kind {
-        DbKind::Postgres => {
-            let admin_url = std::env::var("IFOX_TEST_POSTGRES_URL").unwrap();
-            let name = db_url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
-                .to_owned();
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&admin_url)
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-                .bind(&name)
-                .execute(&pool)
-                .await
-                .unwrap();
-            tokio::time::sleep(outage).await;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
-            )))
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-        DbKind::Sqlite => {
-            // An exclusive lock held longer than the busy timeout (10 s): writers fail, then succeed.
-            use sqlx::Connection;
-            let mut conn = sqlx::sqlite::SqliteConnection::connect(db_url)
-                .await
-                .unwrap();
-            sqlx::query("BEGIN EXCLUSIVE")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            tokio::time::sleep(outage).await;
-            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-        }
-    }
 }
 
 async fn events_flow_while_the_database_is_down_and_are_recorded_when_it_returns(kind: DbKind) {

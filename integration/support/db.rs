@@ -4,6 +4,7 @@
 
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -59,6 +60,61 @@ impl TestDb {
                     _dir: None,
                 }
             }
+        }
+    }
+}
+
+/// Makes the database refuse every process for `outage`, then gives it back: PostgreSQL refuses
+/// connections to the test's database and drops the open ones; SQLite is locked exclusively (longer
+/// than the 10 s busy timeout, writers fail).
+pub async fn outage(kind: DbKind, db_url: &str, outage: Duration) {
+    match kind {
+        DbKind::Postgres => {
+            let admin_url = std::env::var("IFOX_TEST_POSTGRES_URL").unwrap();
+            let name = db_url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned();
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin_url)
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+                .bind(&name)
+                .execute(&pool)
+                .await
+                .unwrap();
+            tokio::time::sleep(outage).await;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        DbKind::Sqlite => {
+            // An exclusive lock held longer than the busy timeout (10 s): writers fail, then succeed.
+            use sqlx::Connection;
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(db_url)
+                .await
+                .unwrap();
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            tokio::time::sleep(outage).await;
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
         }
     }
 }

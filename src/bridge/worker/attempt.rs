@@ -18,6 +18,10 @@ use tracing::Instrument;
 
 use super::KEEPALIVE;
 
+/// How long an agent's answer is kept while its outcome cannot be recorded: the database outage
+/// budget the README states.
+const OUTCOME_RETRY_BUDGET: Duration = Duration::from_secs(3600);
+
 impl Bridge {
     pub(super) async fn execute(&self, job: Job) {
         let Job { delivery, mut plan } = job;
@@ -65,6 +69,7 @@ impl Bridge {
         let Some(left) = remaining(deadline, now) else {
             return self
                 .finish(
+                    d,
                     &run,
                     "timeout",
                     None,
@@ -162,7 +167,7 @@ impl Bridge {
                     error: error.as_deref(),
                     ..Change::default()
                 };
-                self.record(&run, change, status).await
+                self.record(d, &run, change, status).await
             }
             Delivered::Accepted => {
                 let change = Change {
@@ -170,10 +175,11 @@ impl Bridge {
                     detail: Some("accepted by the agent"),
                     ..Change::default()
                 };
-                self.record(&run, change, "accepted").await
+                self.record(d, &run, change, "accepted").await
             }
             Delivered::Timeout => {
                 self.finish(
+                    d,
                     &run,
                     "timeout",
                     None,
@@ -231,18 +237,45 @@ impl Bridge {
         }
     }
 
+    /// Records the outcome of an agent call (or of no call: a timeout). The agent's answer is not
+    /// given up while the database is away: the write is retried (0.5 s doubling to 30 s) while the
+    /// message is kept alive, for up to [`OUTCOME_RETRY_BUDGET`], so a database outage during a
+    /// call does not make a second one. Past that, or when this process stops meanwhile, the
+    /// message is redelivered and the run delivered again (same Idempotency-Key).
     async fn record(
         &self,
+        d: &Delivery,
         run: &RunRef,
         change: Change<'_>,
         label: &'static str,
     ) -> (&'static str, Settle) {
-        match self.inner.lifecycle.advance(run, change).await {
-            Ok(_) => (label, Settle::Now(Disposition::Ack)),
+        let started = std::time::Instant::now();
+        let mut tries = 0u64;
+        let written = keep_alive(d, async {
+            loop {
+                tries += 1;
+                // A guarded transition: one that committed although its answer was lost is
+                // refused the second time (Ok(false)), which is as good as written.
+                let e = match self.inner.lifecycle.advance(run, change.clone()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e,
+                };
+                if started.elapsed() >= OUTCOME_RETRY_BUDGET {
+                    return Err(e);
+                }
+                let pause = nak_delay(tries);
+                tracing::warn!(error = %e, status = change.to, attempt = tries, retry_in = ?pause, "outcome not recorded; keeping the agent's answer and retrying");
+                metrics::counter!("ifox_bridge_outcome_retries_total").increment(1);
+                tokio::time::sleep(pause).await;
+            }
+        })
+        .await;
+        match written {
+            Ok(()) => (label, Settle::Now(Disposition::Ack)),
             // The agent's answer is lost with this NAK; the redelivery carries the same
             // Idempotency-Key, so an agent that keeps answers can give it again.
             Err(e) => {
-                tracing::warn!(error = %e, "outcome not recorded; retrying the run");
+                tracing::error!(error = %e, waited = ?started.elapsed(), "outcome not recorded within the budget; the run will be delivered again");
                 ("database", Settle::Now(Disposition::Nak(nak_delay(1))))
             }
         }
@@ -250,6 +283,7 @@ impl Bridge {
 
     async fn finish(
         &self,
+        d: &Delivery,
         run: &RunRef,
         status: &'static str,
         error: Option<&str>,
@@ -261,7 +295,7 @@ impl Bridge {
             detail,
             ..Change::default()
         };
-        self.record(run, change, status).await
+        self.record(d, run, change, status).await
     }
 
     pub(super) async fn fail_and_dead_letter(
@@ -305,10 +339,7 @@ fn run_ref(plan: &Plan) -> RunRef {
 }
 
 /// Runs `exchange` while sending in-progress acks for `d` every [`KEEPALIVE`].
-async fn keep_alive<F: std::future::Future<Output = Delivered>>(
-    d: &Delivery,
-    exchange: F,
-) -> Delivered {
+async fn keep_alive<T, F: std::future::Future<Output = T>>(d: &Delivery, exchange: F) -> T {
     tokio::pin!(exchange);
     let mut tick = tokio::time::interval(KEEPALIVE);
     tick.tick().await;
