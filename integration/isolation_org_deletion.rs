@@ -62,13 +62,20 @@ async fn a_recreated_org_inherits_nothing_of_the_deleted_one(db: DbKind) {
     })
     .await;
 
+    // The org's provider has used its org-scoped URL: its secrets are in the ingest's cache.
+    let a = stack
+        .send(&Webhook::github("issues", "d-0").for_org("acme"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
     let gone = app
         .delete("/api/v1/admin/orgs/acme?cascade=true", ADMIN_TOKEN)
         .await;
     assert!(gone.status.is_success(), "{}", gone.body);
     app.org("acme").await;
 
-    // Webhook secrets: the org-scoped URL has none again.
+    // Webhook secrets: the org-scoped URL has none again — not even the cached ones of the deleted
+    // org, which would let its provider sign events into the new one.
     let a = stack
         .send(&Webhook::github("issues", "d-2").for_org("acme"))
         .await;

@@ -83,13 +83,19 @@ impl Ingest {
         let org = match org {
             None => None,
             // The catalog is in memory: an org it does not know costs no database read.
-            Some(raw) => match OrgId::parse(raw.as_str()) {
-                Ok(id) if self.inner.tenancy.catalog().has_org(&id) => Some(id),
-                _ => {
-                    self.inner.org_secrets.unknown_org();
-                    return Err(IngestError::UnknownOrg(raw));
+            Some(raw) => {
+                let known = OrgId::parse(raw.as_str()).ok().and_then(|id| {
+                    let incarnation = self.inner.tenancy.catalog().org_incarnation(&id)?;
+                    Some((id, incarnation))
+                });
+                match known {
+                    Some(known) => Some(known),
+                    None => {
+                        self.inner.org_secrets.unknown_org();
+                        return Err(IngestError::UnknownOrg(raw));
+                    }
                 }
-            },
+            }
         };
         let secrets = self.secrets(provider, org.as_ref()).await?;
         if let Provider::Generic(source) = provider {
@@ -137,7 +143,13 @@ impl Ingest {
         if let Some(trace_id) = trace.0.and_then(|t| t.split('-').nth(1)) {
             span.record("trace_id", trace_id);
         }
-        let envelope = event::envelope(provider.source(), org.as_ref(), &signal, trace, now);
+        let envelope = event::envelope(
+            provider.source(),
+            org.as_ref().map(|(id, _)| id),
+            &signal,
+            trace,
+            now,
+        );
         let started = Instant::now();
         let published = self
             .inner
@@ -170,13 +182,18 @@ impl Ingest {
     async fn secrets(
         &self,
         provider: &Provider,
-        org: Option<&OrgId>,
+        org: Option<&(OrgId, i64)>,
     ) -> Result<Cow<'_, SecretList>, IngestError> {
         let found = match org {
-            Some(org) => self
+            Some((org, incarnation)) => self
                 .inner
                 .org_secrets
-                .get(self.inner.tenancy.store(), org, &provider.secret_key())
+                .get(
+                    self.inner.tenancy.store(),
+                    org,
+                    *incarnation,
+                    &provider.secret_key(),
+                )
                 .await
                 .map_err(IngestError::Secrets)?
                 .map(Cow::Owned),

@@ -49,13 +49,17 @@ impl SecretCache {
     }
 
     /// The secrets `org` set for `key`, if any: from memory, or from one database read.
+    /// `incarnation` names which org of that id this is ([`crate::tenancy::Catalog::org_incarnation`]):
+    /// an entry of an earlier org with the same id (deleted, then created again) is never used, not
+    /// even as the stale fallback.
     pub async fn get(
         &self,
         store: &Store,
         org: &OrgId,
+        incarnation: i64,
         key: &str,
     ) -> Result<Option<SecretList>, Arc<StoreError>> {
-        let slot = self.lock().slot(org, Instant::now());
+        let slot = self.lock().slot(org, incarnation, Instant::now());
         let mut read = false;
         let loaded = slot
             .cell
@@ -122,6 +126,8 @@ fn count(result: &'static str) {
 /// previous successful read (used while a new read fails).
 #[derive(Clone)]
 struct Slot {
+    /// The org this entry is of (its incarnation): an org deleted and created again is another.
+    incarnation: i64,
     expires: Instant,
     cell: Arc<OnceCell<Loaded>>,
     last: Option<Arc<OrgSecrets>>,
@@ -153,10 +159,11 @@ impl Table {
         }
     }
 
-    /// The entry serving `org` at `now`: the current one, or a new (empty) one that carries over
-    /// what the expired one knew.
-    fn slot(&mut self, org: &OrgId, now: Instant) -> Slot {
+    /// The entry serving `org` (as `incarnation`) at `now`: the current one, or a new (empty) one
+    /// that carries over what the expired one knew — unless that was another incarnation's.
+    fn slot(&mut self, org: &OrgId, incarnation: i64, now: Instant) -> Slot {
         let last = match self.slots.get(org) {
+            Some(slot) if slot.incarnation != incarnation => None,
             Some(slot) if slot.expires > now => return slot.clone(),
             Some(expired) => expired.known(),
             None => {
@@ -165,6 +172,7 @@ impl Table {
             }
         };
         let slot = Slot {
+            incarnation,
             expires: now + self.ttl,
             cell: Arc::new(OnceCell::new()),
             last,
@@ -223,11 +231,11 @@ mod tests {
     fn an_entry_serves_until_its_ttl_then_a_new_one_carries_what_it_knew() {
         let mut t = Table::new(Duration::from_secs(30), 10);
         let now = Instant::now();
-        let first = t.slot(&org("acme"), now);
+        let first = t.slot(&org("acme"), 1, now);
         filled(&first, &["github"]);
-        let again = t.slot(&org("acme"), now + Duration::from_secs(29));
+        let again = t.slot(&org("acme"), 1, now + Duration::from_secs(29));
         assert!(Arc::ptr_eq(&first.cell, &again.cell), "served from memory");
-        let later = t.slot(&org("acme"), now + Duration::from_secs(30));
+        let later = t.slot(&org("acme"), 1, now + Duration::from_secs(30));
         assert!(
             !Arc::ptr_eq(&first.cell, &later.cell),
             "expired: read again"
@@ -246,7 +254,7 @@ mod tests {
         let mut t = Table::new(Duration::from_secs(30), 3);
         let now = Instant::now();
         for (i, id) in ["a1", "a2", "a3", "a4", "a5"].iter().enumerate() {
-            t.slot(&org(id), now + Duration::from_secs(i as u64));
+            t.slot(&org(id), 1, now + Duration::from_secs(i as u64));
             assert!(t.slots.len() <= 3);
         }
         let mut kept: Vec<_> = t.slots.keys().map(|o| o.as_str().to_owned()).collect();
@@ -258,9 +266,9 @@ mod tests {
     fn expired_entries_go_first_when_full() {
         let mut t = Table::new(Duration::from_secs(10), 2);
         let now = Instant::now();
-        t.slot(&org("old"), now);
-        t.slot(&org("fresh"), now + Duration::from_secs(9));
-        t.slot(&org("new"), now + Duration::from_secs(11));
+        t.slot(&org("old"), 1, now);
+        t.slot(&org("fresh"), 1, now + Duration::from_secs(9));
+        t.slot(&org("new"), 1, now + Duration::from_secs(11));
         assert!(!t.slots.contains_key(&org("old")));
         assert!(t.slots.contains_key(&org("fresh")) && t.slots.contains_key(&org("new")));
     }
@@ -269,23 +277,43 @@ mod tests {
     fn a_failed_read_is_retried_after_the_retry_interval_not_the_ttl() {
         let mut t = Table::new(Duration::from_secs(30), 10);
         let now = Instant::now();
-        let slot = t.slot(&org("acme"), now);
+        let slot = t.slot(&org("acme"), 1, now);
         t.retry_soon(&org("acme"), &slot, now);
-        let within = t.slot(&org("acme"), now + RETRY_AFTER - Duration::from_millis(1));
+        let within = t.slot(
+            &org("acme"),
+            1,
+            now + RETRY_AFTER - Duration::from_millis(1),
+        );
         assert!(Arc::ptr_eq(&slot.cell, &within.cell));
-        let after = t.slot(&org("acme"), now + RETRY_AFTER);
+        let after = t.slot(&org("acme"), 1, now + RETRY_AFTER);
         assert!(!Arc::ptr_eq(&slot.cell, &after.cell));
+    }
+
+    #[test]
+    fn an_org_created_again_under_the_same_id_never_sees_the_deleted_ones_secrets() {
+        let mut t = Table::new(Duration::from_secs(30), 10);
+        let now = Instant::now();
+        let deleted = t.slot(&org("acme"), 1, now);
+        filled(&deleted, &["github"]);
+        // Within the TTL, and after it (where an entry of the same org carries its secrets over).
+        for at in [now, now + Duration::from_secs(31)] {
+            let again = t.slot(&org("acme"), 2, at);
+            assert!(!Arc::ptr_eq(&deleted.cell, &again.cell), "read again");
+            assert!(again.cell.get().is_none());
+            assert!(again.last.is_none(), "nothing carried over");
+            t.slots.insert(org("acme"), deleted.clone());
+        }
     }
 
     #[test]
     fn a_stale_failure_leaves_a_newer_entry_alone() {
         let mut t = Table::new(Duration::from_secs(30), 10);
         let now = Instant::now();
-        let old = t.slot(&org("acme"), now);
+        let old = t.slot(&org("acme"), 1, now);
         t.slots.remove(&org("acme"));
-        let new = t.slot(&org("acme"), now);
+        let new = t.slot(&org("acme"), 1, now);
         t.retry_soon(&org("acme"), &old, now);
-        let current = t.slot(&org("acme"), now + RETRY_AFTER);
+        let current = t.slot(&org("acme"), 1, now + RETRY_AFTER);
         assert!(Arc::ptr_eq(&new.cell, &current.cell));
     }
 }

@@ -19,6 +19,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 #[derive(Debug, Clone)]
 struct CatNode {
     parent: Option<NodeId>,
+    /// Creation time (Unix ms); the org root's tells one org from another of the same id.
+    created_at: i64,
     node_type: NodeType,
     config: Arc<Value>,
     version: i64,
@@ -33,6 +35,38 @@ struct Inner {
     routes: RouteIndex,
     /// Bumped on every change, so a memo computed from older data is never stored after a change.
     generation: u64,
+    /// Reads of each org applied so far (never reset): a read applied while another read of the
+    /// same org was under way makes that one read again, so the later of two racing reads wins
+    /// (a change notice's reload that read before an org was deleted and created again must not
+    /// put the deleted org back over the new one).
+    applied: HashMap<OrgId, u64>,
+}
+
+/// Where a read of one org started ([`Inner::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    generation: u64,
+    applied: u64,
+}
+
+/// How often a reload reads again because another read of its org was applied meanwhile; the last
+/// read is applied whatever happened (every write refreshes after its own commit, so a loser of
+/// that many races is followed by a newer read anyway).
+const REREADS: usize = 8;
+
+impl Inner {
+    /// `generation` is only compared for the whole catalog ([`Catalog::reload_all`]).
+    fn mark(&self, org: Option<&OrgId>) -> Mark {
+        Mark {
+            generation: if org.is_none() { self.generation } else { 0 },
+            applied: org.map_or(0, |o| self.applied.get(o).copied().unwrap_or(0)),
+        }
+    }
+
+    fn applying(&mut self, org: &OrgId) {
+        *self.applied.entry(org.clone()).or_default() += 1;
+        self.generation += 1;
+    }
 }
 
 /// A node's effective config.
@@ -99,6 +133,7 @@ struct Memo {
 fn cat_node(row: &nodes::NodeRow) -> CatNode {
     CatNode {
         parent: row.parent_id.clone(),
+        created_at: row.created_at,
         node_type: row.node_type,
         config: Arc::new(row.config.clone()),
         version: row.version,
@@ -113,22 +148,33 @@ impl Catalog {
             .acquire()
             .await
             .map_err(crate::store::StoreError::from)?;
-        let rows = nodes::list_all(&mut conn).await?;
-        let all_claims = claims::list_all(&mut conn).await?;
-        let mut orgs: HashMap<OrgId, HashMap<NodeId, CatNode>> = HashMap::new();
-        for row in &rows {
-            orgs.entry(row.org_id.clone())
-                .or_default()
-                .insert(row.node_id.clone(), cat_node(row));
+        for attempt in 1..=REREADS {
+            let mark = self.read().mark(None);
+            let rows = nodes::list_all(&mut conn).await?;
+            let all_claims = claims::list_all(&mut conn).await?;
+            let mut orgs: HashMap<OrgId, HashMap<NodeId, CatNode>> = HashMap::new();
+            for row in &rows {
+                orgs.entry(row.org_id.clone())
+                    .or_default()
+                    .insert(row.node_id.clone(), cat_node(row));
+            }
+            let mut inner = self.write();
+            if inner.mark(None) != mark && attempt < REREADS {
+                continue;
+            }
+            let mut applied = std::mem::take(&mut inner.applied);
+            for org in inner.orgs.keys().chain(orgs.keys()) {
+                *applied.entry(org.clone()).or_default() += 1;
+            }
+            let generation = inner.generation + 1;
+            *inner = Inner {
+                orgs,
+                routes: RouteIndex::from_claims(all_claims),
+                generation,
+                applied,
+            };
+            break;
         }
-        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        let generation = inner.generation + 1;
-        *inner = Inner {
-            orgs,
-            routes: RouteIndex::from_claims(all_claims),
-            generation,
-        };
-        drop(inner);
         *self
             .effective
             .write()
@@ -143,35 +189,55 @@ impl Catalog {
             .acquire()
             .await
             .map_err(crate::store::StoreError::from)?;
-        let rows = nodes::list_org(&mut conn, org).await?;
-        let org_claims = claims::list_org(&mut conn, org).await?;
-        {
-            let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-            let old: Vec<NodeId> = inner
-                .orgs
-                .get(org)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            for node in &old {
-                inner.routes.remove_team(org, node);
+        for attempt in 1..=REREADS {
+            let mark = self.read().mark(Some(org));
+            let rows = nodes::list_org(&mut conn, org).await?;
+            let org_claims = claims::list_org(&mut conn, org).await?;
+            if self.apply_org(org, mark, rows, org_claims, attempt == REREADS) {
+                break;
             }
-            if rows.is_empty() {
-                inner.orgs.remove(org);
-            } else {
-                inner.orgs.insert(
-                    org.clone(),
-                    rows.iter()
-                        .map(|r| (r.node_id.clone(), cat_node(r)))
-                        .collect(),
-                );
-            }
-            for c in org_claims {
-                inner.routes.insert(c);
-            }
-            inner.generation += 1;
         }
         self.invalidate(org);
         Ok(())
+    }
+
+    /// Applies a read of `org` that started at `mark`, unless another read of it was applied
+    /// since (then `false`: read again) and `anyway` is not set.
+    fn apply_org(
+        &self,
+        org: &OrgId,
+        mark: Mark,
+        rows: Vec<nodes::NodeRow>,
+        org_claims: Vec<crate::domain::routing::Claim>,
+        anyway: bool,
+    ) -> bool {
+        let mut inner = self.write();
+        if inner.mark(Some(org)) != mark && !anyway {
+            return false;
+        }
+        let old: Vec<NodeId> = inner
+            .orgs
+            .get(org)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        for node in &old {
+            inner.routes.remove_team(org, node);
+        }
+        if rows.is_empty() {
+            inner.orgs.remove(org);
+        } else {
+            inner.orgs.insert(
+                org.clone(),
+                rows.iter()
+                    .map(|r| (r.node_id.clone(), cat_node(r)))
+                    .collect(),
+            );
+        }
+        for c in org_claims {
+            inner.routes.insert(c);
+        }
+        inner.applying(org);
+        true
     }
 
     /// Re-reads one node and its claims (after a config write or a creation).
@@ -186,49 +252,77 @@ impl Catalog {
             .acquire()
             .await
             .map_err(crate::store::StoreError::from)?;
-        let row = nodes::get(&mut conn, org, node).await?;
-        let team_claims = claims::list_team(&mut conn, org, node).await?;
-        {
-            let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-            // A refresh that read the database before a newer write of this node was applied here
-            // (a late change notice racing the writer's own refresh) must not bring the old
-            // config back: config versions only grow.
-            let newer_here = row.as_ref().is_some_and(|row| {
-                inner
-                    .orgs
-                    .get(org)
-                    .and_then(|m| m.get(node))
-                    .is_some_and(|held| held.version > row.version)
-            });
-            if newer_here {
-                return Ok(());
+        for attempt in 1..=REREADS {
+            let mark = self.read().mark(Some(org));
+            let row = nodes::get(&mut conn, org, node).await?;
+            let team_claims = claims::list_team(&mut conn, org, node).await?;
+            if self.apply_node(org, node, mark, row, team_claims, attempt == REREADS) {
+                break;
             }
-            match row {
-                Some(row) => {
-                    inner
-                        .orgs
-                        .entry(org.clone())
-                        .or_default()
-                        .insert(node.clone(), cat_node(&row));
-                }
-                None => {
-                    if let Some(m) = inner.orgs.get_mut(org) {
-                        m.remove(node);
-                    }
-                }
-            }
-            let ids = team_claims
-                .into_iter()
-                .map(|c| Identifier {
-                    kind: c.kind,
-                    value: c.value,
-                })
-                .collect();
-            inner.routes.set_team_claims(org, node, &ids);
-            inner.generation += 1;
         }
         self.invalidate(org);
         Ok(())
+    }
+
+    /// As [`Catalog::apply_org`], for one node.
+    fn apply_node(
+        &self,
+        org: &OrgId,
+        node: &NodeId,
+        mark: Mark,
+        row: Option<nodes::NodeRow>,
+        team_claims: Vec<crate::domain::routing::Claim>,
+        anyway: bool,
+    ) -> bool {
+        let mut inner = self.write();
+        if inner.mark(Some(org)) != mark && !anyway {
+            return false;
+        }
+        // A refresh that read the database before a newer write of this node was applied here
+        // must not bring the old config back: config versions only grow (the last line of
+        // defence when the rereads ran out).
+        let newer_here = row.as_ref().is_some_and(|row| {
+            inner
+                .orgs
+                .get(org)
+                .and_then(|m| m.get(node))
+                .is_some_and(|held| held.version > row.version && held.created_at == row.created_at)
+        });
+        if newer_here {
+            return true;
+        }
+        match row {
+            Some(row) => {
+                inner
+                    .orgs
+                    .entry(org.clone())
+                    .or_default()
+                    .insert(node.clone(), cat_node(&row));
+            }
+            None => {
+                if let Some(m) = inner.orgs.get_mut(org) {
+                    m.remove(node);
+                }
+            }
+        }
+        let ids = team_claims
+            .into_iter()
+            .map(|c| Identifier {
+                kind: c.kind,
+                value: c.value,
+            })
+            .collect();
+        inner.routes.set_team_claims(org, node, &ids);
+        inner.applying(org);
+        true
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn invalidate(&self, org: &OrgId) {
@@ -239,6 +333,19 @@ impl Catalog {
         if let Some(gone) = memo.by_org.remove(org) {
             memo.len = memo.len.saturating_sub(gone.len());
         }
+    }
+
+    /// Which org of this id the catalog holds (its root's creation time, Unix ms), if any: an org
+    /// deleted and created again is another incarnation, so nothing cached for the first one (its
+    /// webhook secrets) serves the second.
+    pub fn org_incarnation(&self, org: &OrgId) -> Option<i64> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .orgs
+            .get(org)
+            .and_then(|m| m.get(&NodeId::root_of(org)))
+            .map(|root| root.created_at)
     }
 
     pub fn has_org(&self, org: &OrgId) -> bool {
@@ -420,5 +527,99 @@ mod tests {
         assert!(!catalog.has_org(&org));
         assert_eq!(catalog.claim_count(), 0);
         assert!(catalog.effective(&org, &NodeId::root_of(&org)).is_none());
+    }
+
+    fn row(
+        org: &OrgId,
+        node: &str,
+        parent: Option<&str>,
+        created_at: i64,
+        version: i64,
+    ) -> nodes::NodeRow {
+        nodes::NodeRow {
+            org_id: org.clone(),
+            node_id: NodeId::parse(node).unwrap(),
+            parent_id: parent.map(|p| NodeId::parse(p).unwrap()),
+            node_type: if parent.is_none() {
+                NodeType::Org
+            } else {
+                NodeType::Team
+            },
+            name: node.to_owned(),
+            config: serde_json::json!({}),
+            locked_paths: vec![],
+            version,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    /// A change notice's reload read the org while it was deleted; before it applied, the org was
+    /// created again and that read applied. The stale read must not remove the new org: it reads
+    /// again.
+    #[test]
+    fn a_reload_that_read_before_a_newer_one_was_applied_reads_again() {
+        let catalog = Catalog::default();
+        let org = OrgId::parse("acme").unwrap();
+        let root = NodeId::root_of(&org);
+        let stale = catalog.read().mark(Some(&org));
+        let fresh = catalog.read().mark(Some(&org));
+        let new_root = row(&org, root.as_str(), None, 2_000, 1);
+        assert!(catalog.apply_org(&org, fresh, vec![new_root], vec![], false));
+        assert_eq!(catalog.org_incarnation(&org), Some(2_000));
+        assert!(
+            !catalog.apply_org(&org, stale, vec![], vec![], false),
+            "the read that saw the deleted org is refused"
+        );
+        assert_eq!(
+            catalog.org_incarnation(&org),
+            Some(2_000),
+            "the new org stays"
+        );
+        // The same for one node: an older read of a team does not replace a newer one.
+        let team = NodeId::parse("ops").unwrap();
+        let stale = catalog.read().mark(Some(&org));
+        let fresh = catalog.read().mark(Some(&org));
+        let ops = row(&org, "ops", Some(root.as_str()), 3_000, 1);
+        assert!(catalog.apply_node(&org, &team, fresh, Some(ops), vec![], false));
+        assert!(!catalog.apply_node(&org, &team, stale, None, vec![], false));
+        assert!(catalog.has_node(&org, &team));
+        // When the rereads run out, the last read is applied.
+        let stale = catalog.read().mark(Some(&org));
+        let fresh = catalog.read().mark(Some(&org));
+        assert!(catalog.apply_org(&org, fresh, vec![], vec![], false));
+        assert!(catalog.apply_org(&org, stale, vec![], vec![], true));
+    }
+
+    /// An org deleted and created again under the same id is another incarnation, even when its
+    /// nodes' versions start over below the deleted ones'.
+    #[test]
+    fn an_org_created_again_is_another_incarnation_and_its_nodes_replace_the_old_ones() {
+        let catalog = Catalog::default();
+        let org = OrgId::parse("acme").unwrap();
+        let root = NodeId::root_of(&org);
+        let m = catalog.read().mark(Some(&org));
+        assert!(catalog.apply_org(
+            &org,
+            m,
+            vec![row(&org, root.as_str(), None, 1_000, 7)],
+            vec![],
+            false
+        ));
+        assert_eq!(catalog.org_incarnation(&org), Some(1_000));
+        let m = catalog.read().mark(Some(&org));
+        assert!(catalog.apply_node(
+            &org,
+            &root,
+            m,
+            Some(row(&org, root.as_str(), None, 5_000, 1)),
+            vec![],
+            false
+        ));
+        assert_eq!(catalog.org_incarnation(&org), Some(5_000));
+        assert_eq!(
+            catalog.org_incarnation(&OrgId::parse("other").unwrap()),
+            None
+        );
     }
 }
