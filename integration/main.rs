@@ -17,6 +17,7 @@ mod ingest_rejections;
 mod ingest_secret_cache;
 mod ingest_streams;
 mod ingest_webhooks;
+mod isolation_agent_urls;
 mod isolation_claims;
 mod isolation_dedup;
 mod isolation_k8s_names;

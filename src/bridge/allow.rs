@@ -5,7 +5,9 @@
 //! `http://2130706433/`, `http://0x7f.1/` and `http://%6c%6fcalhost/` are read as the hosts a
 //! resolver would see, and hosts are lowercased); its scheme is `http` or `https`; it carries no
 //! userinfo (not even an empty `@`); its host is not loopback, link-local, unspecified or a cloud
-//! metadata name — unless a pattern names that host literally; and it matches a pattern.
+//! metadata name — unless a pattern names that host literally; it has no query or fragment (the
+//! bridge appends its paths to a base URL; a `?` would turn them into a query of another path);
+//! and it matches a pattern.
 //!
 //! Patterns (`bridge.allowed_url_patterns`): `scheme://host[:port][/path]`. In the host, `*` matches
 //! one or more DNS-label characters (`[a-z0-9-]`) and never a `.`, so
@@ -35,6 +37,8 @@ pub enum AllowError {
     Userinfo,
     #[error("the URL has no host")]
     NoHost,
+    #[error("the URL carries a query or a fragment; an agent URL is a base URL")]
+    Query,
     #[error("{kind} host {host} is refused unless a pattern names it")]
     Restricted { host: String, kind: HostKind },
     #[error("no allowed URL pattern matches")]
@@ -50,6 +54,7 @@ impl AllowError {
             Self::Scheme(_) => "scheme",
             Self::Userinfo => "userinfo",
             Self::NoHost => "no_host",
+            Self::Query => "query",
             Self::Restricted { kind, .. } => kind.label(),
             Self::NoMatch => "no_match",
         }
@@ -131,6 +136,9 @@ impl AllowList {
         }
         if !url.username().is_empty() || url.password().is_some() || authority(raw).contains('@') {
             return Err(AllowError::Userinfo);
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(AllowError::Query);
         }
         let host = normal_host(url.host().ok_or(AllowError::NoHost)?);
         let named = self

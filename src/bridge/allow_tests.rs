@@ -96,7 +96,16 @@ fn hostile_urls_are_refused_with_their_reason() {
         ),
         (
             "http://evil.com#@agent-dedicated-x.incidentfox.svc.cluster.local:8080",
-            "no_match",
+            "query",
+        ),
+        // An allowed host with a query: the bridge's own path would become part of it.
+        (
+            "http://agent-dedicated-x.incidentfox.svc.cluster.local:8080/x?y=",
+            "query",
+        ),
+        (
+            "http://agent-dedicated-x.incidentfox.svc.cluster.local:8080#frag",
+            "query",
         ),
         ("http://10.0.0.7:8080", "no_match"),
         ("file:///etc/passwd", "scheme"),

@@ -258,8 +258,25 @@ impl Planner<'_> {
                 doc.deployment_mode
             )
         });
-        if let Err(e) = self.allow.check(&url) {
-            return fail("url_not_allowed", format!("{url}: {e}"));
+        let checked = match self.allow.check(&url) {
+            Ok(checked) => checked,
+            Err(e) => return fail("url_not_allowed", format!("{url}: {e}")),
+        };
+        // A team's URL may name only its own provisioned Service: an org admin writing another
+        // tenant's `agent-dedicated-…` name would otherwise have its runs (and their answers)
+        // handled by that tenant's pod, which holds that tenant's token.
+        if mode == "dedicated"
+            && let (Ok(org), Ok(team), Some(host)) = (
+                crate::domain::OrgId::parse(&doc.org_id),
+                crate::domain::NodeId::parse(&doc.team_id),
+                checked.host_str(),
+            )
+            && !crate::domain::kube_names::own_service(host, &org, &team)
+        {
+            return fail(
+                "url_not_allowed",
+                format!("{url}: another team's dedicated service"),
+            );
         }
         let protocol = match config.get("agent_protocol") {
             None | Some(Value::Null) => self.settings.default_protocol,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod headers;
 pub mod identifiers;
 pub mod ids;
+pub mod kube_names;
 pub mod limits;
 pub mod platform_keys;
 pub mod replay_sig;

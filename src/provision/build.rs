@@ -42,7 +42,7 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ifox");
 pub const ORG_LABEL: &str = "ifox.dev/org";
 pub const TEAM_LABEL: &str = "ifox.dev/team";
 /// The port of the agent container and of its Service.
-pub const AGENT_PORT: i32 = 8080;
+pub use crate::domain::kube_names::AGENT_PORT;
 /// The env var of the Secret that carries the team's token.
 pub const TOKEN_ENV: &str = "IFOX_TEAM_TOKEN";
 

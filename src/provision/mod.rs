@@ -33,7 +33,7 @@ pub mod cost;
 pub mod deletion;
 pub mod kube_backend;
 pub mod manifests;
-pub mod names;
+pub use crate::domain::kube_names as names;
 pub mod objects;
 pub mod policy;
 pub mod reconcile;

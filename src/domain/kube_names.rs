@@ -1,9 +1,9 @@
 //! Kubernetes names of a team's objects and of its own namespace: unique per `(org, team)` across
 //! every tenant, valid DNS labels within their length limit, matching the bridge's default
-//! `agent-dedicated-*.<namespace>` and `agent-dedicated-*.<namespace>-*` patterns. Pure;
-//! [`super::build`] re-exports these.
+//! `agent-dedicated-*.<namespace>` and `agent-dedicated-*.<namespace>-*` patterns. Pure; the
+//! provisioner names objects with them (`provision::build` re-exports them) and the bridge checks
+//! that a dedicated URL is the team's own service ([`own_service`]).
 
-use super::build::AGENT_PORT;
 use crate::domain::{NodeId, OrgId};
 use sha2::{Digest, Sha256};
 
@@ -62,10 +62,63 @@ pub fn team_namespace(platform: &str, org: &OrgId, team: &NodeId) -> String {
     tenant_name(platform, org, team, 63)
 }
 
+/// The port of every agent container and Service.
+pub const AGENT_PORT: i32 = 8080;
+
+/// Whether `host` may be the dedicated service of `org`/`team`: a host named like a dedicated agent
+/// Service (`agent-dedicated-….svc.cluster.local`) must be that team's own, whatever namespace; any
+/// other host is not a provisioned service and is left to the allow-list.
+pub fn own_service(host: &str, org: &OrgId, team: &NodeId) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let Some(first) = host.split('.').next() else {
+        return true;
+    };
+    if !(first.starts_with(NAME_PREFIX) && host.ends_with(".svc.cluster.local")) {
+        return true;
+    }
+    first == object_name(org, team)
+}
+
 /// `http://<name>.<namespace>.svc.cluster.local:8080`.
 pub fn service_url(org: &OrgId, team: &NodeId, namespace: &str) -> String {
     format!(
         "http://{}.{namespace}.svc.cluster.local:{AGENT_PORT}",
         object_name(org, team)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(org: &str, team: &str) -> (OrgId, NodeId) {
+        (OrgId::parse(org).unwrap(), NodeId::parse(team).unwrap())
+    }
+
+    /// An org admin points its team at another tenant's dedicated Service: refused, in any
+    /// namespace and however the host is spelled; its own Service and hosts that are not
+    /// provisioned Services pass (the allow-list decides about those).
+    #[test]
+    fn a_dedicated_service_host_must_be_the_teams_own() {
+        let (evil, t) = ids("evil", "t");
+        let (victim, payments) = ids("victim", "payments");
+        let theirs = format!(
+            "{}.incidentfox.svc.cluster.local",
+            object_name(&victim, &payments)
+        );
+        assert!(!own_service(&theirs, &evil, &t));
+        assert!(!own_service(&theirs.to_uppercase(), &evil, &t));
+        assert!(!own_service(&format!("{theirs}."), &evil, &t));
+        let in_team_ns = format!(
+            "{}.incidentfox-victim-payments.svc.cluster.local",
+            object_name(&victim, &payments)
+        );
+        assert!(!own_service(&in_team_ns, &evil, &t));
+        assert!(own_service(&theirs, &victim, &payments));
+        let url = service_url(&evil, &t, "incidentfox");
+        let host = url.trim_start_matches("http://").split(':').next().unwrap();
+        assert!(own_service(host, &evil, &t));
+        assert!(own_service("agents.example.com", &evil, &t));
+        assert!(own_service("127.0.0.1", &evil, &t));
+    }
 }
