@@ -86,6 +86,8 @@ fn router_process(db_url: &str, nats_url: &str) -> RouterProcess {
 fn spawn_router(db_url: &str, nats_url: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ifox"))
         .args(["serve", "--roles", "router"])
+        // As in production: a router pod holds the replay key, not the admin token.
+        .env("IFOX__ROUTER__REPLAY_KEY", "test-replay-key")
         .env("IFOX__DATABASE__URL", db_url)
         .env("IFOX__NATS__URL", nats_url)
         .env("IFOX__HTTP__LISTEN", "127.0.0.1:0")

@@ -63,6 +63,9 @@ pub struct RouterSettings {
     pub concurrency: usize,
     /// Overrides `max_deliver` of `streams/consumers/EVENTS.router.json` (0 = keep the file's).
     pub max_deliver: i64,
+    /// The key replay headers are signed with (`ifox replay` signs, the router checks); empty:
+    /// derived from `admin.token`. Lets router pods hold no admin token.
+    pub replay_key: Secret,
 }
 
 impl Default for RouterSettings {
@@ -70,7 +73,21 @@ impl Default for RouterSettings {
         RouterSettings {
             concurrency: 64,
             max_deliver: 0,
+            replay_key: Secret::default(),
         }
+    }
+}
+
+impl RouterSettings {
+    /// The key of replay signatures ([`crate::domain::replay_sig::key`] of `router.replay_key`, or
+    /// of `admin.token`).
+    pub fn replay_key(&self, admin_token: &str) -> Vec<u8> {
+        let secret = self.replay_key.expose();
+        crate::domain::replay_sig::key(if secret.is_empty() {
+            admin_token
+        } else {
+            secret
+        })
     }
 }
 
@@ -209,6 +226,37 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Refuses to start roles whose signing key would come from an empty secret, i.e. be a key
+    /// anyone can compute from the source: run tokens (minted by `bridge`, checked by `admin`)
+    /// need `bridge.run_token_key` or `admin.token`; replay signatures (checked by `router`) need
+    /// `router.replay_key` or `admin.token`.
+    pub fn check_signing_keys(
+        &self,
+        bridge_or_admin: bool,
+        router: bool,
+    ) -> Result<(), SettingsError> {
+        let admin = !self.admin.token.expose().is_empty();
+        if bridge_or_admin && !admin && self.bridge.run_token_key.expose().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "bridge.run_token_key",
+                problem: "is empty and so is admin.token: run tokens would be signed with a key \
+                          anyone can compute; set IFOX__BRIDGE__RUN_TOKEN_KEY (the same value in \
+                          the bridge and admin pods)"
+                    .to_owned(),
+            });
+        }
+        if router && !admin && self.router.replay_key.expose().is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "router.replay_key",
+                problem: "is empty and so is admin.token: replay signatures would be checked \
+                          with a key anyone can compute; set IFOX__ROUTER__REPLAY_KEY (the same \
+                          value where `ifox replay` runs)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Defaults < `file` (when it exists) < `IFOX__…` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let env: Vec<(String, String)> = std::env::vars().collect();

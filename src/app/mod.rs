@@ -69,6 +69,8 @@ impl FromStr for Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
@@ -107,6 +109,10 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
+        settings.check_signing_keys(
+            roles.contains(&Role::Bridge) || roles.contains(&Role::Admin),
+            roles.contains(&Role::Router),
+        )?;
         let store = connect_store(&settings.database).await?;
         let tenancy = Tenancy::open(store, Some(settings.admin.token.clone()))
             .await?
@@ -258,7 +264,7 @@ impl App {
             );
             tasks.spawn("config-notices", until_shutdown(notices, shutdown.clone()));
             if roles.contains(&Role::Router) {
-                let replay_key = crate::domain::replay_sig::key(settings.admin.token.expose());
+                let replay_key = settings.router.replay_key(settings.admin.token.expose());
                 let worker = crate::router::worker::Worker::new(
                     state.tenancy.clone(),
                     bus.clone(),

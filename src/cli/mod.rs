@@ -185,7 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Streams(cmd) => streams(settings, cmd).await,
         Command::Replay(cmd) => {
             let bus = crate::bus::Bus::connect(&settings.nats).await?;
-            let key = crate::domain::replay_sig::key(settings.admin.token.expose());
+            let key = settings.router.replay_key(settings.admin.token.expose());
             let summary = crate::router::replay::run_cli(&bus, &key, &settings.limits, cmd).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())

@@ -317,3 +317,47 @@ fn a_limit_past_its_ceiling_is_refused_naming_its_key() {
     .unwrap_err();
     assert!(err.to_string().contains("limits.config_depth"), "{err}");
 }
+
+/// A bridge, admin or router process whose signing key would derive from an empty secret (a key
+/// anyone can compute from the source) refuses to start, naming the key to set; either secret
+/// suffices, and the replay key, when set, is what the router and `ifox replay` use.
+#[test]
+fn roles_refuse_signing_keys_derived_from_an_empty_secret() {
+    let load = |pairs: &[(&str, &str)]| {
+        Settings::load_from(Some(Path::new("/nonexistent/ifox.toml")), env(pairs)).unwrap()
+    };
+    let none = load(&[]);
+    let err = none
+        .check_signing_keys(true, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bridge.run_token_key"), "{err}");
+    let err = none
+        .check_signing_keys(false, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("router.replay_key"), "{err}");
+    assert!(
+        none.check_signing_keys(false, false).is_ok(),
+        "ingest, provisioner"
+    );
+    let admin = load(&[("IFOX__ADMIN__TOKEN", "a")]);
+    assert!(admin.check_signing_keys(true, true).is_ok());
+    let keys = load(&[
+        ("IFOX__BRIDGE__RUN_TOKEN_KEY", "r"),
+        ("IFOX__ROUTER__REPLAY_KEY", "p"),
+    ]);
+    assert!(keys.check_signing_keys(true, true).is_ok());
+    assert_eq!(
+        keys.router.replay_key(""),
+        crate::domain::replay_sig::key("p")
+    );
+    assert_eq!(
+        admin.router.replay_key("a"),
+        crate::domain::replay_sig::key("a")
+    );
+    assert!(
+        !format!("{keys:?}").contains("\"p\""),
+        "the key is redacted"
+    );
+}
