@@ -220,12 +220,27 @@ async fn a_url_outside_the_allowed_patterns_is_never_called() {
 #[tokio::test]
 async fn run_tokens_read_their_own_team_only_report_their_own_run_and_expire() {
     let shared = Agent::start(EchoOptions::default()).await;
+    // Alpha's agent keeps its run live (it never answers); beta's run finishes.
+    let hanging = Agent::start(EchoOptions {
+        fail: FailMode::Hang,
+        ..EchoOptions::default()
+    })
+    .await;
     let stack = stack(DbKind::Sqlite, &shared, &[]).await;
-    team(&stack, "alpha", json!({"llm": {"model": "m1"}})).await;
+    team(
+        &stack,
+        "alpha",
+        json!({"llm": {"model": "m1"}, "agent_service_url": hanging.url}),
+    )
+    .await;
     team(&stack, "beta", json!({})).await;
     send(&stack, "alpha", "d-alpha").await;
     send(&stack, "beta", "d-beta").await;
-    let alpha = finished(&stack, "d-alpha", WAIT).await;
+    let alpha = eventually("alpha's run to be live", WAIT, || async {
+        let run = runs_of(&stack, "d-alpha").await.first()?.clone();
+        matches!(run["status"].as_str(), Some("delivering" | "running")).then_some(run)
+    })
+    .await;
     let beta = finished(&stack, "d-beta", WAIT).await;
     let key = ifox::settings::BridgeSettings::default().token_key(crate::support::app::ADMIN_TOKEN);
     let now = std::time::SystemTime::now()
@@ -263,12 +278,33 @@ async fn run_tokens_read_their_own_team_only_report_their_own_run_and_expire() {
         .post(&path, &alpha_token, json!({"status": "failed"}))
         .await;
     assert_eq!(a.status, 404, "{}", a.body);
-    // Its own finished run cannot be changed.
-    let path = format!("/api/v1/runs/{}/status", alpha["run_id"].as_str().unwrap());
+    // Its own finished run cannot be changed, and the token of a finished run reads nothing.
+    let beta_token = token(&beta, now + 60);
+    let path = format!("/api/v1/runs/{}/status", beta["run_id"].as_str().unwrap());
     let a = app
-        .post(&path, &alpha_token, json!({"status": "failed"}))
+        .post(&path, &beta_token, json!({"status": "failed"}))
         .await;
     assert_eq!((a.status.as_u16(), a.reason()), (409, "run_finished"));
+    let a = app.get("/api/v1/config/me/effective", &beta_token).await;
+    assert_eq!(
+        (a.status.as_u16(), a.reason()),
+        (401, "run_not_live"),
+        "{}",
+        a.body
+    );
+    // Nor does a well-signed token of a run that does not exist (a team created again under the
+    // same ids after its runs went with the old one).
+    let ghost = token(
+        &json!({"team_id": "alpha", "run_id": "01a23400-0000-8000-8000-000000000000"}),
+        now + 60,
+    );
+    let a = app.get("/api/v1/config/me/effective", &ghost).await;
+    assert_eq!(
+        (a.status.as_u16(), a.reason()),
+        (401, "run_not_live"),
+        "{}",
+        a.body
+    );
     // Expired.
     let expired = token(&alpha, now - 1);
     let a = app.get("/api/v1/config/me/effective", &expired).await;

@@ -105,3 +105,56 @@ async fn an_org_admin_sets_its_own_orgs_webhook_secrets_and_a_team_token_cannot(
     let a = stack.app.delete(generic, &org_token).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
 }
+
+/// Played as a hostile org admin: a loop of new generic sources, each with a huge secret, then one
+/// request to each org-scoped URL. The org's sources are bounded (422 naming the limit; replacing one
+/// is free), a secret's size too (413), and an org's own sources never become metric labels.
+#[tokio::test]
+async fn an_orgs_webhook_sources_and_secrets_are_bounded_and_stay_out_of_metric_labels() {
+    use serde_json::json;
+    let stack = Stack::start_with(&[("IFOX__LIMITS__WEBHOOK_SOURCES_PER_ORG", "2")]).await;
+    stack.app.org("evil").await;
+    let (admin, _) = stack.app.org_token("evil").await;
+    let put = |key: &str, secret: String| {
+        let path = format!("/api/v1/admin/orgs/evil/webhook-secrets/{key}");
+        let app = &stack.app;
+        let admin = admin.clone();
+        async move { app.put(&path, &admin, json!({"secrets": [secret]})).await }
+    };
+    assert_eq!(put("github", "s1".repeat(8)).await.status, 204);
+    assert_eq!(put("generic/src-a", "s2".repeat(8)).await.status, 204);
+    let a = put("generic/src-b", "s3".repeat(8)).await;
+    assert_eq!(
+        (a.status.as_u16(), a.reason()),
+        (422, "too_many_webhook_sources"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        a.body["limit"], "limits.webhook_sources_per_org",
+        "{}",
+        a.body
+    );
+    // Rotating a key the org already has is not a new source.
+    assert_eq!(put("generic/src-a", "s4".repeat(8)).await.status, 204);
+    let a = put("github", "x".repeat(1025)).await;
+    assert_eq!(
+        (a.status.as_u16(), a.reason()),
+        (413, "secret_too_large"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["limit"], "limits.webhook_secret_bytes", "{}", a.body);
+    // An org's own generic source is counted under `generic`, never under its name.
+    let hook = Webhook::standard(
+        "/webhooks/orgs/evil/generic/src-a",
+        crate::ingest_fixtures::GENERIC,
+        "m-1",
+        b"{}".to_vec(),
+    );
+    let a = stack.send(&hook).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    let metrics = stack.metrics().await;
+    assert!(!metrics.contains("src-a"), "an org's source became a label");
+    assert!(metrics.contains("source=\"generic\""), "counted as generic");
+}

@@ -266,7 +266,65 @@ async fn a_shared_channel_claim_does_not_make_the_owners_events_ambiguous(kind: 
     );
 }
 
+/// The converse of the repo squatter: B routes `initech/api`; A's org admin claims the owner
+/// `initech`, which would take every `initech/*` event, B's included. Refused (409, unnamed); B's
+/// events stay B's. Only the global admin may make that claim (deciding who owns the owner).
+async fn an_owner_claim_cannot_take_the_repos_another_org_routes(kind: DbKind) {
+    let stack = Stack::start_on(kind, &[]).await;
+    let (_, admin_a) = two_orgs(&stack).await;
+    let (b_admin, _) = stack.app.org_token("b").await;
+    let (s, body) = claim(
+        &stack,
+        &b_admin,
+        "b",
+        "inc",
+        json!({"github_repos": ["initech/api"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    refused_unnamed(&stack, &admin_a, json!({"github_owners": ["Initech"]})).await;
+    let a = stack.send(&github_from("gh-i1", "initech/api")).await;
+    assert!(a.status.is_success(), "{}", a.body);
+    let msg = last_on(&stack.js, "AGENT_RUNS", "ifox.agent.shared.b.inc", WAIT).await;
+    assert_eq!(
+        json_of(&msg)["matched"],
+        json!({"kind": "github_repos", "value": "initech/api"})
+    );
+    nothing_on(&stack.js, "ifox.agent.shared.a.ops").await;
+    // B, which holds repos inside it, rewrites its own config freely; an owner whose repos no other
+    // org routes is claimed as before.
+    let (s, body) = claim(
+        &stack,
+        &b_admin,
+        "b",
+        "inc",
+        json!({"github_repos": ["initech/api", "initech/web"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = claim(
+        &stack,
+        &admin_a,
+        "a",
+        "ops",
+        json!({"github_owners": ["hooli"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    // The global admin decides: the claim is made (and then takes the owner's events).
+    let (s, body) = claim(
+        &stack,
+        ADMIN_TOKEN,
+        "a",
+        "ops",
+        json!({"github_owners": ["initech"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+}
+
 crate::both_databases!(
+    an_owner_claim_cannot_take_the_repos_another_org_routes,
     a_channel_claim_cannot_take_the_events_of_another_orgs_workspace,
     a_repo_claim_cannot_take_the_events_of_another_orgs_github_owner,
     a_shared_channel_claim_does_not_make_the_owners_events_ambiguous,

@@ -36,6 +36,7 @@ mod provision_fixtures;
 mod provision_kube;
 mod provision_namespaces;
 mod robustness_bounds;
+mod robustness_history;
 mod robustness_inputs;
 mod router_durability;
 mod router_fixtures;

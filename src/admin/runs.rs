@@ -246,6 +246,24 @@ impl FromRequestParts<AppState> for ReadAuth {
             && run_token::is_run_token(bearer)
         {
             let c = verify_run_token(s, bearer)?;
+            // A run token reads only while its run is live: once the run finished, or its
+            // record went with its team or org (a team or org created again under the same ids
+            // is another tenant), the token reads nothing.
+            let live = run_lifecycle::get(&mut *conn(s).await?, &c.run_id)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|r| {
+                    r.org_id == c.org.as_str()
+                        && r.team_id == c.team.as_str()
+                        && !run_lifecycle::is_final(&r.status)
+                });
+            if !live {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "run_not_live",
+                    "the run of this token has finished or no longer exists",
+                ));
+            }
             return Ok(ReadAuth(crate::domain::token::Principal::Team {
                 org: c.org,
                 team: c.team,

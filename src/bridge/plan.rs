@@ -300,7 +300,11 @@ impl Planner<'_> {
             .get("max_concurrent_agents")
             .and_then(Value::as_u64)
             .filter(|n| (1..=1000).contains(n))
-            .map_or(self.settings.max_concurrent_agents, |n| n as usize);
+            .map_or(self.settings.max_concurrent_agents, |n| n as usize)
+            // Never more than half the process's slots for one team (its config is the tenant's
+            // to write): the other teams always keep the other half, even against a team whose
+            // agent holds every request for a day.
+            .min((self.settings.concurrency / 2).max(1));
         let timeout = config
             .get("agent_timeout_seconds")
             .and_then(Value::as_u64)

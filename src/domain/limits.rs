@@ -42,6 +42,14 @@ pub struct Limits {
     /// `IFOX__LIMITS__REPLAY_SPAN`: the longest time window (`--since` to `--until`) of one replay.
     #[serde(with = "humantime_serde")]
     pub replay_span: Duration,
+    /// `IFOX__LIMITS__WEBHOOK_SOURCES_PER_ORG`: provider keys (`github`, `generic/<source>`, …) one
+    /// org may keep webhook secrets for.
+    pub webhook_sources_per_org: u32,
+    /// `IFOX__LIMITS__WEBHOOK_SECRET_BYTES`: bytes of one webhook secret an org sets.
+    pub webhook_secret_bytes: u32,
+    /// `IFOX__LIMITS__CONFIG_HISTORY`: versions of one node's config kept (for history and
+    /// rollback); older ones are dropped at each write.
+    pub config_history: u32,
 }
 
 impl Default for Limits {
@@ -59,6 +67,9 @@ impl Default for Limits {
             explain_payload_bytes: 512 * 1024,
             replay_events: 100_000,
             replay_span: Duration::from_secs(7 * 24 * 3600),
+            webhook_sources_per_org: 100,
+            webhook_secret_bytes: 1024,
+            config_history: 100,
         }
     }
 }
@@ -75,7 +86,7 @@ pub const MAX_EXPLAIN_HEADERS: u32 = 64;
 pub const MAX_EXPLAIN_HEADER_BYTES: u32 = 4096;
 
 /// What each bound may be set to: `(limit, lowest, highest)`, durations in seconds.
-const RANGES: [(Limit, u64, u64); 12] = [
+const RANGES: [(Limit, u64, u64); 15] = [
     (Limit::TreeDepth, 1, MAX_TREE_DEPTH as u64),
     (Limit::NodesPerOrg, 1, 1_000_000),
     (Limit::ClaimsPerTeam, 1, 100_000),
@@ -92,6 +103,9 @@ const RANGES: [(Limit, u64, u64); 12] = [
     (Limit::ExplainPayloadBytes, 1024, 16 << 20),
     (Limit::ReplayEvents, 1, u64::MAX),
     (Limit::ReplaySpan, 1, u64::MAX),
+    (Limit::WebhookSourcesPerOrg, 1, 10_000),
+    (Limit::WebhookSecretBytes, 16, 64 * 1024),
+    (Limit::ConfigHistory, 2, 1_000_000),
 ];
 
 impl Limits {
@@ -138,6 +152,9 @@ impl Limits {
             Limit::ExplainPayloadBytes => self.explain_payload_bytes.into(),
             Limit::ReplayEvents => self.replay_events,
             Limit::ReplaySpan => self.replay_span.as_secs(),
+            Limit::WebhookSourcesPerOrg => self.webhook_sources_per_org.into(),
+            Limit::WebhookSecretBytes => self.webhook_secret_bytes.into(),
+            Limit::ConfigHistory => self.config_history.into(),
         }
     }
 
@@ -166,6 +183,10 @@ pub enum Limit {
     ExplainPayloadBytes,
     ReplayEvents,
     ReplaySpan,
+    WebhookSourcesPerOrg,
+    WebhookSecretBytes,
+    /// Not a refusal: a retention (older versions are dropped).
+    ConfigHistory,
 }
 
 /// How a refusal reads over HTTP: the shape of one request (400), bytes (413), or a quota or
@@ -193,6 +214,9 @@ impl Limit {
             Limit::ExplainPayloadBytes => "limits.explain_payload_bytes",
             Limit::ReplayEvents => "limits.replay_events",
             Limit::ReplaySpan => "limits.replay_span",
+            Limit::WebhookSourcesPerOrg => "limits.webhook_sources_per_org",
+            Limit::WebhookSecretBytes => "limits.webhook_secret_bytes",
+            Limit::ConfigHistory => "limits.config_history",
         }
     }
 
@@ -211,21 +235,27 @@ impl Limit {
             Limit::ExplainPayloadBytes => "payload_too_large",
             Limit::ReplayEvents => "replay_too_large",
             Limit::ReplaySpan => "replay_span_too_long",
+            Limit::WebhookSourcesPerOrg => "too_many_webhook_sources",
+            Limit::WebhookSecretBytes => "secret_too_large",
+            Limit::ConfigHistory => "history_pruned",
         }
     }
 
     pub fn class(self) -> Class {
         match self {
             Limit::TreeDepth | Limit::ConfigDepth | Limit::ExplainHeaders => Class::Shape,
-            Limit::ConfigBytes | Limit::ExplainHeaderBytes | Limit::ExplainPayloadBytes => {
-                Class::Size
-            }
+            Limit::ConfigBytes
+            | Limit::ExplainHeaderBytes
+            | Limit::ExplainPayloadBytes
+            | Limit::WebhookSecretBytes => Class::Size,
             Limit::NodesPerOrg
             | Limit::ClaimsPerTeam
             | Limit::TokensPerTeam
             | Limit::TokenLifetime
             | Limit::ReplayEvents
-            | Limit::ReplaySpan => Class::Quota,
+            | Limit::ReplaySpan
+            | Limit::WebhookSourcesPerOrg
+            | Limit::ConfigHistory => Class::Quota,
         }
     }
 
@@ -243,6 +273,9 @@ impl Limit {
             Limit::ExplainHeaderBytes => "bytes in one header",
             Limit::ExplainPayloadBytes => "bytes of payload",
             Limit::ReplayEvents => "messages to replay",
+            Limit::WebhookSourcesPerOrg => "webhook sources of the org",
+            Limit::WebhookSecretBytes => "bytes in one secret",
+            Limit::ConfigHistory => "config versions kept",
         }
     }
 }

@@ -97,6 +97,9 @@ fn every_limit_has_its_own_reason_and_setting() {
         Limit::ExplainPayloadBytes,
         Limit::ReplayEvents,
         Limit::ReplaySpan,
+        Limit::WebhookSourcesPerOrg,
+        Limit::WebhookSecretBytes,
+        Limit::ConfigHistory,
     ];
     let reasons: BTreeSet<_> = all.iter().map(|l| l.reason()).collect();
     let settings: BTreeSet<_> = all.iter().map(|l| l.setting()).collect();

@@ -122,6 +122,17 @@ impl Identifier {
             _ => None,
         }
     }
+
+    /// For a tenant-level identifier whose namespace holds team-level ones (a GitHub owner): their
+    /// kind and the prefix of their values (`owner/`). The inverse of [`Identifier::namespace`].
+    pub fn inner_prefix(&self) -> Option<(IdentifierKind, String)> {
+        match self.kind {
+            IdentifierKind::GithubOwners => {
+                Some((IdentifierKind::GithubRepos, format!("{}/", self.value)))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

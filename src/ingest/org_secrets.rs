@@ -12,6 +12,7 @@
 
 use super::Provider;
 use super::secret_cache::SecretCache;
+use crate::domain::limits::{Exceeded, Limit};
 use crate::domain::subject::check_generic_source;
 use crate::domain::{OrgId, now_ms};
 use crate::http::AppState;
@@ -126,6 +127,7 @@ async fn write(
     body: Option<NewSecrets>,
 ) -> Result<StatusCode, ApiError> {
     let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_secrets", m);
+    let limits = *s.tenancy.limits();
     if let Some(b) = &body {
         if b.secrets.is_empty() || b.secrets.len() > MAX_SECRETS {
             return Err(bad("give 1 to 5 secrets (DELETE removes them)"));
@@ -136,15 +138,22 @@ async fn write(
         {
             return Err(bad("a secret must not be empty nor hold a comma"));
         }
+        let longest = b.secrets.iter().map(String::len).max().unwrap_or(0);
+        limits.check(Limit::WebhookSecretBytes, longest as u64)?;
     }
     let key = provider.secret_key();
     let store = s.tenancy.store();
     let org = scope.org().as_str();
     let now = now_ms();
-    let result: Result<(), StoreError> = async {
+    let result: Result<Result<(), Exceeded>, StoreError> = async {
         let mut tx = store.begin().await?;
         let (action, count) = match &body {
             Some(b) => {
+                // A new provider key counts against the org's quota; replacing one does not.
+                let (held, has) = webhook_secrets::count(&mut tx, scope.org(), &key).await?;
+                if !has && let Err(e) = limits.check(Limit::WebhookSourcesPerOrg, held + 1) {
+                    return Ok(Err(e));
+                }
                 webhook_secrets::set(&mut tx, scope.org(), &key, &b.secrets, now).await?;
                 ("webhook_secrets.set", b.secrets.len())
             }
@@ -165,10 +174,10 @@ async fn write(
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
     .await;
-    result.map_err(|e| ApiError::from(TenancyError::from(e)))?;
+    result.map_err(|e| ApiError::from(TenancyError::from(e)))??;
     cache.invalidate(scope.org());
     Ok(StatusCode::NO_CONTENT)
 }

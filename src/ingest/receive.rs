@@ -98,7 +98,9 @@ impl Ingest {
             }
         };
         let secrets = self.secrets(provider, org.as_ref()).await?;
-        if let Provider::Generic(source) = provider {
+        // Configured global sources are the operator's (bounded); an org's own generic sources
+        // are the tenant's and stay under the one label `generic`.
+        if let (Provider::Generic(source), None) = (provider, &org) {
             *metrics = self.inner.metrics.source(source);
         }
         metrics.received.increment(1);

@@ -17,6 +17,29 @@ pub struct AuditEntry {
     pub at: i64,
 }
 
+/// Bytes of one entry's detail at most: past it, the detail keeps its scalar members and says how
+/// many bytes it left out (a config write's full diff stays in the config history).
+pub const DETAIL_MAX: usize = 16 * 1024;
+
+/// `detail` as stored: itself when it fits [`DETAIL_MAX`], else its scalar members and
+/// `"omitted_bytes"`.
+pub fn bounded(detail: &Value) -> String {
+    let text = detail.to_string();
+    if text.len() <= DETAIL_MAX {
+        return text;
+    }
+    let mut kept = serde_json::Map::new();
+    if let Value::Object(members) = detail {
+        for (k, v) in members {
+            if !(v.is_object() || v.is_array()) && v.to_string().len() <= 1024 {
+                kept.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    kept.insert("omitted_bytes".into(), Value::from(text.len()));
+    Value::Object(kept).to_string()
+}
+
 pub async fn record(
     conn: &mut Conn,
     org: Option<&OrgId>,
@@ -32,7 +55,7 @@ pub async fn record(
         .bind(actor)
         .bind(action)
         .bind(target)
-        .bind(detail.to_string())
+        .bind(bounded(detail))
         .bind(at)
         .execute(conn)
         .await?;

@@ -108,6 +108,34 @@ pub async fn first_foreign(
     Ok(None)
 }
 
+/// Another org that routes team-level identifiers inside the namespace of `tenant` (a repo of GitHub
+/// owner `tenant`), if any.
+pub async fn foreign_inside(
+    conn: &mut Conn,
+    org: &OrgId,
+    tenant: &Identifier,
+) -> Result<Option<OrgId>, StoreError> {
+    let Some((kind, prefix)) = tenant.inner_prefix() else {
+        return Ok(None);
+    };
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let found = sqlx::query(
+        "SELECT org_id FROM routing_claims WHERE kind = $1 AND value LIKE $2 ESCAPE '\\' AND org_id <> $3 ORDER BY org_id LIMIT 1",
+    )
+    .bind(kind.key())
+    .bind(pattern)
+    .bind(org.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    found.map(|r| row::org(&r, "org_id")).transpose()
+}
+
 /// Replaces a team's claims. A unique violation here means a concurrent writer claimed one first.
 pub async fn replace_team(
     conn: &mut Conn,

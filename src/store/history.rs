@@ -36,6 +36,24 @@ pub async fn insert(
     Ok(())
 }
 
+/// Drops the versions of `node` older than the newest `keep`, `newest` being the version just
+/// written.
+pub async fn prune(
+    conn: &mut Conn,
+    org: &OrgId,
+    node: &NodeId,
+    newest: i64,
+    keep: u32,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM config_history WHERE org_id = $1 AND node_id = $2 AND version <= $3")
+        .bind(org.as_str())
+        .bind(node.as_str())
+        .bind(newest - i64::from(keep))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn list(
     conn: &mut Conn,
     org: &OrgId,

@@ -20,6 +20,24 @@ pub async fn list_org(
         .collect()
 }
 
+/// How many provider keys of `org` hold secrets, and whether `provider` is one of them.
+pub async fn count(
+    conn: &mut Conn,
+    org: &OrgId,
+    provider: &str,
+) -> Result<(u64, bool), StoreError> {
+    let rows = sqlx::query("SELECT provider FROM webhook_secrets WHERE org_id = $1")
+        .bind(org.as_str())
+        .fetch_all(conn)
+        .await?;
+    let mut has = false;
+    for r in &rows {
+        let p: String = sqlx::Row::try_get(r, "provider")?;
+        has |= p == provider;
+    }
+    Ok((rows.len() as u64, has))
+}
+
 /// Replaces the list of one provider key.
 pub async fn set(
     conn: &mut Conn,

@@ -244,7 +244,11 @@ pub async fn write_config_in(
         ConfigWrite::Replace(body) => config::replaced(body)?,
         ConfigWrite::Rollback(version) => history::get(conn, org, node, *version)
             .await?
-            .ok_or_else(|| TenancyError::not_found(format!("version {version} of node {node}")))?,
+            .ok_or_else(|| {
+                TenancyError::not_found(format!(
+                    "version {version} of node {node} (only the newest limits.config_history versions are kept)"
+                ))
+            })?,
     };
     // Decided before the "nothing changed" shortcut: a team naming a platform key is refused even
     // with its current value, so the answer never tells it whether it guessed that value.
@@ -298,6 +302,7 @@ pub async fn write_config_in(
         at: now,
     };
     history::insert(conn, org, node, &entry).await?;
+    history::prune(conn, org, node, version, limits.config_history).await?;
     let detail = json!({"version": version, "diff": diff});
     let target = node_target(org, node);
     audit::record(
@@ -363,8 +368,33 @@ async fn first_owner(
         return Ok(Some(TenancyError::ClaimConflict { identifier, team }));
     }
     let foreign = claims::first_foreign(conn, scope.org(), wanted).await?;
-    Ok(foreign.map(|(identifier, org)| TenancyError::ForeignClaim {
-        identifier,
-        org: (scope.role() == Role::Global).then_some(org),
-    }))
+    if let Some((identifier, org)) = foreign {
+        return Ok(Some(TenancyError::ForeignClaim {
+            identifier,
+            org: (scope.role() == Role::Global).then_some(org),
+        }));
+    }
+    // A new tenant-level claim (a GitHub owner) over identifiers another org already routes (its
+    // repos) would take that org's events: nothing proves who owns the owner, so only the global
+    // admin may decide it (e.g. for the owner's rightful org against a squatter of its repos). Claims
+    // the team already holds are left alone, so such a team can still rewrite its config.
+    if scope.role() != Role::Global {
+        let held = claims::list_team(conn, scope.org(), node).await?;
+        for id in wanted.iter().filter(|id| id.kind.is_tenant_level()) {
+            let already = held
+                .iter()
+                .any(|c| c.kind == id.kind && c.value == id.value);
+            if !already
+                && claims::foreign_inside(conn, scope.org(), id)
+                    .await?
+                    .is_some()
+            {
+                return Ok(Some(TenancyError::ForeignClaim {
+                    identifier: id.clone(),
+                    org: None,
+                }));
+            }
+        }
+    }
+    Ok(None)
 }
