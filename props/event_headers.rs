@@ -125,6 +125,8 @@ proptest! {
                 prop_assert!(["payments", "search", "ops"].contains(&run.team_id.as_str()));
                 prop_assert!(!run.source.is_empty());
                 prop_assert_eq!(Some(run.source.as_str()), ev.source());
+                // The source is the subject's (what NATS permissions grant), whatever the headers say.
+                prop_assert_eq!(Some(run.source.as_str()), subject.split('.').nth(2));
                 prop_assert_eq!(Some(run.event_type.as_str()), ev.event_type());
                 prop_assert_eq!(Some(run.event_id.as_str()), ev.header(CE_ID));
             }

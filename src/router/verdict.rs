@@ -47,13 +47,16 @@ impl<'a> Event<'a> {
             .collect()
     }
 
-    /// `ce-source`, else the subject's third token.
+    /// The subject's third token, which `ce-source` (when given) must repeat: NATS permissions are
+    /// granted per subject (`ifox.events.<source>.>`), so a publisher allowed one source cannot
+    /// speak for another by its headers (nor take that source's dedup ids).
     /// (An empty header or subject token is no source: `ifox.events..x` names none.)
     pub fn source(&self) -> Option<&'a str> {
-        self.header(CE_SOURCE)
-            .filter(|s| !s.is_empty())
-            .or_else(|| self.subject.split('.').nth(2))
-            .filter(|s| !s.is_empty())
+        let subject = self.subject.split('.').nth(2).filter(|s| !s.is_empty())?;
+        match self.header(CE_SOURCE).filter(|s| !s.is_empty()) {
+            Some(header) if header != subject => None,
+            _ => Some(subject),
+        }
     }
 
     /// `ce-type`, else the subject's fourth token.
@@ -95,7 +98,10 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
     let (Some(source), Some(event_type)) = (ev.source(), ev.event_type()) else {
         return permanent(
             "invalid_event",
-            format!("cannot tell source and type of subject {}", ev.subject),
+            format!(
+                "cannot tell source and type of subject {} (ce-source, when given, must be the subject's source)",
+                ev.subject
+            ),
         );
     };
     let mut found = match inputs(ev.header_pairs()) {
@@ -184,5 +190,50 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
     Verdict::Dispatch {
         run: Box::new(run),
         subject,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, *v);
+        }
+        h
+    }
+
+    /// A publisher granted `ifox.events.deploybot.>` says `ce-source: github`: the event is not
+    /// routed as GitHub's (invalid_event); a header that repeats the subject's source, or none, is
+    /// read from the subject.
+    #[test]
+    fn the_source_is_the_subjects_and_a_ce_source_naming_another_is_refused() {
+        let catalog = Catalog::default();
+        let forged = headers(&[(CE_ID, "e1"), (CE_SOURCE, "github"), (CE_TYPE, "issues")]);
+        let ev = Event {
+            subject: "ifox.events.deploybot.deploy",
+            headers: Some(&forged),
+            payload: b"{}",
+        };
+        assert_eq!(ev.source(), None);
+        match verdict(&catalog, &ev) {
+            Verdict::Permanent { reason, detail } => {
+                assert_eq!(reason, "invalid_event");
+                assert!(detail.contains("ce-source"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let same = headers(&[(CE_ID, "e1"), (CE_SOURCE, "deploybot")]);
+        let none = headers(&[(CE_ID, "e1")]);
+        for h in [&same, &none] {
+            let ev = Event {
+                subject: "ifox.events.deploybot.deploy",
+                headers: Some(h),
+                payload: b"{}",
+            };
+            assert_eq!(ev.source(), Some("deploybot"));
+        }
     }
 }
