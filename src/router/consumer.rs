@@ -77,30 +77,29 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
     let outcomes = worker.process(&events).await;
     drop(events);
     futures::future::join_all(deliveries.into_iter().zip(outcomes).map(|(d, outcome)| {
-        // One span per routed event: its settlement (ack, dead letter) logs with its ids.
-        let header = |name| {
-            d.headers()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
+        // One span per routed event: its settlement (ack, dead letter) logs with its ids (read
+        // from the message in place: nothing is copied for a span no subscriber wants).
+        let span = {
+            let header = |name| {
+                d.headers()
+                    .and_then(|h| headers::get(h, name))
+                    .unwrap_or_default()
+            };
+            let traceparent = header(headers::TRACEPARENT);
+            let run = outcome.run.as_ref();
+            let span = tracing::info_span!(
+                "event",
+                event_id = header(headers::CE_ID),
+                trace_id = traceparent.split('-').nth(1).unwrap_or_default(),
+                org = run.map_or("", |r| r.org.as_str()),
+                team = run.map_or("", |r| r.team.as_str()),
+                run_id = run.map_or("", |r| r.run_id.as_str()),
+                subject = d.subject(),
+                stream_seq = d.stream_seq(),
+            );
+            crate::telemetry::trace::parent_on(&span, Some(traceparent));
+            span
         };
-        let trace_id = header(headers::TRACEPARENT)
-            .split('-')
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let run = outcome.run.unwrap_or_default();
-        let span = tracing::info_span!(
-            "event",
-            event_id = %header(headers::CE_ID),
-            trace_id = %trace_id,
-            org = %run.org,
-            team = %run.team,
-            run_id = %run.run_id,
-            subject = d.subject(),
-            stream_seq = d.stream_seq(),
-        );
-        crate::telemetry::trace::parent_on(&span, Some(header(headers::TRACEPARENT).as_str()));
         d.settle(bus, outcome.disposition).instrument(span)
     }))
     .await;

@@ -27,9 +27,7 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers?
-            .get(name)
-            .map(|v| v.as_str())
+        crate::domain::headers::get(self.headers?, name)
             .map(str::trim)
             .filter(|v| !v.is_empty())
     }

@@ -143,8 +143,7 @@ impl Worker {
         let delay = nak_delay(delivery.delivered());
         let event_id = delivery
             .headers()
-            .and_then(|h| h.get(headers::CE_ID))
-            .map(|v| v.as_str())
+            .and_then(|h| headers::get(h, headers::CE_ID))
             .unwrap_or_default();
         tracing::warn!(event_id, stream_seq = delivery.stream_seq(), attempt = delivery.delivered(), retry_in = ?delay, error = %detail, "event will be retried");
         metrics::counter!("ifox_router_retries_total").increment(1);

@@ -69,6 +69,16 @@ impl Inner {
     }
 }
 
+/// Some keys of a node's effective config ([`Catalog::effective_keys`]): what the router and the
+/// bridge read per event, without the chain an [`Effective`] carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveKeys {
+    /// An object holding the asked keys the chain sets, merged as in the effective config.
+    pub config: Value,
+    /// As [`Effective::version`].
+    pub version: String,
+}
+
 /// A node's effective config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Effective {
@@ -416,7 +426,12 @@ impl Catalog {
 
     /// Only `keys` of a node's effective config (same merge rules), without building or memoising the
     /// whole of it: what a hot path that reads two settings per event needs.
-    pub fn effective_keys(&self, org: &OrgId, node: &NodeId, keys: &[&str]) -> Option<Effective> {
+    pub fn effective_keys(
+        &self,
+        org: &OrgId,
+        node: &NodeId,
+        keys: &[&str],
+    ) -> Option<EffectiveKeys> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let nodes = inner.orgs.get(org)?;
         let mut chain: Vec<(&NodeId, &CatNode)> = Vec::new();
@@ -442,21 +457,15 @@ impl Catalog {
                 }
             }
         }
-        let (last_id, last) = chain.last()?;
-        Some(Effective {
-            org_id: org.clone(),
-            node_id: (*last_id).clone(),
-            node_type: last.node_type,
+        chain.last()?;
+        let mut version = String::with_capacity(4 * chain.len());
+        for (i, (_, n)) in chain.iter().enumerate() {
+            use std::fmt::Write;
+            let _ = write!(version, "{}{}", if i == 0 { "" } else { "." }, n.version);
+        }
+        Some(EffectiveKeys {
             config: Value::Object(subset),
-            version: chain
-                .iter()
-                .map(|(_, n)| n.version.to_string())
-                .collect::<Vec<_>>()
-                .join("."),
-            chain: chain
-                .iter()
-                .map(|(id, n)| ((*id).clone(), n.version))
-                .collect(),
+            version,
         })
     }
 
