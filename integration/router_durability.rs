@@ -304,20 +304,30 @@ async fn an_event_that_keeps_failing_is_dead_lettered_on_its_last_delivery() {
     ];
     let _router =
         TestApp::spawn_roles(TestDb::shared(&admin.db.url), &extra, &[Role::Router]).await;
-    // Once the router has applied its streams and routes, AGENT_RUNS goes: every publish of a run
-    // then fails (transient), on both deliveries.
+    // Once the router has applied its streams and routes, AGENT_RUNS is sealed: every publish of a
+    // run then fails (transient), on both deliveries.
     github_event(&js, "fine", "acme/svc-1", &[]).await;
     eventually("the router to route", Duration::from_secs(30), || async {
         (stream_count(&js, "AGENT_RUNS").await == 1).then_some(())
     })
     .await;
-    js.delete_stream("AGENT_RUNS").await.unwrap();
+    // Sealed: it refuses every publish, and unlike a deleted stream no re-apply of the stream files
+    // (after a reconnect under load) can bring it back mid-test.
+    let mut config = js
+        .get_stream("AGENT_RUNS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    config.sealed = true;
+    js.update_stream(config).await.unwrap();
     let seq = github_event(&js, "doomed", "acme/svc-1", &[]).await;
     let dl = last_on(
         &js,
         "DEADLETTER",
         "ifox.deadletter.router.max_deliveries",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     )
     .await;
     assert_eq!(header(&dl, "Ifox-DL-Stream-Seq"), Some(seq.to_string()));
