@@ -181,6 +181,79 @@ impl Drop for BridgeProcess {
     }
 }
 
+/// Played as a hostile org admin: its team sets `max_concurrent_agents` 1000 and its agent holds
+/// every request. It gets at most half of the bridge's slots (here 1 of 2); another team's run still
+/// reaches the agent at once.
+#[tokio::test]
+async fn a_team_that_raises_its_own_concurrency_gets_at_most_half_the_slots() {
+    let agent = Agent::start(EchoOptions {
+        fail: ifox::bridge::echo::FailMode::Hang,
+        max_concurrent: 16,
+        ..EchoOptions::default()
+    })
+    .await;
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let app = TestApp::spawn_with(
+        DbKind::Sqlite,
+        &[
+            ("IFOX__NATS__URL", &url),
+            ("IFOX__BRIDGE__SHARED_URL", &agent.url),
+            ("IFOX__BRIDGE__ALLOWED_URL_PATTERNS", "http://127.0.0.1:*"),
+            ("IFOX__BRIDGE__CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    tenants(
+        &app,
+        &[
+            ("greedy", "github_repos", "acme/greedy"),
+            ("other", "github_repos", "acme/other"),
+        ],
+    )
+    .await;
+    let a = app
+        .patch(
+            "/api/v1/admin/orgs/acme/nodes/greedy/config",
+            ADMIN_TOKEN,
+            serde_json::json!({"max_concurrent_agents": 1000}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+    flood(&js, "greedy", "g", 5).await;
+    eventually(
+        "the greedy team's runs recorded",
+        Duration::from_secs(30),
+        || async { (count(&app, "SELECT COUNT(*) FROM runs").await == 5).then_some(()) },
+    )
+    .await;
+    eventually(
+        "a greedy run at the agent",
+        Duration::from_secs(10),
+        || async { (!agent.requests().is_empty()).then_some(()) },
+    )
+    .await;
+    // Time for a second greedy delivery to start, if the cap let it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let greedy = |team: &str| {
+        agent
+            .requests()
+            .iter()
+            .filter(|r| r.team_id.as_deref() == Some(team))
+            .count()
+    };
+    assert_eq!(greedy("greedy"), 1, "one slot of two for the greedy team");
+    flood(&js, "other", "o", 1).await;
+    eventually(
+        "the other team's run at the agent",
+        Duration::from_secs(10),
+        || async { (greedy("other") == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(greedy("greedy"), 1);
+}
+
 async fn killing_the_bridge_mid_flood_completes_every_run_exactly_once(kind: DbKind) {
     const N: usize = 2_000;
     const TEAMS: usize = 10;
