@@ -53,3 +53,40 @@ async fn an_answer_arriving_while_the_database_is_down_is_recorded_when_it_retur
 }
 
 both_databases!(an_answer_arriving_while_the_database_is_down_is_recorded_when_it_returns);
+
+/// DEADLETTER is away when a run fails (the agent refuses it, 401): the run is recorded `failed`
+/// and its dead letter is kept trying — not NAKed into a redelivery that would find the run
+/// finished and ack it with no dead letter. When DEADLETTER returns, the dead letter is there; the
+/// agent was asked once.
+#[tokio::test]
+async fn a_dead_letter_that_cannot_be_stored_yet_is_stored_when_deadletter_returns() {
+    let agent = Agent::start(EchoOptions {
+        service_token: Some("the-agent-wants-this".into()),
+        ..EchoOptions::default()
+    })
+    .await;
+    let stack = stack(DbKind::Sqlite, &agent, &[]).await;
+    team(&stack, "svc", json!({})).await;
+    stack.js.delete_stream("DEADLETTER").await.unwrap();
+    let a = stack.send(&issue("svc", "d-refused")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let run = finished(&stack, "d-refused", Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    // Longer than a NAK's redelivery would take to find the run finished.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ifox::bus::streams::apply(&stack.js, &ifox::bus::StreamSpec::embedded().unwrap())
+        .await
+        .unwrap();
+    let letter = crate::router_fixtures::last_on(
+        &stack.js,
+        "DEADLETTER",
+        "ifox.deadletter.bridge.agent_refused",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        letter.headers.get("Ifox-DL-Reason").map(|v| v.as_str()),
+        Some("agent_refused")
+    );
+    assert_eq!(agent.requests().len(), 1, "the agent was asked once");
+}

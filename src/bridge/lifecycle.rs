@@ -213,14 +213,19 @@ pub(super) async fn announce(bus: &Bus, run: &RunRef, change: &Change<'_>) {
     }
 }
 
-/// Moves runs past their deadline to `timeout`; how many it moved.
-pub async fn sweep(lifecycle: &Lifecycle) -> Result<usize, crate::store::StoreError> {
+/// Moves runs past their deadline to `timeout`; how many it moved. Runs `held` says this process
+/// is still working on are left alone: their delivery ends them (an agent's answer waiting for the
+/// database to come back must not be replaced by "no outcome").
+pub async fn sweep(
+    lifecycle: &Lifecycle,
+    held: impl Fn(&str) -> bool,
+) -> Result<usize, crate::store::StoreError> {
     let overdue = {
         let mut conn = lifecycle.store().pool().acquire().await?;
         crate::store::run_lifecycle::overdue(&mut conn, now_ms(), 500).await?
     };
     let mut moved = 0;
-    for r in overdue {
+    for r in overdue.into_iter().filter(|r| !held(&r.run_id)) {
         let run = RunRef::from(&r);
         let change = Change {
             to: "timeout",

@@ -348,7 +348,8 @@ impl Bridge {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = super::lifecycle::sweep(&self.inner.lifecycle).await {
+            let held = |run_id: &str| self.lock().held.contains(run_id);
+            if let Err(e) = super::lifecycle::sweep(&self.inner.lifecycle, held).await {
                 tracing::warn!(error = %e, "run sweep failed; retrying at the next tick");
             }
         }

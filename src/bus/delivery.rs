@@ -18,6 +18,10 @@ use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use std::time::Duration;
 
+/// How long a dead letter that cannot be stored (DEADLETTER without quorum, no PubAck) is retried
+/// while its message is kept alive, before the message is NAKed.
+pub const DEAD_LETTER_RETRY_BUDGET: Duration = Duration::from_secs(600);
+
 /// What to tell JetStream about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -202,21 +206,36 @@ impl Delivery {
                     stream_seq: self.stream_seq,
                     attempts: self.delivered,
                 };
-                match bus
-                    .dead_letter(
-                        &origin,
-                        reason,
-                        &detail,
-                        msg.headers.as_ref(),
-                        msg.payload.clone(),
-                    )
-                    .await
-                {
-                    Ok(()) => (Some(AckKind::Term), Settled::DeadLettered),
-                    Err(e) => {
-                        let delay = nak_delay(self.delivered);
-                        tracing::error!(stage = self.stage, stream_seq = self.stream_seq, reason, error = %e, retry_in = ?delay, "dead letter not stored; the message will be retried");
-                        (Some(AckKind::Nak(Some(delay))), Settled::DeadLetterFailed)
+                // Retried here, the message kept alive, rather than left to a redelivery: by then
+                // the stage may see its effect done (a bridge run recorded `failed`) and settle it
+                // without a dead letter, or it was the last delivery.
+                let started = std::time::Instant::now();
+                let mut tries = 0u64;
+                loop {
+                    tries += 1;
+                    let stored = bus
+                        .dead_letter(
+                            &origin,
+                            reason,
+                            &detail,
+                            msg.headers.as_ref(),
+                            msg.payload.clone(),
+                        )
+                        .await;
+                    match stored {
+                        Ok(()) => break (Some(AckKind::Term), Settled::DeadLettered),
+                        Err(e) if started.elapsed() < DEAD_LETTER_RETRY_BUDGET => {
+                            let pause = nak_delay(tries).min(Duration::from_secs(10));
+                            tracing::warn!(stage = self.stage, stream_seq = self.stream_seq, reason, error = %e, attempt = tries, retry_in = ?pause, "dead letter not stored; retrying");
+                            metrics::counter!("ifox_dead_letter_retries_total", "stage" => self.stage).increment(1);
+                            let _ = msg.ack_with(AckKind::Progress).await;
+                            tokio::time::sleep(pause).await;
+                        }
+                        Err(e) => {
+                            let delay = nak_delay(self.delivered);
+                            tracing::error!(stage = self.stage, stream_seq = self.stream_seq, reason, error = %e, retry_in = ?delay, "dead letter not stored within the retry budget; the message will be redelivered");
+                            break (Some(AckKind::Nak(Some(delay))), Settled::DeadLetterFailed);
+                        }
                     }
                 }
             }

@@ -237,11 +237,7 @@ impl Bridge {
         }
     }
 
-    /// Records the outcome of an agent call (or of no call: a timeout). The agent's answer is not
-    /// given up while the database is away: the write is retried (0.5 s doubling to 30 s) while the
-    /// message is kept alive, for up to [`OUTCOME_RETRY_BUDGET`], so a database outage during a
-    /// call does not make a second one. Past that, or when this process stops meanwhile, the
-    /// message is redelivered and the run delivered again (same Idempotency-Key).
+    /// Records the outcome of an agent call (or of no call: a timeout), see [`Bridge::write_kept`].
     async fn record(
         &self,
         d: &Delivery,
@@ -249,36 +245,50 @@ impl Bridge {
         change: Change<'_>,
         label: &'static str,
     ) -> (&'static str, Settle) {
+        match self.write_kept(d, run, &change).await {
+            Ok(()) => (label, Settle::Now(Disposition::Ack)),
+            // The agent's answer is lost with this NAK; the redelivery carries the same
+            // Idempotency-Key, so an agent that keeps answers can give it again.
+            Err(()) => ("database", Settle::Now(Disposition::Nak(nak_delay(1)))),
+        }
+    }
+
+    /// Writes a final transition, not giving it up while the database is away: the write is
+    /// retried (0.5 s doubling to 30 s) while the message is kept alive, for up to
+    /// [`OUTCOME_RETRY_BUDGET`], so a database outage during an agent call does not make a
+    /// second one. `Err` past that (the caller NAKs: the run is delivered again, same
+    /// Idempotency-Key). A run that another writer finished meanwhile (the sweeper, an agent's
+    /// report) keeps that outcome; this one is logged and counted, not silently dropped.
+    async fn write_kept(&self, d: &Delivery, run: &RunRef, change: &Change<'_>) -> Result<(), ()> {
         let started = std::time::Instant::now();
         let mut tries = 0u64;
-        let written = keep_alive(d, async {
+        keep_alive(d, async {
             loop {
                 tries += 1;
                 // A guarded transition: one that committed although its answer was lost is
                 // refused the second time (Ok(false)), which is as good as written.
                 let e = match self.inner.lifecycle.advance(run, change.clone()).await {
-                    Ok(_) => return Ok(()),
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {
+                        if tries > 1 {
+                            metrics::counter!("ifox_bridge_outcomes_superseded_total").increment(1);
+                            tracing::warn!(run_id = %run.run_id, status = change.to, "the run was finished by another writer while its outcome waited for the database; the earlier outcome stays");
+                        }
+                        return Ok(());
+                    }
                     Err(e) => e,
                 };
                 if started.elapsed() >= OUTCOME_RETRY_BUDGET {
-                    return Err(e);
+                    tracing::error!(error = %e, waited = ?started.elapsed(), status = change.to, "outcome not recorded within the budget; the run will be delivered again");
+                    return Err(());
                 }
                 let pause = nak_delay(tries);
-                tracing::warn!(error = %e, status = change.to, attempt = tries, retry_in = ?pause, "outcome not recorded; keeping the agent's answer and retrying");
+                tracing::warn!(error = %e, status = change.to, attempt = tries, retry_in = ?pause, "outcome not recorded; keeping it and retrying");
                 metrics::counter!("ifox_bridge_outcome_retries_total").increment(1);
                 tokio::time::sleep(pause).await;
             }
         })
-        .await;
-        match written {
-            Ok(()) => (label, Settle::Now(Disposition::Ack)),
-            // The agent's answer is lost with this NAK; the redelivery carries the same
-            // Idempotency-Key, so an agent that keeps answers can give it again.
-            Err(e) => {
-                tracing::error!(error = %e, waited = ?started.elapsed(), "outcome not recorded within the budget; the run will be delivered again");
-                ("database", Settle::Now(Disposition::Nak(nak_delay(1))))
-            }
-        }
+        .await
     }
 
     async fn finish(
@@ -311,12 +321,14 @@ impl Bridge {
             detail: Some(reason),
             ..Change::default()
         };
-        if let Err(e) = self.inner.lifecycle.advance(run, change).await {
-            tracing::warn!(error = %e, "failure not recorded; retrying the run");
+        // Kept like an agent's answer (a refusal or the last failed attempt follows an agent
+        // call): a database outage here must not make another call.
+        if self.write_kept(&d, run, &change).await.is_err() {
             let delay = nak_delay(d.delivered());
             d.settle(&self.inner.bus, Disposition::Nak(delay)).await;
             return;
         }
+        // The dead letter is retried by `settle` itself while the message is kept alive.
         d.settle(&self.inner.bus, Disposition::DeadLetter { reason, detail })
             .await;
     }
