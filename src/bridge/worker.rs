@@ -47,6 +47,23 @@ pub enum BridgeError {
     Consumer(#[from] consumer::ConsumerError),
 }
 
+/// A delivery in flight: dropping it gives the slot back ([`Bridge::release`]).
+struct Slot {
+    bridge: Bridge,
+    run_id: String,
+    team: String,
+    /// The delivery ran to its end: the next one may start. A delivery that did not (a panic, or
+    /// a task dropped by a runtime that shuts down) starts none: a spawn there would be dropped at
+    /// once too, and give its slot back by starting the next, and so on down the stack.
+    ended: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.bridge.release(&self.run_id, &self.team, self.ended);
+    }
+}
+
 struct Job {
     delivery: Delivery,
     plan: Box<Plan>,
@@ -303,23 +320,37 @@ impl Bridge {
             let Some((team, job)) = next else {
                 return;
             };
-            let this = self.clone();
-            let run_id = job.plan.doc.run_id.clone();
+            let slot = Slot {
+                bridge: self.clone(),
+                run_id: job.plan.doc.run_id.clone(),
+                team,
+                ended: false,
+            };
             tokio::spawn(async move {
-                this.execute(job).await;
-                {
-                    let mut s = this.lock();
-                    s.held.remove(&run_id);
-                    let _ = s.fair.done(&team);
-                    if s.fair.team_in_flight(&team) == 0 {
-                        s.limits.remove(&team);
-                    }
-                }
-                this.inner.freed.notify_waiters();
-                this.pump();
-                this.gauges();
+                // The slot is given back when the delivery ends, however it ends (a panic or the
+                // runtime dropping the task included: the run is not left "held" forever).
+                let mut slot = slot;
+                slot.bridge.execute(job).await;
+                slot.ended = true;
             });
         }
+    }
+
+    /// Gives a delivery's slot back: the run is no longer held, its team has one fewer in flight.
+    fn release(&self, run_id: &str, team: &str, start_next: bool) {
+        {
+            let mut s = self.lock();
+            s.held.remove(run_id);
+            let _ = s.fair.done(&team.to_owned());
+            if s.fair.team_in_flight(&team.to_owned()) == 0 {
+                s.limits.remove(team);
+            }
+        }
+        self.inner.freed.notify_waiters();
+        if start_next {
+            self.pump();
+        }
+        self.gauges();
     }
 
     async fn keepalive(self, shutdown: CancellationToken) {

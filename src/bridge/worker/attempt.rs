@@ -87,7 +87,9 @@ impl Bridge {
             protocol: Some(plan.protocol.as_str()),
             ..Change::default()
         };
-        match inner.lifecycle.advance(&run, change).await {
+        // Kept alive from here on: a slow database or EVENTS read must not let the message's
+        // ack_wait run out and hand it to another replica while this one goes on to call the agent.
+        match keep_alive(d, inner.lifecycle.advance(&run, change)).await {
             Ok(true) => {}
             // Finished meanwhile (the sweeper, an agent's report, another bridge).
             Ok(false) => return ("finished", Settle::Now(Disposition::Ack)),
@@ -126,7 +128,7 @@ impl Bridge {
             settings: &inner.settings,
             allow: &inner.allow,
         };
-        let (prompt, event) = planner.material(&plan.doc).await;
+        let (prompt, event) = keep_alive(d, planner.material(&plan.doc)).await;
         let body = self.body(plan, &prompt, event, &token, deadline);
         let call = Call {
             base: &plan.url,
