@@ -14,6 +14,23 @@ use std::collections::{BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Every role on SQLite, the bridge delivering to `agent` with two deliveries at once in all.
+async fn two_slot_bridge(agent: &Agent) -> (NatsServer, TestApp) {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let app = TestApp::spawn_with(
+        DbKind::Sqlite,
+        &[
+            ("IFOX__NATS__URL", &url),
+            ("IFOX__BRIDGE__SHARED_URL", &agent.url),
+            ("IFOX__BRIDGE__ALLOWED_URL_PATTERNS", "http://127.0.0.1:*"),
+            ("IFOX__BRIDGE__CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    (nats, app)
+}
+
 async fn count(app: &TestApp, sql: &'static str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(sql)
         .fetch_one(app.state.tenancy.store().pool())
@@ -56,18 +73,8 @@ async fn a_flooding_team_delays_another_teams_run_by_at_most_one_slot() {
         ..EchoOptions::default()
     })
     .await;
-    let nats = NatsServer::start().await;
+    let (nats, app) = two_slot_bridge(&agent).await;
     let url = nats.url();
-    let app = TestApp::spawn_with(
-        DbKind::Sqlite,
-        &[
-            ("IFOX__NATS__URL", &url),
-            ("IFOX__BRIDGE__SHARED_URL", &agent.url),
-            ("IFOX__BRIDGE__ALLOWED_URL_PATTERNS", "http://127.0.0.1:*"),
-            ("IFOX__BRIDGE__CONCURRENCY", "2"),
-        ],
-    )
-    .await;
     tenants(
         &app,
         &[
@@ -192,18 +199,8 @@ async fn a_team_that_raises_its_own_concurrency_gets_at_most_half_the_slots() {
         ..EchoOptions::default()
     })
     .await;
-    let nats = NatsServer::start().await;
+    let (nats, app) = two_slot_bridge(&agent).await;
     let url = nats.url();
-    let app = TestApp::spawn_with(
-        DbKind::Sqlite,
-        &[
-            ("IFOX__NATS__URL", &url),
-            ("IFOX__BRIDGE__SHARED_URL", &agent.url),
-            ("IFOX__BRIDGE__ALLOWED_URL_PATTERNS", "http://127.0.0.1:*"),
-            ("IFOX__BRIDGE__CONCURRENCY", "2"),
-        ],
-    )
-    .await;
     tenants(
         &app,
         &[

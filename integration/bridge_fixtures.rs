@@ -96,6 +96,12 @@ pub fn issue(team: &str, delivery: &str) -> Webhook {
     Webhook::github_body("issues", delivery, serde_json::to_vec(&body).unwrap())
 }
 
+/// Sends [`issue`] for `team` with GitHub delivery id `delivery`; it must be accepted.
+pub async fn send(stack: &Stack, team: &str, delivery: &str) {
+    let a = stack.send(&issue(team, delivery)).await;
+    assert_eq!(a.status, reqwest::StatusCode::OK, "{}", a.body);
+}
+
 /// The runs of event `event_id` (the API's view).
 pub async fn runs_of(stack: &Stack, event_id: &str) -> Vec<Value> {
     let a = stack
