@@ -93,6 +93,20 @@ async fn main() {
     })
     .await
     .unwrap();
+    // The raw loop doing the router's NATS work: the same stream settings as AGENT_RUNS (file, 1 h
+    // duplicate window), `Nats-Msg-Id` and `ce-id` on every publish, 10,000 subjects.
+    js.create_stream(jetstream::stream::Config {
+        name: "RAWSAME".into(),
+        subjects: vec!["bench.same.>".into()],
+        duplicate_window: Duration::from_secs(3_600),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // `BENCH_PHASES` (default all): which of raw, same, router, records to run, e.g. for a profile
+    // of one phase (the ratio needs raw and router).
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "raw,same,router,records".into());
+    let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
 
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
@@ -100,10 +114,22 @@ async fn main() {
         .unwrap_or(3);
     let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone(), Vec::new());
     let recorder = ifox::bridge::recorder::Recorder::spawn(tenancy.store().clone(), None);
-    let mut ratios = Vec::new();
+    let (mut ratios, mut same_ratios) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let first_seq = preload(&js, round, teams.len()).await;
-        let raw_rate = raw_loop(&js, round, first_seq, &nats).await;
+        let raw_rate = if phase("raw") {
+            raw_loop(&js, round, first_seq, "raw", &nats).await
+        } else {
+            f64::NAN
+        };
+        let same_rate = if phase("same") {
+            raw_loop(&js, round, first_seq, "same", &nats).await
+        } else {
+            f64::NAN
+        };
+        if !phase("router") {
+            continue;
+        }
         // The router consumes only during its own phase. Its durable consumer exists before the
         // clock starts, as the raw loop's does (the router's own create is then a lookup).
         js.get_stream("EVENTS")
@@ -129,20 +155,35 @@ async fn main() {
         let router_rate = router_loop(&js, (round + 1) * EVENTS, started, cpu, &nats).await;
         shutdown.cancel();
         router.await.unwrap().unwrap();
-        let ratio = router_rate / raw_rate;
-        println!("round {}: ratio router/raw {ratio:.2}", round + 1);
+        let (ratio, same_ratio) = (router_rate / raw_rate, router_rate / same_rate);
+        println!(
+            "round {}: ratio router/raw {ratio:.2}; router/raw with the router's NATS work {same_ratio:.2}",
+            round + 1
+        );
         ratios.push(ratio);
-        records_loop(&bus, &recorder, round, &nats).await;
+        same_ratios.push(same_ratio);
+        if phase("records") {
+            records_loop(&bus, &recorder, round, &nats).await;
+        }
     }
     let (runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs")
         .fetch_one(tenancy.store().pool())
         .await
         .unwrap();
-    assert_eq!(runs as usize, rounds * EVENTS, "one run per event");
-    ratios.sort_by(f64::total_cmp);
+    if phase("router") && phase("records") {
+        assert_eq!(runs as usize, rounds * EVENTS, "one run per event");
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
     println!(
         "ratio router/raw        {:>9.2}   median of {rounds} rounds (goal >= 0.8); {runs} runs recorded",
-        ratios[ratios.len() / 2]
+        median(ratios)
+    );
+    println!(
+        "ratio router/raw-same   {:>9.2}   median: against the raw loop doing the router's NATS work",
+        median(same_ratios)
     );
     println!(
         "peak RSS                {:>9.0} MiB",
@@ -199,6 +240,10 @@ async fn records_loop(
         })
         .await;
     let elapsed = started.elapsed();
+    stream
+        .delete_consumer(&format!("records-{round}"))
+        .await
+        .unwrap();
     println!(
         "round {}: run records (bridge's first step) {:>7.0} msg/s  ({elapsed:.1?}; {})",
         round + 1,
@@ -257,12 +302,13 @@ async fn raw_loop(
     js: &jetstream::Context,
     round: usize,
     first_seq: u64,
+    kind: &'static str,
     nats: &common::Nats,
 ) -> f64 {
     let stream = js.get_stream("EVENTS").await.unwrap();
     let raw = stream
         .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some(format!("raw-{round}")),
+            durable_name: Some(format!("{kind}-{round}")),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: first_seq,
@@ -287,20 +333,40 @@ async fn raw_loop(
             async move {
                 let m = m.unwrap();
                 let seq = m.info().unwrap().stream_sequence;
-                js.publish(format!("bench.raw.{}", seq % 1000), m.payload.clone())
-                    .await
-                    .unwrap()
-                    .await
-                    .unwrap();
+                let ack = if kind == "raw" {
+                    js.publish(format!("bench.raw.{}", seq % 1000), m.payload.clone())
+                        .await
+                } else {
+                    // What the router publishes beside its body: a run id as `Nats-Msg-Id`, the
+                    // event id, a per-team subject.
+                    let mut h = async_nats::HeaderMap::new();
+                    h.insert("Nats-Msg-Id", format!("0190{seq:028x}").as_str());
+                    let ce_id = m.headers.as_ref().and_then(|h| h.get("ce-id"));
+                    h.insert("ce-id", ce_id.map_or("", |v| v.as_str()));
+                    let subject = format!("bench.same.shared.org.team-{}", seq % 10_000);
+                    js.publish_with_headers(subject, h, m.payload.clone()).await
+                };
+                ack.unwrap().await.unwrap();
                 m.double_ack().await.unwrap();
             }
         })
         .await;
     let elapsed = started.elapsed();
+    // Gone before the next phase: an idle durable with a pull request still open on the server
+    // would take messages (and server CPU) in later phases.
+    stream
+        .delete_consumer(&format!("{kind}-{round}"))
+        .await
+        .unwrap();
     let rate = EVENTS as f64 / elapsed.as_secs_f64();
     println!(
-        "round {}: raw JetStream loop {rate:>7.0} msg/s  ({elapsed:.1?}; {})",
+        "round {}: raw JetStream loop{} {rate:>7.0} msg/s  ({elapsed:.1?}; {})",
         round + 1,
+        if kind == "raw" {
+            ""
+        } else {
+            " (router's NATS work)"
+        },
         cpu_per_event(cpu, nats)
     );
     rate
@@ -316,13 +382,20 @@ async fn router_loop(
     nats: &common::Nats,
 ) -> f64 {
     let mut agent_runs = js.get_stream("AGENT_RUNS").await.unwrap();
+    // Polled rarely while far from the end and finely near it (half the estimated time left,
+    // 1–50 ms): a poll is a JetStream API request, CPU both sides take from the router, and the
+    // last one comes at most ~1 ms after the router's last PubAck.
+    let mut wait = Duration::from_millis(20);
     loop {
-        // Fine-grained, so the poll adds ~1 ms to a phase of about a second, not ~10.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let n = agent_runs.info().await.unwrap().state.messages;
-        if n as usize >= total {
+        tokio::time::sleep(wait).await;
+        let n = agent_runs.info().await.unwrap().state.messages as usize;
+        if n >= total {
             break;
         }
+        let done = n.saturating_sub(total - EVENTS).max(1) as f64;
+        let left = started.elapsed().as_secs_f64() / done * (total - n) as f64;
+        wait = Duration::from_secs_f64(left / 2.0)
+            .clamp(Duration::from_millis(1), Duration::from_millis(50));
         if started.elapsed() > Duration::from_secs(900) {
             panic!("router did not finish: {n} of {total}");
         }

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
 
-pub use teams::team_labels;
+pub use teams::{OTHER as OTHER_TEAM, team_labelled, team_labels};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {

@@ -204,7 +204,7 @@ impl Planner<'_> {
             // Finished, or accepted by an agent that reports by itself: nothing to deliver.
             return Decision::Settle(Disposition::Ack);
         }
-        let keys = [
+        const KEYS: crate::tenancy::catalog::KeySet = &[
             "agent_service_url",
             "agent_protocol",
             "max_concurrent_agents",
@@ -214,7 +214,7 @@ impl Planner<'_> {
             crate::domain::OrgId::parse(&doc.org_id),
             crate::domain::NodeId::parse(&doc.team_id),
         ) {
-            (Ok(org), Ok(team)) => self.tenancy.catalog().effective_keys(&org, &team, &keys),
+            (Ok(org), Ok(team)) => self.tenancy.catalog().effective_keys(&org, &team, KEYS),
             _ => return dead("invalid_run", "the run names an invalid org or team id"),
         };
         let Some(config) = config else {

@@ -331,22 +331,19 @@ impl RouteIndex {
             return Some(Allowed::Only(org_hints.iter().collect()));
         }
         let tenant_kind = id.kind.tenant_kind()?;
-        let tenants: Vec<Identifier> = match id.namespace() {
+        let namespace = id.namespace();
+        let tenants: Vec<&Identifier> = match &namespace {
             Some(ns) => vec![ns],
-            None => event
-                .iter()
-                .filter(|t| t.kind == tenant_kind)
-                .cloned()
-                .collect(),
+            None => event.iter().filter(|t| t.kind == tenant_kind).collect(),
         };
         if tenants.is_empty() {
             return None;
         }
-        let owners: Vec<OrgId> = tenants
+        let owners: Vec<&'a OrgId> = tenants
             .iter()
-            .filter_map(|t| self.by_identifier.get(t))
+            .filter_map(|t| self.by_identifier.get(*t))
             .flatten()
-            .map(|(org, _)| org.clone())
+            .map(|(org, _)| org)
             .collect();
         Some(if owners.is_empty() {
             Allowed::WithoutTenantClaims(self, tenant_kind)
@@ -361,7 +358,7 @@ enum Allowed<'a> {
     /// The orgs an org-scoped URL named.
     Only(Vec<&'a OrgId>),
     /// The orgs owning the event's tenant.
-    Owners(Vec<OrgId>),
+    Owners(Vec<&'a OrgId>),
     /// The event's tenant is unclaimed: orgs living in a namespace of their own of this provider are
     /// out (their claims cannot reach into someone else's workspace).
     WithoutTenantClaims(&'a RouteIndex, IdentifierKind),
@@ -371,7 +368,7 @@ impl Allowed<'_> {
     fn admits(&self, org: &OrgId) -> bool {
         match self {
             Allowed::Only(orgs) => orgs.contains(&org),
-            Allowed::Owners(orgs) => orgs.contains(org),
+            Allowed::Owners(orgs) => orgs.contains(&org),
             Allowed::WithoutTenantClaims(index, kind) => {
                 !index.tenant_orgs.contains_key(&(*kind, org.clone()))
             }

@@ -93,7 +93,7 @@ async fn handle(worker: &Worker, bus: &Bus, deliveries: Vec<Delivery>) {
                 trace_id = traceparent.split('-').nth(1).unwrap_or_default(),
                 org = run.map_or("", |r| r.org.as_str()),
                 team = run.map_or("", |r| r.team.as_str()),
-                run_id = run.map_or("", |r| r.run_id.as_str()),
+                run_id = run.map(|r| tracing::field::display(r.run_id)),
                 subject = d.subject(),
                 stream_seq = d.stream_seq(),
             );

@@ -27,15 +27,17 @@ pub fn inputs<'a>(
 ) -> Result<Inputs, InputError> {
     let mut out = Inputs::default();
     for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if lower == ORG {
+        // Header names compare without case (and without a lowered copy per header).
+        if name.eq_ignore_ascii_case(ORG) {
             let org =
                 OrgId::parse(value.trim()).map_err(|_| InputError::BadOrg(value.to_owned()))?;
             if !out.org_hints.contains(&org) {
                 out.org_hints.push(org);
             }
-        } else if let Some(kind) = lower.strip_prefix(ROUTE_PREFIX) {
-            let kind = IdentifierKind::from_key(kind)
+        } else if let Some(kind) = strip_prefix_ignore_case(name, ROUTE_PREFIX) {
+            let kind = IdentifierKind::ALL
+                .into_iter()
+                .find(|k| k.key().eq_ignore_ascii_case(kind))
                 .ok_or_else(|| InputError::UnknownKind(name.to_owned()))?;
             for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
                 let id = Identifier::new(kind, v);
@@ -46,6 +48,14 @@ pub fn inputs<'a>(
         }
     }
     Ok(out)
+}
+
+/// `name` without `prefix` (an ASCII string), compared without case.
+fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.as_bytes().get(..prefix.len())?;
+    // A match is ASCII, so the cut is a char boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| &name[prefix.len()..])
 }
 
 #[cfg(test)]

@@ -94,14 +94,7 @@ impl Worker {
                 Verdict::Dispatch { mut run, subject } => {
                     run.event_seq = Some(delivery.stream_seq());
                     match prepare(&run, subject, &ev) {
-                        Ok(prepared) => {
-                            routed[i] = Some(Routed {
-                                org: run.org_id.to_string(),
-                                team: run.team_id.to_string(),
-                                run_id: run.run_id.to_string(),
-                            });
-                            runs.push((i, run, prepared));
-                        }
+                        Ok(prepared) => runs.push((i, run, prepared)),
                         Err(e) => out[i] = self.retry(&e.to_string(), delivery),
                     }
                 }
@@ -114,26 +107,34 @@ impl Worker {
         if runs.is_empty() {
             return out;
         }
-        // Publish them all at once; each waits for its own PubAck.
-        let published = futures::future::join_all(runs.iter().map(|(_, _, p)| {
-            self.bus
-                .publish(p.subject.clone(), p.headers.clone(), p.payload.clone())
-        }))
+        // Publish them all at once (the prepared messages are moved, not copied); each waits for
+        // its own PubAck.
+        let (runs, prepared): (Vec<_>, Vec<_>) =
+            runs.into_iter().map(|(i, run, p)| ((i, run), p)).unzip();
+        let published = futures::future::join_all(
+            prepared
+                .into_iter()
+                .map(|p| self.bus.publish(p.subject, p.headers, p.payload)),
+        )
         .await;
         // Counted per chunk: one registry lookup per (team labels, outcome) of the chunk, not two
         // per event (most teams share the bounded `other` labels).
-        let mut counted: HashMap<(String, String, &'static str), u64> = HashMap::new();
-        for ((i, run, _), result) in runs.iter().zip(published) {
+        let mut counted: HashMap<(&str, &str, &'static str), u64> = HashMap::new();
+        for ((i, run), result) in runs.iter().zip(published) {
             match result {
                 Ok(ack) => {
-                    let (org, team) =
-                        crate::telemetry::team_labels(run.org_id.as_str(), run.team_id.as_str());
+                    let (org, team) = (run.org_id.as_str(), run.team_id.as_str());
+                    let labels = if crate::telemetry::team_labelled(org, team) {
+                        (org, team)
+                    } else {
+                        (crate::telemetry::OTHER_TEAM, crate::telemetry::OTHER_TEAM)
+                    };
                     let outcome = if ack.duplicate {
                         "duplicate"
                     } else {
                         run.deployment.mode()
                     };
-                    *counted.entry((org, team, outcome)).or_default() += 1;
+                    *counted.entry((labels.0, labels.1, outcome)).or_default() += 1;
                     out[*i] = Disposition::Ack;
                 }
                 Err(e) => out[*i] = self.retry(&Transient::from(e).to_string(), items[*i].1),
@@ -141,9 +142,17 @@ impl Worker {
         }
         let elapsed = started.elapsed().as_secs_f64();
         for ((org, team, outcome), n) in counted {
-            metrics::counter!("ifox_router_events_total", "org" => org.clone(), "team" => team.clone(), "outcome" => outcome).increment(n);
-            metrics::histogram!("ifox_router_routing_seconds", "org" => org, "team" => team)
+            metrics::counter!("ifox_router_events_total", "org" => org.to_owned(), "team" => team.to_owned(), "outcome" => outcome).increment(n);
+            metrics::histogram!("ifox_router_routing_seconds", "org" => org.to_owned(), "team" => team.to_owned())
                 .record_many(elapsed, n as usize);
+        }
+        for (i, run) in runs {
+            let run = *run;
+            routed[i] = Some(Routed {
+                org: run.org_id,
+                team: run.team_id,
+                run_id: run.run_id,
+            });
         }
         out
     }
@@ -168,11 +177,11 @@ pub struct Outcome {
 }
 
 /// The team and run an event was routed to (span fields of its settlement).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Routed {
-    pub org: String,
-    pub team: String,
-    pub run_id: String,
+    pub org: crate::domain::OrgId,
+    pub team: crate::domain::NodeId,
+    pub run_id: uuid::Uuid,
 }
 
 /// The headers of an event published without `ce-time`, with the stream's timestamp as `ce-time`

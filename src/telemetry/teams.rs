@@ -94,6 +94,14 @@ pub fn team_labels(org: &str, team: &str) -> (String, String) {
         .labels(org, team)
 }
 
+/// Whether this team has its own label values (else it is counted under [`OTHER`]): the router's
+/// per-chunk counting borrows the ids instead of copying them per event.
+pub fn team_labelled(org: &str, team: &str) -> bool {
+    GLOBAL
+        .get_or_init(|| TeamLabels::from_settings(&TelemetrySettings::default()))
+        .admits(org, team)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

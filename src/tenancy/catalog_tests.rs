@@ -113,3 +113,53 @@ fn an_org_created_again_is_another_incarnation_and_its_nodes_replace_the_old_one
         None
     );
 }
+
+/// The router's and the bridge's key subsets are memoised: after a refresh of any node of the chain
+/// (here the org's config, which the team inherits) the next lookup sees the change.
+#[test]
+fn memoised_key_subsets_follow_a_change_up_the_chain() {
+    const KEYS: KeySet = &["agent_protocol", "entrance_agent"];
+    let catalog = Catalog::default();
+    let org = OrgId::parse("acme").unwrap();
+    let root = NodeId::root_of(&org);
+    let team = NodeId::parse("ops").unwrap();
+    let with = |node: nodes::NodeRow, config: serde_json::Value| nodes::NodeRow { config, ..node };
+    let mark = catalog.read().mark(Some(&org));
+    let org_row = with(
+        row(&org, root.as_str(), None, 1_000, 1),
+        serde_json::json!({"agent_protocol": "investigate", "other": 1}),
+    );
+    let ops = with(
+        row(&org, "ops", Some(root.as_str()), 1_000, 1),
+        serde_json::json!({"entrance_agent": "triage"}),
+    );
+    assert!(catalog.apply_org(&org, mark, vec![org_row.clone(), ops], vec![], false));
+    let first = catalog.effective_keys(&org, &team, KEYS).unwrap();
+    assert_eq!(
+        first.config,
+        serde_json::json!({"agent_protocol": "investigate", "entrance_agent": "triage"})
+    );
+    assert_eq!(first.version, "1.1");
+    assert!(
+        Arc::ptr_eq(&first, &catalog.effective_keys(&org, &team, KEYS).unwrap()),
+        "the second lookup is the memo's"
+    );
+    let mark = catalog.read().mark(Some(&org));
+    let changed = with(
+        nodes::NodeRow {
+            version: 2,
+            ..org_row
+        },
+        serde_json::json!({"agent_protocol": "ifox"}),
+    );
+    assert!(catalog.apply_node(&org, &root, mark, Some(changed), vec![], false));
+    catalog.invalidate(&org); // as the node refresh does after applying
+    let after = catalog.effective_keys(&org, &team, KEYS).unwrap();
+    assert_eq!(after.config["agent_protocol"], "ifox");
+    assert_eq!(after.version, "2.1");
+    // Another key set of the same node is its own memo entry.
+    let url = catalog
+        .effective_keys(&org, &team, &["agent_service_url"])
+        .unwrap();
+    assert_eq!(url.config, serde_json::json!({}));
+}
