@@ -74,7 +74,6 @@ pub mod dead_letter {
 /// The longest `ce-id` or header value copied from a payload.
 pub const MAX_VALUE_LEN: usize = 256;
 
-/// The routing header of one identifier kind, e.g. `ifox-route-github_repos`.
 /// The first value of header `name` in `headers`, by exact name as `HeaderMap::get` matches, without
 /// its allocation: `get` turns the `&str` into an owned header name (and hashes it) on every call,
 /// which on the router's path, a dozen lookups per event, was a measurable share of its CPU.
@@ -86,6 +85,7 @@ pub fn get<'a>(headers: &'a async_nats::HeaderMap, name: &str) -> Option<&'a str
         .map(|v| v.as_str())
 }
 
+/// The routing header of one identifier kind, e.g. `ifox-route-github_repos`.
 pub fn route_header(kind: IdentifierKind) -> String {
     format!("{ROUTE_PREFIX}{}", kind.key())
 }

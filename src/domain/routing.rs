@@ -209,7 +209,7 @@ pub struct RouteIndex {
     by_identifier: HashMap<Identifier, Vec<(OrgId, NodeId)>>,
     /// How many tenant-level claims of each tenant kind an org holds (the orgs that live in their
     /// own namespace of that provider).
-    tenant_orgs: HashMap<(IdentifierKind, OrgId), usize>,
+    tenant_orgs: HashMap<IdentifierKind, HashMap<OrgId, usize>>,
 }
 
 impl RouteIndex {
@@ -235,7 +235,9 @@ impl RouteIndex {
         if kind.is_tenant_level() && !replaced {
             *self
                 .tenant_orgs
-                .entry((kind, c.org_id.clone()))
+                .entry(kind)
+                .or_default()
+                .entry(c.org_id.clone())
                 .or_default() += 1;
         }
         owners.push((c.org_id, c.team_id));
@@ -260,13 +262,14 @@ impl RouteIndex {
         self.by_identifier.retain(|id, owners| {
             let before = owners.len();
             owners.retain(|(o, t)| !(o == org && t == team));
-            if id.kind.is_tenant_level() && owners.len() < before {
-                let key = (id.kind, org.clone());
-                if let Some(n) = tenant_orgs.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        tenant_orgs.remove(&key);
-                    }
+            if id.kind.is_tenant_level()
+                && owners.len() < before
+                && let Some(orgs) = tenant_orgs.get_mut(&id.kind)
+                && let Some(n) = orgs.get_mut(org)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    orgs.remove(org);
                 }
             }
             !owners.is_empty()
@@ -285,9 +288,22 @@ impl RouteIndex {
     /// not empty, restricts the candidates to those orgs (an org-scoped URL decides the org); otherwise
     /// the event's tenant does (see the module header). Several orgs left → ambiguous.
     pub fn lookup(&self, identifiers: &[Identifier], org_hints: &[OrgId]) -> RouteOutcome {
-        let mut ordered: Vec<&Identifier> = identifiers.iter().collect();
-        ordered.sort_by_key(|id| id.kind);
-        for id in ordered {
+        // By kind; an event naming one identifier (the usual case) needs no sorted copy.
+        let (single, sorted): ([&Identifier; 1], Vec<&Identifier>);
+        let ordered: &[&Identifier] = match identifiers {
+            [] => return RouteOutcome::NotFound,
+            [one] => {
+                single = [one];
+                &single
+            }
+            many => {
+                let mut v: Vec<&Identifier> = many.iter().collect();
+                v.sort_by_key(|id| id.kind);
+                sorted = v;
+                &sorted
+            }
+        };
+        for &id in ordered {
             let Some(owners) = self.by_identifier.get(id) else {
                 continue;
             };
@@ -369,9 +385,10 @@ impl Allowed<'_> {
         match self {
             Allowed::Only(orgs) => orgs.contains(&org),
             Allowed::Owners(orgs) => orgs.contains(&org),
-            Allowed::WithoutTenantClaims(index, kind) => {
-                !index.tenant_orgs.contains_key(&(*kind, org.clone()))
-            }
+            Allowed::WithoutTenantClaims(index, kind) => !index
+                .tenant_orgs
+                .get(kind)
+                .is_some_and(|orgs| orgs.contains_key(org)),
         }
     }
 }

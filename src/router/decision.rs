@@ -41,7 +41,13 @@ impl Deployment {
 
     /// The AGENT_RUNS subject of a run for this team.
     pub fn subject(&self, org: &OrgId, team: &NodeId) -> String {
-        format!("ifox.agent.{}.{org}.{team}", self.mode())
+        // Appended, not formatted: this runs for every routed event.
+        let (mode, org, team) = (self.mode(), org.as_str(), team.as_str());
+        let mut subject = String::with_capacity(13 + mode.len() + org.len() + team.len());
+        for part in ["ifox.agent.", mode, ".", org, ".", team] {
+            subject.push_str(part);
+        }
+        subject
     }
 }
 

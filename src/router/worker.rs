@@ -209,8 +209,10 @@ fn prepare(
     subject: String,
     ev: &Event<'_>,
 ) -> Result<Prepared, Transient> {
-    let payload =
-        Bytes::from(serde_json::to_vec(run).map_err(|e| Transient::Other(e.to_string()))?);
+    // Sized for a whole document (~400 bytes), so serialising does not grow it step by step.
+    let mut body = Vec::with_capacity(512);
+    serde_json::to_writer(&mut body, run).map_err(|e| Transient::Other(e.to_string()))?;
+    let payload = Bytes::from(body);
     // Only what a consumer needs beside the body (which holds the run id, the event id and the
     // rest): nats-server parses every header of every publish. Names are constants (no per-event
     // validation or allocation).
@@ -218,7 +220,8 @@ fn prepare(
     const CE_ID: HeaderName = HeaderName::from_static(headers::CE_ID);
     const TRACEPARENT: HeaderName = HeaderName::from_static(headers::TRACEPARENT);
     let mut headers = HeaderMap::new();
-    headers.insert(MSG_ID, run.run_id.to_string());
+    let mut id = uuid::Uuid::encode_buffer();
+    headers.insert(MSG_ID, &*run.run_id.hyphenated().encode_lower(&mut id));
     headers.insert(CE_ID, run.event_id.as_str());
     if let Some(tp) = ev.header(headers::TRACEPARENT) {
         headers.insert(TRACEPARENT, tp);
