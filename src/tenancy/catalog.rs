@@ -317,7 +317,9 @@ impl Catalog {
             == generation
         {
             if memo.len >= EFFECTIVE_MEMO_LIMIT {
-                *memo = Memo::default();
+                // Only this memo starts over (the hot paths' key subsets stay).
+                memo.by_org = HashMap::new();
+                memo.len = 0;
             }
             if memo
                 .by_org
