@@ -39,6 +39,7 @@ mod provision_namespaces;
 mod robustness_bounds;
 mod robustness_history;
 mod robustness_inputs;
+mod robustness_replay;
 mod router_durability;
 mod router_fixtures;
 mod router_flow;

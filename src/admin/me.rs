@@ -1,6 +1,6 @@
 //! Team-token endpoints (`/api/v1/config/me…`) and the operators' route lookup.
 
-use super::nodes::{config_response, effective_response};
+use super::config::{config_response, effective_response};
 use crate::domain::OrgId;
 use crate::domain::limits::{Exceeded, Limit, Limits, json_len};
 use crate::domain::routing::{Identifier, IdentifierKind};

@@ -3,6 +3,7 @@
 //! caller cannot see, 403 for what it sees but may not do), call the service, and render. Paths are
 //! listed in the README.
 
+mod config;
 mod me;
 // The body of `POST …/route/explain`, for the property tests of `props/explain.rs`.
 #[doc(hidden)]
@@ -39,25 +40,25 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/config"),
-            get(nodes::get_config)
-                .put(nodes::put_config)
-                .patch(nodes::patch_config),
+            get(config::get_config)
+                .put(config::put_config)
+                .patch(config::patch_config),
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/config/history"),
-            get(nodes::config_history),
+            get(config::config_history),
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/config/rollback"),
-            post(nodes::rollback),
+            post(config::rollback),
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/effective"),
-            get(nodes::effective),
+            get(config::effective),
         )
         .route(
             &format!("{a}/orgs/{{org}}/nodes/{{node}}/locks"),
-            get(nodes::get_locks).put(nodes::put_locks),
+            get(config::get_locks).put(config::put_locks),
         )
         .route(&format!("{a}/orgs/{{org}}/claims"), get(nodes::claims))
         .route(&format!("{a}/orgs/{{org}}/audit"), get(nodes::audit))
