@@ -220,8 +220,7 @@ impl Bridge {
                 .collect();
             let record = inner.recorder.record(rows);
             tokio::pin!(record);
-            let mut tick = tokio::time::interval(KEEPALIVE);
-            tick.tick().await;
+            let mut tick = attempt::keepalive_ticks();
             loop {
                 tokio::select! {
                     r = &mut record => break r,
