@@ -21,9 +21,12 @@
 //!
 //! Phase 2: ifox again with roles admin, ingest, router, and the bridge as a process of its own
 //! (`ifox serve --roles bridge`) whose CPU time (from /proc) divided by deliveries is the bridge's
-//! CPU per delivery, at the fixed rate and at saturation. Peak RSS of ifox (of this whole process
-//! when ifox runs inside it) and of the bridge process. Goals printed PASS/MISSED: webhook → agent
-//! request p50 < 5 ms at 200/s; bridge < 50 µs CPU per delivery (at 200/s). `BENCH_VERBOSE=1`
+//! CPU per delivery, at the fixed rate and at saturation; beside it, in interleaved slices, the raw
+//! chain with its stage 3 (the bridge's NATS work and the same agent call, see `chain`) as a
+//! process of its own, whose CPU per delivery is the floor: the bridge's **overhead** is its CPU per
+//! delivery minus that floor's. Peak RSS of ifox (of this whole process when ifox runs inside it),
+//! of the bridge process and of the raw stage 3. Goals printed PASS/MISSED: webhook → agent request
+//! p50 < 5 ms at 200/s; bridge overhead < 50 µs CPU per delivery (at 200/s and at saturation). `BENCH_VERBOSE=1`
 //! prints every slice. Everything shares the machine, so only ratios of one run mean much.
 
 mod agent;
@@ -126,6 +129,9 @@ fn stopped(result: AnyResult<()>) {
 
 #[tokio::main]
 async fn main() -> AnyResult<()> {
+    if let Ok(spec) = std::env::var(chain::CHILD_ENV) {
+        return chain::child(&spec).await;
+    }
     let k = Knobs {
         rounds: env("BENCH_ROUNDS", 2),
         rate: env("BENCH_RATE", 200.0),
@@ -234,14 +240,53 @@ async fn main() -> AnyResult<()> {
         (bridge.cpu_seconds().unwrap_or(0.0) - before) / 2.0
     };
     load::slice(Pace::Rate(k.rate), 1.0, &webhook, &counter, &agent, &cpu).await?;
-    let mut bridged = Vec::new();
-    for &(pace, secs) in &paces {
-        bridged.push(load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?);
+    // The raw chain's stage 3 (the bridge's NATS work and the same agent call) in a process of its
+    // own beside it: the floor the bridge's CPU per delivery is compared with.
+    let child = chain.deliver_in_child(&nats.url, &agent.url).await?;
+    let floor = || {
+        let child = child.cpu_seconds();
+        [common::own_cpu_seconds(), child, nats.cpu_seconds()]
+    };
+    load::slice(Pace::Rate(k.rate), 1.0, &raw, &counter, &agent, &floor).await?;
+    let (mut bridged, mut floors) = (Vec::new(), Vec::new());
+    for round in 0..k.rounds {
+        for (p, &(pace, secs)) in paces.iter().enumerate() {
+            let (b, f) = if round % 2 == 0 {
+                let b = load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?;
+                (
+                    b,
+                    load::slice(pace, secs, &raw, &counter, &agent, &floor).await?,
+                )
+            } else {
+                let f = load::slice(pace, secs, &raw, &counter, &agent, &floor).await?;
+                (
+                    load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?,
+                    f,
+                )
+            };
+            if round == 0 {
+                bridged.push(b);
+                floors.push(f);
+            } else {
+                bridged[p].add(b);
+                floors[p].add(f);
+            }
+        }
     }
     let bridge_rss = bridge.peak_rss_mib();
+    let child_rss = child.peak_rss_mib();
+    drop(child);
     stopped(bridge.stop().await);
     stopped(front.stop().await);
     let failures = chain.failures.load(std::sync::atomic::Ordering::Relaxed);
-    report::phase2(&k, &sides, &bridged, idle, bridge_rss, failures);
+    report::phase2(
+        &k,
+        &sides,
+        &bridged,
+        &floors,
+        idle,
+        (bridge_rss, child_rss),
+        failures,
+    );
     Ok(())
 }
