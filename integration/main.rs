@@ -45,6 +45,7 @@ mod router_fixtures;
 mod router_flow;
 mod router_replay;
 mod status_cli;
+mod store_run_batches;
 mod support;
 mod telemetry_otlp;
 mod tenancy_access;

@@ -10,7 +10,9 @@
 //!
 //! The same task writes the bridge's lifecycle transitions (`delivering`, `running`, outcomes, the
 //! sweeper's `timeout`): whatever is waiting goes in one transaction (on SQLite one multi-statement
-//! call, [`run_lifecycle::transition_batch_sqlite`]), in the order they were handed over, and each
+//! call of set operations over the staged batch, [`run_lifecycle::transition_batch_sqlite`]: a
+//! handful of statement results cross from SQLite's thread per batch, not two per transition), in
+//! the order they were handed over, and each
 //! applied transition is then announced on RUNS in that order (published at once; its PubAck is
 //! awaited off the writer's path and a missing one counted in
 //! `ifox_bridge_status_unpublished_total`). A transition handed over without waiting
