@@ -28,6 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
 
+/// How long a batch of transitions nobody waits for waits for company.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Per run handed to `record`, in order: the record that existed before (`None`: recorded now).
 pub type Earlier = Vec<Option<RunRecord>>;
 
@@ -139,6 +142,14 @@ const STOPPED: &str = "the run recorder stopped";
 async fn serve(store: Store, bus: Option<Bus>, mut rx: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Nobody waits for a batch of `transition_later`s alone (an `investigate` answer's
+        // `running`): the answer's outcome usually follows within a millisecond, and both then go
+        // in one write and one wake-up of this thread and SQLite's instead of two.
+        let later = |r: &Request| matches!(r, Request::Transition(t) if t.reply.is_none());
+        if batch.len() < MAX_BATCH && batch.iter().all(later) {
+            let room = MAX_BATCH - batch.len();
+            let _ = tokio::time::timeout(LINGER, rx.recv_many(&mut batch, room)).await;
+        }
         let (mut rows, mut records, mut transitions) = (Vec::new(), Vec::new(), Vec::new());
         for request in batch.drain(..) {
             match request {
