@@ -132,7 +132,10 @@ impl NatsServer {
         self.child = Some(child);
         let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
         let client = reqwest::Client::new();
-        for _ in 0..750 {
+        // A restart recovers its JetStream store (and, in a cluster, catches its streams up) before
+        // it is healthy: on a loaded 2-core machine that took over 15 s once, so 60 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             if client
                 .get(&health)
                 .send()
@@ -143,7 +146,10 @@ impl NatsServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("nats-server did not become ready on port {}", self.port);
+        panic!(
+            "nats-server did not become ready on port {} within 60 s",
+            self.port
+        );
     }
 
     /// Kills the server (SIGKILL), keeping its store for `resume`.
