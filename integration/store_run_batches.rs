@@ -36,6 +36,16 @@ fn row(run: &str) -> runs::RunRow {
     }
 }
 
+/// Transition `to` of `run_id` at `at`, nothing else recorded beside it.
+fn step(run_id: &'static str, to: &'static str, at: i64) -> Change<'static> {
+    Change {
+        run_id,
+        to,
+        at,
+        ..Change::default()
+    }
+}
+
 /// Runs a … e recorded; e already finished (`failed`) before the batch.
 const RUNS: [&str; 5] = ["run-a", "run-b", "run-c", "run-d", "run-e"];
 
@@ -44,82 +54,48 @@ fn changes() -> Vec<Change<'static>> {
     vec![
         // a: delivering, running, completed in one batch (three rounds), in order.
         Change {
-            run_id: "run-a",
-            to: "delivering",
-            at: at(1),
             deadline_at: Some(60_000),
             attempt: true,
             delivered_to: Some("http://agent:8080"),
             protocol: Some("investigate"),
-            ..Change::default()
+            ..step("run-a", "delivering", at(1))
         },
         Change {
-            run_id: "run-b",
-            to: "delivering",
-            at: at(2),
             detail: Some("routed to shared; delivered to dedicated"),
             deadline_at: Some(70_000),
             attempt: true,
-            ..Change::default()
+            ..step("run-b", "delivering", at(2))
         },
+        step("run-a", "running", at(3)),
         Change {
-            run_id: "run-a",
-            to: "running",
-            at: at(3),
-            ..Change::default()
-        },
-        Change {
-            run_id: "run-a",
-            to: "completed",
-            at: at(4),
             result_text: Some("root cause: a bad deploy"),
-            ..Change::default()
+            ..step("run-a", "completed", at(4))
         },
         // b: a second delivering (a retry) counts a second attempt, keeps the first deadline.
         Change {
-            run_id: "run-b",
-            to: "delivering",
-            at: at(5),
             deadline_at: Some(99_000),
             attempt: true,
-            ..Change::default()
+            ..step("run-b", "delivering", at(5))
         },
         // c: timed out; the later `completed` does not apply.
         Change {
-            run_id: "run-c",
-            to: "timeout",
-            at: at(6),
             detail: Some("swept"),
-            ..Change::default()
+            ..step("run-c", "timeout", at(6))
         },
         Change {
-            run_id: "run-c",
-            to: "completed",
-            at: at(7),
             result_text: Some("too late"),
-            ..Change::default()
+            ..step("run-c", "completed", at(7))
         },
         // e was failed before the batch: nothing applies; unknown runs apply nothing either.
+        step("run-e", "completed", at(8)),
         Change {
-            run_id: "run-e",
-            to: "completed",
-            at: at(8),
-            ..Change::default()
-        },
-        Change {
-            run_id: "run-zzz",
-            to: "delivering",
-            at: at(9),
             attempt: true,
-            ..Change::default()
+            ..step("run-zzz", "delivering", at(9))
         },
         Change {
-            run_id: "run-d",
-            to: "failed",
-            at: at(10),
             error: Some("agent refused"),
             detail: Some("agent_refused"),
-            ..Change::default()
+            ..step("run-d", "failed", at(10))
         },
     ]
 }
@@ -129,12 +105,7 @@ async fn prepared() -> (Store, TestDb) {
     let mut conn = store.pool().acquire().await.unwrap();
     let rows: Vec<_> = RUNS.iter().map(|r| row(r)).collect();
     runs::record_batch_sqlite(&mut conn, &rows).await.unwrap();
-    let failed = Change {
-        run_id: "run-e",
-        to: "failed",
-        at: 1_500,
-        ..Change::default()
-    };
+    let failed = step("run-e", "failed", 1_500);
     assert!(run_lifecycle::transition(&mut conn, &failed).await.unwrap());
     drop(conn);
     (store, db)

@@ -248,28 +248,19 @@ async fn main() -> AnyResult<()> {
         [common::own_cpu_seconds(), child, nats.cpu_seconds()]
     };
     load::slice(Pace::Rate(k.rate), 1.0, &raw, &counter, &agent, &floor).await?;
-    let (mut bridged, mut floors) = (Vec::new(), Vec::new());
+    let mut bridged: Vec<Slice> = paces.iter().map(|_| Slice::default()).collect();
+    let mut floors: Vec<Slice> = paces.iter().map(|_| Slice::default()).collect();
     for round in 0..k.rounds {
         for (p, &(pace, secs)) in paces.iter().enumerate() {
-            let (b, f) = if round % 2 == 0 {
-                let b = load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?;
-                (
-                    b,
-                    load::slice(pace, secs, &raw, &counter, &agent, &floor).await?,
-                )
-            } else {
-                let f = load::slice(pace, secs, &raw, &counter, &agent, &floor).await?;
-                (
-                    load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?,
-                    f,
-                )
-            };
-            if round == 0 {
-                bridged.push(b);
-                floors.push(f);
-            } else {
-                bridged[p].add(b);
-                floors[p].add(f);
+            // Which side goes first alternates, as in phase 1.
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                match side {
+                    0 => bridged[p]
+                        .add(load::slice(pace, secs, &webhook, &counter, &agent, &cpu).await?),
+                    _ => floors[p]
+                        .add(load::slice(pace, secs, &raw, &counter, &agent, &floor).await?),
+                }
             }
         }
     }

@@ -176,6 +176,24 @@ pub(crate) fn cached_sql(
         .clone()
 }
 
+/// A query built at run time on the `Any` driver.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Runs a multi-statement call that opens its own transaction (`BEGIN IMMEDIATE; …; COMMIT`) and
+/// returns its rows; on any error it rolls back, so no transaction stays open on `conn`.
+pub(crate) async fn fetch_all_or_rollback(
+    conn: &mut Conn,
+    q: AnyQuery<'_>,
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    match q.fetch_all(&mut *conn).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e.into())
+        }
+    }
+}
+
 /// `count` bind placeholders starting at position `first` (1-based), for statements built at run
 /// time: `$n` on PostgreSQL, `?` on SQLite. (SQLite resolves a named `$n` by a linear search per
 /// bind, which makes statements with thousands of parameters quadratic.)

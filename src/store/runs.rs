@@ -3,7 +3,7 @@
 //! recording a run is idempotent.
 
 use super::run_lifecycle::RunRecord;
-use super::{Conn, StoreError, marks};
+use super::{AnyQuery, Conn, StoreError, marks};
 use crate::domain::OrgId;
 use sqlx::{FromRow, Row};
 use std::collections::HashMap;
@@ -184,21 +184,12 @@ pub async fn record_batch_sqlite(
     for r in padded_rows() {
         q = bind_row(q, r);
     }
-    match q.fetch_all(&mut *conn).await {
-        Ok(found) => {
-            let mut earlier = HashMap::new();
-            for row in found {
-                let record = RunRecord::from_row(&row)?;
-                earlier.insert(record.run_id.clone(), record);
-            }
-            Ok(earlier)
-        }
-        Err(e) => {
-            // Whatever failed, leave no transaction open on this connection.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(e.into())
-        }
+    let mut earlier = HashMap::new();
+    for row in super::fetch_all_or_rollback(conn, q).await? {
+        let record = RunRecord::from_row(&row)?;
+        earlier.insert(record.run_id.clone(), record);
     }
+    Ok(earlier)
 }
 
 /// The text of [`record_batch_sqlite`]'s statement.
@@ -211,8 +202,6 @@ fn batch_statement(conn: &Conn, k: usize) -> Arc<str> {
         )
     })
 }
-
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 fn bind_row<'q>(q: AnyQuery<'q>, r: &RunRow) -> AnyQuery<'q> {
     q.bind(r.run_id.clone())
