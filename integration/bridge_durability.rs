@@ -152,7 +152,7 @@ struct BridgeProcess(Child);
 impl BridgeProcess {
     fn start(db_url: &str, nats_url: &str, agent: &str) -> BridgeProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_ifox"))
-            .args(["serve", "--roles", "bridge"])
+            .args(["serve", "--roles", "bridge,recorder"])
             .env("IFOX__DATABASE__URL", db_url)
             .env("IFOX__NATS__URL", nats_url)
             .env("IFOX__HTTP__LISTEN", "127.0.0.1:0")

@@ -255,7 +255,12 @@ async fn a_run_whose_team_left_its_dedicated_runtime_while_waiting_goes_to_the_s
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let _bridge = TestApp::spawn_roles(TestDb::shared(&db_url), &env, &[Role::Bridge]).await;
+    let _bridge = TestApp::spawn_roles(
+        TestDb::shared(&db_url),
+        &env,
+        &[Role::Bridge, Role::Recorder],
+    )
+    .await;
     let run = finished(&stack, "d-moving", WAIT).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["delivered_to"], shared.url.as_str());

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const TEAMS: u64 = 20;
-const ROLES: &str = "admin,ingest,router,bridge";
+const ROLES: &str = "admin,ingest,router,bridge,recorder";
 const STREAMS: [&str; 5] = ["EVENTS", "AGENT_RUNS", "DEADLETTER", "RUNS", "PROVISION"];
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {

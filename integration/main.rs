@@ -4,6 +4,7 @@ mod bridge_durability;
 mod bridge_fixtures;
 mod bridge_flow;
 mod bridge_outage;
+mod bridge_record;
 mod bridge_run_tokens;
 mod bus_consumer;
 mod cluster_fixtures;

@@ -220,7 +220,7 @@ async fn productions_api_router_and_bridge_users_deliver_a_webhook_to_the_agent(
         &url,
         "bridge",
         TestDb::shared(&db),
-        &[Role::Bridge],
+        &[Role::Bridge, Role::Recorder],
     )
     .await;
     streams_exist(&stack.js).await;

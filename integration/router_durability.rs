@@ -109,7 +109,12 @@ async fn bridge(db_url: &str, nats_url: &str) -> (TestApp, Agent) {
     env.push(("IFOX__NATS__URL".into(), nats_url.into()));
     env.push(("IFOX__BRIDGE__MAX_CONCURRENT_AGENTS".into(), "50".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_roles(TestDb::shared(db_url), &env, &[Role::Bridge]).await;
+    let app = TestApp::spawn_roles(
+        TestDb::shared(db_url),
+        &env,
+        &[Role::Bridge, Role::Recorder],
+    )
+    .await;
     (app, agent)
 }
 
@@ -227,10 +232,8 @@ async fn events_flow_while_the_database_is_down_and_are_recorded_when_it_returns
     )
     .await;
     assert!(!down.is_finished(), "routed during the outage");
-    assert!(
-        agent.requests().is_empty(),
-        "no delivery before its record exists"
-    );
+    // Deliveries may go on meanwhile (the bridge's path reads no database): their transitions wait
+    // in RUNS for the recorder.
     down.await.unwrap();
     each_event_once(&admin, &agent, &js, N).await;
 }

@@ -1,5 +1,5 @@
 //! `just bench-pipeline`: the pipeline figure of issue 12 — signed GitHub webhooks over HTTP →
-//! ifox (roles admin, ingest, router, bridge; SQLite in a temp dir) → the echo agent over HTTP, on
+//! ifox (roles admin, ingest, router, bridge, recorder; SQLite in a temp dir) → the echo agent over HTTP, on
 //! one machine, beside a raw JetStream chain doing the same NATS work without ifox.
 //!
 //! One nats-server (file store, its own temp folder) and one echo agent (ifox's reference agent,
@@ -19,7 +19,8 @@
 //! (stage breakdown from the JetStream timestamps; see `stages`). ifox runs in this process, or
 //! with `BENCH_IFOX=process` as `ifox serve` of this profile (which splits its CPU from the clients').
 //!
-//! Phase 2: ifox again with roles admin, ingest, router, and the bridge as a process of its own
+//! Phase 2: ifox again with roles admin, ingest, router, the run recorder as a process of its own
+//! (its CPU per delivery reported beside), and the bridge as a process of its own
 //! (`ifox serve --roles bridge`) whose CPU time (from /proc) divided by deliveries is the bridge's
 //! CPU per delivery, at the fixed rate and at saturation; beside it, in interleaved slices, the raw
 //! chain with its stage 3 (the bridge's NATS work and the same agent call, see `chain`) as a
@@ -151,7 +152,7 @@ async fn main() -> AnyResult<()> {
         nats: nats.url.clone(),
         agent: agent.url.clone(),
     };
-    let all = [FRONT.as_slice(), &[Role::Bridge]].concat();
+    let all = [FRONT.as_slice(), &[Role::Bridge, Role::Recorder]].concat();
     let ifox = Ifox::start(&shared, &all, k.process).await?;
     target::tenancy(&ifox, k.teams).await?;
     let js = jetstream::new(async_nats::connect(&nats.url).await?);
@@ -226,9 +227,11 @@ async fn main() -> AnyResult<()> {
     stopped(ifox.stop().await);
     report::phase1(&k, &paces, &sides, &segments, delivery, ifox_rss);
 
-    // Phase 2: the bridge as a process of its own, for its CPU per delivery.
+    // Phase 2: the bridge as a process of its own, for its CPU per delivery; the run recorder (the
+    // runs table, projected from RUNS) as a third, its CPU per delivery reported beside it.
     let front = Ifox::start(&shared, &FRONT, k.process).await?;
     let bridge = Ifox::start(&shared, &[Role::Bridge], true).await?;
+    let recorder = Ifox::start(&shared, &[Role::Recorder], true).await?;
     let webhook = Arc::new(webhooks(front.port, k.teams));
     let cpu = || {
         let bridge = bridge.cpu_seconds().unwrap_or(0.0);
@@ -250,6 +253,8 @@ async fn main() -> AnyResult<()> {
     load::slice(Pace::Rate(k.rate), 1.0, &raw, &counter, &agent, &floor).await?;
     let mut bridged: Vec<Slice> = paces.iter().map(|_| Slice::default()).collect();
     let mut floors: Vec<Slice> = paces.iter().map(|_| Slice::default()).collect();
+    caught_up(&js).await?;
+    let recorded_from = recorder.cpu_seconds().unwrap_or(0.0);
     for round in 0..k.rounds {
         for (p, &(pace, secs)) in paces.iter().enumerate() {
             // Which side goes first alternates, as in phase 1.
@@ -264,9 +269,15 @@ async fn main() -> AnyResult<()> {
             }
         }
     }
+    caught_up(&js).await?;
+    let deliveries: u64 = bridged.iter().map(|s| s.received).sum();
+    let recorder_us =
+        (recorder.cpu_seconds().unwrap_or(0.0) - recorded_from) * 1e6 / deliveries.max(1) as f64;
+    let recorder_rss = recorder.peak_rss_mib();
     let bridge_rss = bridge.peak_rss_mib();
     let child_rss = child.peak_rss_mib();
     drop(child);
+    stopped(recorder.stop().await);
     stopped(bridge.stop().await);
     stopped(front.stop().await);
     let failures = chain.failures.load(std::sync::atomic::Ordering::Relaxed);
@@ -276,8 +287,28 @@ async fn main() -> AnyResult<()> {
         &bridged,
         &floors,
         idle,
-        (bridge_rss, child_rss),
+        (bridge_rss, child_rss, recorder_us, recorder_rss),
         failures,
     );
     Ok(())
+}
+
+/// Waits until the run recorder has applied everything on RUNS (its consumer holds nothing).
+async fn caught_up(js: &jetstream::Context) -> AnyResult<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut c: jetstream::consumer::PullConsumer = js
+            .get_stream("RUNS")
+            .await?
+            .get_consumer("recorder")
+            .await?;
+        let info = c.info().await?;
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            return Err("the run recorder did not catch up with RUNS within 120 s".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

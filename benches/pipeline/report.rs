@@ -24,7 +24,7 @@ pub fn header(k: &Knobs) {
         "this process"
     };
     println!(
-        "pipeline: ifox in {ifox} (roles admin, ingest, router, bridge; SQLite), {} teams, \
+        "pipeline: ifox in {ifox} (roles admin, ingest, router, bridge, recorder; SQLite), {} teams, \
          8 KB GitHub issue webhooks, echo agent in process answering at once (investigate)",
         k.teams
     );
@@ -159,7 +159,8 @@ pub fn phase2(
     bridged: &[Slice],
     floors: &[Slice],
     idle_cpu: f64,
-    (rss, floor_rss): (f64, f64),
+    // Peak RSS of the bridge, of the raw stage 3; the recorder's CPU per delivery (µs) and RSS.
+    (rss, floor_rss, recorder_us, recorder_rss): (f64, f64, f64, f64),
     failures: u64,
 ) {
     println!();
@@ -193,7 +194,12 @@ pub fn phase2(
             s.cpu_us(1) / f.cpu_us(1).max(1e-9)
         );
     }
-    println!("  peak RSS: bridge process {rss:.0} MiB, raw stage 3 {floor_rss:.0} MiB");
+    println!(
+        "  run recorder (`ifox serve --roles recorder`, the runs table projected from RUNS): {recorder_us:.1} µs CPU per delivery over all of them (not part of the bridge's figure)"
+    );
+    println!(
+        "  peak RSS: bridge process {rss:.0} MiB, run recorder {recorder_rss:.0} MiB, raw stage 3 {floor_rss:.0} MiB"
+    );
     if failures > 0 {
         println!("raw chain: {failures} messages failed and were retried");
     }

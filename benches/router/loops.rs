@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// The bridge's first step over this round's AGENT_RUNS messages: check, record (batched), ack.
 pub async fn records_loop(
     bus: &Bus,
-    recorder: &ifox::bridge::recorder::Recorder,
+    store: &ifox::store::Store,
     round: usize,
     nats: &common::Nats,
 ) {
@@ -49,8 +49,8 @@ pub async fn records_loop(
                 .iter()
                 .map(|d| Planner::check(d).unwrap().row(d))
                 .collect();
-            let earlier = recorder.record(rows).await.unwrap();
-            assert!(earlier.iter().all(Option::is_none), "every run new");
+            let earlier = ifox::bridge::recorder::write(store, rows).await.unwrap();
+            assert!(earlier.is_empty(), "every run new");
             for d in deliveries {
                 d.settle(bus, Disposition::Ack).await;
             }
@@ -62,7 +62,7 @@ pub async fn records_loop(
         .await
         .unwrap();
     println!(
-        "round {}: run records (bridge's first step) {:>7.0} msg/s  ({elapsed:.1?}; {})",
+        "round {}: run records (recorder, AGENT_RUNS) {:>7.0} msg/s  ({elapsed:.1?}; {})",
         round + 1,
         EVENTS as f64 / elapsed.as_secs_f64(),
         cpu_per_event(cpu, nats)

@@ -11,10 +11,10 @@
 //! 3. router: ifox's own consumer and worker (resolve identifiers, route lookup, effective config,
 //!    shared/dedicated decision, run document, publish to AGENT_RUNS with PubAck, ack; no database),
 //!    256 at a time; it goes first in even rounds, last in odd ones;
-//! 4. records: the work moved off the router's path, measured beside it — the bridge's first step
-//!    over this round's AGENT_RUNS messages (each checked and made a run record by the bridge's
-//!    batched recorder, then acked), 64 at a time, without the agent calls (`just bench-pipeline`
-//!    measures deliveries).
+//! 4. records: the work moved off the router's path, measured beside it — the recorder role's
+//!    AGENT_RUNS side over this round's AGENT_RUNS messages (each checked and made a `queued` run
+//!    record in one batched write, then acked), 64 at a time (`just bench-pipeline` measures
+//!    deliveries).
 //!
 //! Each round preloads 50,000 new events and runs the loops over them; `BENCH_ROUNDS` rounds (default
 //! 3; the run table grows by 50,000 a round); `BENCH_PHASES` (default `raw,same,router,records`)
@@ -120,7 +120,7 @@ async fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     let worker = ifox::router::worker::Worker::new(tenancy.clone(), bus.clone(), Vec::new());
-    let recorder = ifox::bridge::recorder::Recorder::spawn(tenancy.store().clone(), None);
+    let store = tenancy.store().clone();
     let (mut ratios, mut same_ratios) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let first_seq = preload(&js, round, teams.len()).await;
@@ -155,7 +155,7 @@ async fn main() {
         ratios.push(ratio);
         same_ratios.push(same_ratio);
         if phase("records") {
-            records_loop(&bus, &recorder, round, &nats).await;
+            records_loop(&bus, &store, round, &nats).await;
         }
     }
     let (runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs")

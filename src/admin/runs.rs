@@ -249,14 +249,11 @@ impl FromRequestParts<AppState> for ReadAuth {
             // A run token reads only while its run is live: once the run finished, or its
             // record went with its team or org (a team or org created again under the same ids
             // is another tenant), the token reads nothing.
-            let live = run_lifecycle::get(&mut *conn(s).await?, &c.run_id)
-                .await
-                .map_err(store_error)?
-                .is_some_and(|r| {
-                    r.org_id == c.org.as_str()
-                        && r.team_id == c.team.as_str()
-                        && !run_lifecycle::is_final(&r.status)
-                });
+            let live = delivered_record(s, &c.run_id).await?.is_some_and(|r| {
+                r.org_id == c.org.as_str()
+                    && r.team_id == c.team.as_str()
+                    && !run_lifecycle::is_final(&r.status)
+            });
             if !live {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -294,6 +291,25 @@ pub struct ReportedResult {
     success: Option<bool>,
 }
 
+/// A run token's run as recorded once the bridge's `delivering` reached the record: the token
+/// exists because that transition was stored on RUNS before the agent was called, so a record still
+/// `queued` (or absent) is the recorder's lag, waited for up to its budget
+/// ([`crate::bridge::recorder::LAG_BUDGET`]) before the record is taken as it is.
+async fn delivered_record(s: &AppState, run_id: &str) -> Result<Option<RunRecord>, ApiError> {
+    let started = std::time::Instant::now();
+    loop {
+        let record = run_lifecycle::get(&mut *conn(s).await?, run_id)
+            .await
+            .map_err(store_error)?;
+        if record.as_ref().is_some_and(|r| r.status != "queued")
+            || started.elapsed() >= crate::bridge::recorder::LAG_BUDGET
+        {
+            return Ok(record);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `POST /api/v1/runs/{run_id}/status` with that run's token: `running`, `completed` or `failed`.
 pub async fn report(
     State(s): State<AppState>,
@@ -311,11 +327,21 @@ pub async fn report(
             "an agent reports running, completed or failed",
         ));
     }
-    let record = run_lifecycle::get(&mut *conn(&s).await?, &run_id)
-        .await
-        .map_err(store_error)?
+    let record = delivered_record(&s, &run_id)
+        .await?
         .filter(|r| r.org_id == claims.org.as_str() && r.team_id == claims.team.as_str())
         .ok_or_else(not_found)?;
+    if run_lifecycle::is_final(&record.status) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_finished",
+            format!(
+                "run {run_id} is {} and cannot become {}",
+                record.status, report.status
+            ),
+        )
+        .with("status", record.status));
+    }
     let limit = s.result_limit;
     let mut text = report.result.as_ref().and_then(|r| r.text.clone());
     if let Some(t) = &mut text
@@ -347,18 +373,27 @@ pub async fn report(
         error: error.as_deref(),
         ..Change::default()
     };
-    let lifecycle = Lifecycle::new(s.tenancy.store().clone(), s.runs_bus.clone());
-    let applied = lifecycle.advance(&run, change).await.map_err(store_error)?;
-    if !applied {
+    // Stored on RUNS (PubAck) before the answer; the recorder applies it in RUNS's order, so an
+    // outcome the bridge or the sweeper stored first stays (the record keeps the first outcome).
+    let Some(bus) = s.runs_bus.clone() else {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "run_finished",
-            format!(
-                "run {run_id} is {} and cannot become {status}",
-                record.status
-            ),
-        )
-        .with("status", record.status));
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runs_unavailable",
+            "this process has no NATS connection to store the report on",
+        ));
+    };
+    let lifecycle = Lifecycle::new(
+        s.tenancy.store().clone(),
+        bus,
+        crate::bridge::lifecycle::record_key(&s.run_token_key),
+    );
+    if let Err(e) = lifecycle.advance(&run, change).await {
+        tracing::warn!(run_id = %run_id, error = %e, "status report not stored");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runs_unavailable",
+            format!("the report could not be stored, retry: {e}"),
+        ));
     }
     Ok(Json(json!({"run_id": run_id, "status": status})))
 }

@@ -65,7 +65,9 @@ pub struct App {
 impl App {
     pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> Result<App, AppError> {
         settings.check_signing_keys(
-            roles.contains(&Role::Bridge) || roles.contains(&Role::Admin),
+            roles.contains(&Role::Bridge)
+                || roles.contains(&Role::Admin)
+                || roles.contains(&Role::Recorder),
             roles.contains(&Role::Router),
         )?;
         let store = connect_store(&settings.database).await?;
@@ -227,7 +229,7 @@ impl App {
                 );
                 let run = crate::router::consumer::run(
                     worker,
-                    bus,
+                    bus.clone(),
                     settings.router.clone(),
                     state.health.clone(),
                     shutdown.clone(),
@@ -237,6 +239,15 @@ impl App {
             if let Some(bridge) = bridge {
                 let run = bridge.run(state.health.clone(), shutdown.clone());
                 tasks.spawn("bridge", until_shutdown_ok(run, shutdown.clone()));
+            }
+            if roles.contains(&Role::Recorder) {
+                let recorder = crate::bridge::recorder::Recorder::new(
+                    state.tenancy.store().clone(),
+                    bus,
+                    crate::bridge::lifecycle::record_key(&state.run_token_key),
+                );
+                let run = recorder.run(state.health.clone(), shutdown.clone());
+                tasks.spawn("recorder", until_shutdown_ok(run, shutdown.clone()));
             }
         }
         let admin = roles.contains(&Role::Admin);

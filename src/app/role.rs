@@ -13,17 +13,20 @@ pub enum Role {
     Router,
     /// PROVISION → dedicated teams' Kubernetes objects → `agent_service_url`.
     Provisioner,
-    /// AGENT_RUNS → the team's agent service; run lifecycle.
+    /// AGENT_RUNS → the team's agent service; run lifecycle published on RUNS.
     Bridge,
+    /// AGENT_RUNS and RUNS → the runs table (the run records).
+    Recorder,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Ingest,
         Role::Router,
         Role::Provisioner,
         Role::Bridge,
+        Role::Recorder,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +35,7 @@ impl Role {
             Role::Router => "router",
             Role::Provisioner => "provisioner",
             Role::Bridge => "bridge",
+            Role::Recorder => "recorder",
         }
     }
 }

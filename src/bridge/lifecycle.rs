@@ -1,24 +1,35 @@
-//! The run lifecycle's effects: a transition recorded in the database (guarded, so the first
-//! writer of an outcome wins; see [`crate::store::run_lifecycle`]), then announced on
-//! `ifox.runs.<org>.<team>.<status>` (stream RUNS) for anyone who follows runs with NATS tools.
+//! The run lifecycle's one write path, and the one format of a transition on RUNS
+//! (`ifox.runs.<org>.<team>.<status>`, JSON `ifox.run_status.v1`).
 //!
-//! The database is the record; RUNS is the feed. An announcement that NATS does not confirm is
-//! logged and counted (`ifox_bridge_status_unpublished_total`) but does not undo the transition or
-//! make the agent run again; nothing waits for its PubAck.
+//! Every transition — the bridge's `delivering`, `running` and outcomes, an agent's status report
+//! through the API, the sweeper's `timeout` — is published on RUNS, signed
+//! ([`headers::RECORD_SIG`], a key derived from the run-token key), and its publisher waits for the
+//! PubAck before it goes on (calls the agent, acks the run, answers the agent): RUNS is the durable
+//! record of what happened, in one order. The run recorder ([`super::recorder`], role `recorder`)
+//! projects it into the runs table in batches with the guarded transitions of
+//! [`crate::store::run_lifecycle`], so the first outcome in RUNS's order wins. The bridge's delivery
+//! path touches no database.
 //!
-//! The bridge's lifecycle writes go through its batched writer ([`super::recorder`]); a lifecycle
-//! without one (the status reports of agents, through the API) writes each transition in its own
-//! transaction.
+//! Anything else published on `ifox.runs.>` (an operator, an agent given NATS credentials) carries
+//! no valid signature and changes no record: the feed is open to read, the record is not open to
+//! write.
 
-use super::recorder::Recorder;
 use crate::bus::Bus;
 use crate::domain::{headers, now_ms};
 use crate::store::run_lifecycle::{self, Change, OwnedChange};
+use crate::store::runs::RunRow;
 use crate::store::{Store, StoreError};
-use serde::Serialize;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Schema of the RUNS messages.
 pub const SCHEMA: &str = "ifox.run_status.v1";
+
+/// How long a publisher waits for the PubAck of a transition.
+const PUBACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Which run a transition is about, as the feed names it.
 #[derive(Debug, Clone)]
@@ -28,6 +39,10 @@ pub struct RunRef {
     pub org_id: String,
     pub team_id: String,
     pub traceparent: Option<String>,
+    /// The AGENT_RUNS delivery count of the bridge's attempt (0: not the bridge's): part of the
+    /// `Nats-Msg-Id` of `delivering` and `running`, so every attempt is recorded, not collapsed by
+    /// RUNS's duplicate window into the first.
+    pub delivery: u64,
 }
 
 impl From<&crate::store::run_lifecycle::RunRecord> for RunRef {
@@ -38,190 +53,272 @@ impl From<&crate::store::run_lifecycle::RunRecord> for RunRef {
             org_id: r.org_id.clone(),
             team_id: r.team_id.clone(),
             traceparent: None,
+            delivery: 0,
         }
     }
 }
 
-/// A RUNS message.
-#[derive(Debug, Serialize)]
-struct Announcement<'a> {
-    schema: &'static str,
-    run_id: &'a str,
-    event_id: &'a str,
-    org_id: &'a str,
-    team_id: &'a str,
-    status: &'a str,
-    at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a str>,
+/// A RUNS message. The fields after `result` are what the recorder needs to apply a bridge's
+/// transition (`run`: the record of a run not recorded yet, on `delivering`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Transition {
+    pub schema: String,
+    pub run_id: String,
+    pub event_id: String,
+    pub org_id: String,
+    pub team_id: String,
+    pub status: String,
+    /// RFC 3339, milliseconds.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Unix ms: the run's deadline, set by its first `delivering`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<i64>,
+    /// This `delivering` is an agent call: the record counts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attempt: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRow>,
 }
 
+impl Transition {
+    fn of(run: &RunRef, c: &Change<'_>, row: Option<&RunRow>) -> Transition {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(c.at.max(0) as u64);
+        Transition {
+            schema: SCHEMA.to_owned(),
+            run_id: run.run_id.clone(),
+            event_id: run.event_id.clone(),
+            org_id: run.org_id.clone(),
+            team_id: run.team_id.clone(),
+            status: c.to.to_owned(),
+            at: humantime::format_rfc3339_millis(at).to_string(),
+            detail: c.detail.map(str::to_owned),
+            error: c.error.map(str::to_owned),
+            result: c.result_text.map(str::to_owned),
+            deadline_at: c.deadline_at,
+            attempt: c.attempt,
+            delivered_to: c.delivered_to.map(str::to_owned),
+            protocol: c.protocol.map(str::to_owned),
+            run: row.cloned(),
+        }
+    }
+
+    /// The change this message records; `None` for a status no transition reaches.
+    pub fn change(&self) -> Option<OwnedChange> {
+        let to = run_lifecycle::STATUSES
+            .iter()
+            .find(|s| **s == self.status && **s != "queued")
+            .copied()?;
+        let at = humantime::parse_rfc3339(&self.at)
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(OwnedChange {
+            run_id: self.run_id.clone(),
+            to,
+            at: i64::try_from(at.as_millis()).ok()?,
+            detail: self.detail.clone(),
+            deadline_at: self.deadline_at,
+            attempt: self.attempt,
+            delivered_to: self.delivered_to.clone(),
+            protocol: self.protocol.clone(),
+            result_text: self.result.clone(),
+            error: self.error.clone(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("RUNS did not store the transition: {0}")]
+    Publish(String),
+}
+
+/// The key of [`headers::RECORD_SIG`], derived from the run-token key (one secret to manage).
+pub fn record_key(token_key: &[u8]) -> Arc<[u8]> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(token_key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"ifox run records v1");
+    Arc::from(mac.finalize().into_bytes().as_slice())
+}
+
+fn mac(key: &[u8], subject: &str, msg_id: &str, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    for part in [subject.as_bytes(), b"\n", msg_id.as_bytes(), b"\n", body] {
+        mac.update(part);
+    }
+    mac
+}
+
+/// The signature of a bridge's RUNS message.
+pub fn sign(key: &[u8], subject: &str, msg_id: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    let tag = mac(key, subject, msg_id, body).finalize().into_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+}
+
+/// Whether `sig` is the bridge's signature of this message (constant time).
+pub fn verify(key: &[u8], subject: &str, msg_id: &str, body: &[u8], sig: &str) -> bool {
+    use base64::Engine;
+    let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else {
+        return false;
+    };
+    mac(key, subject, msg_id, body).verify_slice(&tag).is_ok()
+}
+
+/// The publisher of run transitions: every one goes on RUNS, signed, and the recorder applies it.
 #[derive(Clone)]
 pub struct Lifecycle {
     store: Store,
-    bus: Option<Bus>,
-    writer: Option<Recorder>,
+    bus: Bus,
+    record_key: Arc<[u8]>,
 }
 
+type AckFuture = async_nats::jetstream::context::PublishAckFuture;
+
 impl Lifecycle {
-    /// `bus` `None`: transitions are recorded but not announced (a process without NATS).
-    pub fn new(store: Store, bus: Option<Bus>) -> Lifecycle {
+    /// `record_key`: [`record_key`] of the run-token key.
+    pub fn new(store: Store, bus: Bus, record_key: Arc<[u8]>) -> Lifecycle {
         Lifecycle {
             store,
             bus,
-            writer: None,
+            record_key,
         }
     }
 
-    /// Transitions written (and announced) by `writer`, in batches.
-    pub fn batched(store: Store, writer: Recorder) -> Lifecycle {
-        Lifecycle {
-            store,
-            bus: None,
-            writer: Some(writer),
-        }
-    }
-
+    /// The database the records are read from (the sweeper's query).
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Records `change` (its `at` is set to now when 0) and announces it when it applied.
-    /// `Ok(false)`: the run's status did not allow it (finished already, or no such run).
+    /// Stores `change` on RUNS (its `at` is set to now when 0); `Ok` once RUNS confirmed it.
+    /// Whether it applies to the record is the recorder's guarded decision (the first outcome
+    /// in RUNS's order wins).
     pub async fn advance<'a>(
         &self,
         run: &'a RunRef,
+        change: Change<'a>,
+    ) -> Result<(), LifecycleError> {
+        self.advance_with(run, change, None).await
+    }
+
+    /// As [`Lifecycle::advance`], carrying the run's record for the recorder to make if it has not
+    /// yet (a `delivering`, or a failure without a call, published before the recorder read the
+    /// run from AGENT_RUNS).
+    pub async fn advance_with<'a>(
+        &self,
+        run: &'a RunRef,
         mut change: Change<'a>,
-    ) -> Result<bool, StoreError> {
+        row: Option<&RunRow>,
+    ) -> Result<(), LifecycleError> {
         if change.at == 0 {
             change.at = now_ms();
         }
         change.run_id = &run.run_id;
-        if let Some(writer) = &self.writer {
-            return writer
-                .transition(run.clone(), owned(&change))
-                .await
-                .map_err(StoreError::Corrupt);
+        let ack = publish(&self.bus, &self.record_key, run, &change, row)
+            .await
+            .map_err(LifecycleError::Publish)?;
+        match tokio::time::timeout(PUBACK_WAIT, ack).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(LifecycleError::Publish(e.to_string())),
+            Err(_) => Err(LifecycleError::Publish(format!(
+                "no PubAck within {PUBACK_WAIT:?}"
+            ))),
         }
-        let applied = {
-            let mut tx = self.store.begin().await?;
-            let applied = run_lifecycle::transition(&mut tx, &change).await?;
-            tx.commit().await?;
-            applied
-        };
-        if applied {
-            metrics::counter!("ifox_bridge_transitions_total", "status" => change.to.to_owned())
-                .increment(1);
-            if let Some(bus) = &self.bus {
-                announce(bus, run, &change).await;
-            }
-        }
-        Ok(applied)
     }
 
-    /// Records `change` without waiting (with a batched writer; else as [`Lifecycle::advance`],
-    /// its failure logged): it is written before any later transition of the run.
+    /// Stores `change` without waiting: its PubAck is awaited off the caller's path, a missing one
+    /// logged and counted (`ifox_bridge_status_unpublished_total`). Published now, so it comes
+    /// before any later transition of the run.
     pub async fn advance_later(&self, run: &RunRef, mut change: Change<'_>) {
         if change.at == 0 {
             change.at = now_ms();
         }
         change.run_id = &run.run_id;
-        match &self.writer {
-            Some(writer) => writer.transition_later(run.clone(), owned(&change)).await,
-            None => {
-                if let Err(e) = self.advance(run, change).await {
-                    tracing::warn!(run_id = %run.run_id, error = %e, "transition not recorded");
-                }
-            }
-        }
-    }
-}
-
-fn owned(c: &Change<'_>) -> OwnedChange {
-    let to = run_lifecycle::STATUSES
-        .iter()
-        .find(|s| **s == c.to)
-        .copied()
-        .unwrap_or("unknown");
-    OwnedChange {
-        run_id: c.run_id.to_owned(),
-        to,
-        at: c.at,
-        detail: c.detail.map(str::to_owned),
-        deadline_at: c.deadline_at,
-        attempt: c.attempt,
-        delivered_to: c.delivered_to.map(str::to_owned),
-        protocol: c.protocol.map(str::to_owned),
-        result_text: c.result_text.map(str::to_owned),
-        error: c.error.map(str::to_owned),
-    }
-}
-
-/// Announces an applied transition on `ifox.runs.<org>.<team>.<status>`: published now (in the
-/// caller's order), its PubAck awaited by a task of its own.
-pub(super) async fn announce(bus: &Bus, run: &RunRef, change: &Change<'_>) {
-    {
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(change.at.max(0) as u64);
-        let message = Announcement {
-            schema: SCHEMA,
-            run_id: &run.run_id,
-            event_id: &run.event_id,
-            org_id: &run.org_id,
-            team_id: &run.team_id,
-            status: change.to,
-            at: humantime::format_rfc3339_millis(at).to_string(),
-            detail: change.detail,
-            error: change.error,
-            result: change.result_text,
-        };
-        let Ok(body) = serde_json::to_vec(&message) else {
-            return;
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        let id = format!("{}:{}", run.run_id, change.to);
-        headers.insert(headers::NATS_MSG_ID, id.as_str());
-        headers.insert(headers::CE_ID, run.event_id.as_str());
-        headers.insert(headers::CONTENT_TYPE, "application/json");
-        if let Some(tp) = &run.traceparent {
-            headers.insert(headers::TRACEPARENT, tp.as_str());
-        }
-        let subject = format!("ifox.runs.{}.{}.{}", run.org_id, run.team_id, change.to);
-        let message = async_nats::jetstream::message::PublishMessage::build()
-            .payload(body.into())
-            .headers(headers);
-        let (run_id, status) = (run.run_id.clone(), change.to.to_owned());
-        let unpublished = move |e: String| {
-            metrics::counter!("ifox_bridge_status_unpublished_total").increment(1);
-            tracing::warn!(%run_id, %status, error = %e, "run status recorded but not announced on RUNS");
-        };
-        match bus.jetstream().send_publish(subject, message).await {
+        match publish(&self.bus, &self.record_key, run, &change, None).await {
             Ok(ack) => {
+                let (run_id, status) = (run.run_id.clone(), change.to.to_owned());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), ack).await {
+                    match tokio::time::timeout(PUBACK_WAIT, ack).await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => unpublished(e.to_string()),
-                        Err(_) => unpublished("no PubAck within 10 s".to_owned()),
+                        Ok(Err(e)) => unpublished(&run_id, &status, &e.to_string()),
+                        Err(_) => unpublished(&run_id, &status, "no PubAck within 10 s"),
                     }
                 });
             }
-            Err(e) => unpublished(e.to_string()),
+            Err(e) => unpublished(&run.run_id, change.to, &e),
         }
     }
 }
 
-/// Moves runs past their deadline to `timeout`; how many it moved. Runs `held` says this process
-/// is still working on are left alone: their delivery ends them (an agent's answer waiting for the
-/// database to come back must not be replaced by "no outcome").
+/// Publishes a transition on `ifox.runs.<org>.<team>.<status>`, signed; the PubAck to await.
+async fn publish(
+    bus: &Bus,
+    key: &[u8],
+    run: &RunRef,
+    change: &Change<'_>,
+    row: Option<&RunRow>,
+) -> Result<AckFuture, String> {
+    let body = serde_json::to_vec(&Transition::of(run, change, row)).map_err(|e| e.to_string())?;
+    let msg_id = match change.to {
+        "delivering" | "running" if run.delivery > 0 => {
+            format!("{}:{}:{}", run.run_id, change.to, run.delivery)
+        }
+        _ => format!("{}:{}", run.run_id, change.to),
+    };
+    let subject = format!("ifox.runs.{}.{}.{}", run.org_id, run.team_id, change.to);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(headers::NATS_MSG_ID, msg_id.as_str());
+    headers.insert(headers::CE_ID, run.event_id.as_str());
+    headers.insert(headers::CONTENT_TYPE, "application/json");
+    if let Some(tp) = &run.traceparent {
+        headers.insert(headers::TRACEPARENT, tp.as_str());
+    }
+    headers.insert(
+        headers::RECORD_SIG,
+        sign(key, &subject, &msg_id, &body).as_str(),
+    );
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(body.into())
+        .headers(headers);
+    bus.jetstream()
+        .send_publish(subject, message)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn unpublished(run_id: &str, status: &str, e: &str) {
+    metrics::counter!("ifox_bridge_status_unpublished_total").increment(1);
+    tracing::warn!(%run_id, %status, error = %e, "run transition not stored on RUNS");
+}
+
+/// Publishes `timeout` for the runs past their deadline; how many. Runs `held` says this process
+/// is still working on are left alone: their delivery ends them (an agent's answer waiting for
+/// RUNS to come back must not be replaced by "no outcome"). An outcome stored on RUNS before the
+/// sweep but not yet recorded (the recorder lagging) comes first in RUNS, so it wins.
 pub async fn sweep(
     lifecycle: &Lifecycle,
     held: impl Fn(&str) -> bool,
-) -> Result<usize, crate::store::StoreError> {
+) -> Result<usize, LifecycleError> {
     let overdue = {
-        let mut conn = lifecycle.store().pool().acquire().await?;
+        let mut conn = lifecycle
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
         crate::store::run_lifecycle::overdue(&mut conn, now_ms(), 500).await?
     };
     let mut moved = 0;
@@ -232,10 +329,111 @@ pub async fn sweep(
             detail: Some("swept: no outcome before the deadline"),
             ..Change::default()
         };
-        if lifecycle.advance(&run, change).await? {
-            tracing::info!(run_id = %r.run_id, org = %r.org_id, team = %r.team_id, "run timed out");
-            moved += 1;
-        }
+        lifecycle.advance(&run, change).await?;
+        tracing::info!(run_id = %r.run_id, org = %r.org_id, team = %r.team_id, "run past its deadline: timeout published");
+        moved += 1;
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_covers_subject_id_and_body() {
+        let key = record_key(b"k");
+        let sig = sign(&key, "ifox.runs.a.b.completed", "r:completed", b"{}");
+        assert!(verify(
+            &key,
+            "ifox.runs.a.b.completed",
+            "r:completed",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            &key,
+            "ifox.runs.a.c.completed",
+            "r:completed",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            &key,
+            "ifox.runs.a.b.completed",
+            "s:completed",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            &key,
+            "ifox.runs.a.b.completed",
+            "r:completed",
+            b"{ }",
+            &sig
+        ));
+        assert!(!verify(
+            &record_key(b"other"),
+            "ifox.runs.a.b.completed",
+            "r:completed",
+            b"{}",
+            &sig
+        ));
+        assert!(!verify(
+            &key,
+            "ifox.runs.a.b.completed",
+            "r:completed",
+            b"{}",
+            "garbage!"
+        ));
+    }
+
+    #[test]
+    fn a_transition_reads_back_as_the_change_it_records() {
+        let run = RunRef {
+            run_id: "r1".into(),
+            event_id: "e1".into(),
+            org_id: "acme".into(),
+            team_id: "web".into(),
+            traceparent: None,
+            delivery: 2,
+        };
+        let change = Change {
+            run_id: "r1",
+            to: "delivering",
+            at: 1_700_000_000_123,
+            deadline_at: Some(1_700_000_300_000),
+            attempt: true,
+            delivered_to: Some("http://agent"),
+            protocol: Some("ifox"),
+            detail: Some("d"),
+            ..Change::default()
+        };
+        let body = serde_json::to_vec(&Transition::of(&run, &change, None)).unwrap();
+        let back: Transition = serde_json::from_slice(&body).unwrap();
+        let c = back.change().unwrap();
+        assert_eq!(
+            (
+                c.to,
+                c.at,
+                c.deadline_at,
+                c.attempt,
+                c.delivered_to.as_deref(),
+                c.protocol.as_deref(),
+                c.detail.as_deref()
+            ),
+            (
+                "delivering",
+                1_700_000_000_123,
+                Some(1_700_000_300_000),
+                true,
+                Some("http://agent"),
+                Some("ifox"),
+                Some("d")
+            )
+        );
+        let mut queued = back;
+        queued.status = "queued".into();
+        assert!(queued.change().is_none(), "no transition reaches queued");
+    }
 }

@@ -41,6 +41,9 @@ pub struct RunDoc {
     pub config_version: String,
     #[serde(default)]
     pub replay_of: Option<String>,
+    /// A plain replay (same run id as the original).
+    #[serde(default)]
+    pub replayed: bool,
     /// The claim that chose the team (`{"kind", "value"}`).
     #[serde(default)]
     pub matched: Option<Matched>,
@@ -62,32 +65,61 @@ pub struct Checked {
 impl Checked {
     /// The record this run makes (`queued`), from its AGENT_RUNS message.
     pub fn row(&self, d: &Delivery) -> crate::store::runs::RunRow {
-        let at = d
+        row_of(&self.doc, d)
+    }
+
+    /// Whether the run's record must be read before it is planned: when the message is redelivered
+    /// (attempts so far, the deadline, whether it finished), a plain replay, or published more than
+    /// [`FRESH`] after its event (the event time is the first 48 bits of the run id): a second
+    /// publication of a run that AGENT_RUNS's duplicate window no longer remembers (a replay with
+    /// the `nats` CLI, a router far behind) is then found recorded and not delivered twice. A run
+    /// routed as its event arrives, the common case, needs no read.
+    pub fn needs_record(&self, d: &Delivery) -> bool {
+        if d.delivered() > 1 || self.doc.replayed {
+            return true;
+        }
+        let event_ms = uuid::Uuid::parse_str(&self.doc.run_id).map_or(0, |id| {
+            let b = id.as_bytes();
+            u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+        });
+        let published = d
             .published()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
-        let doc = &self.doc;
-        crate::store::runs::RunRow {
-            run_id: doc.run_id.clone(),
-            event_id: doc.event_id.clone(),
-            org_id: doc.org_id.clone(),
-            team_id: doc.team_id.clone(),
-            source: doc.source.clone(),
-            event_type: doc.event_type.clone(),
-            deployment_mode: doc.deployment_mode.clone(),
-            subject: d.subject().to_owned(),
-            config_version: doc.config_version.clone(),
-            status: "queued".to_owned(),
-            replay_of: doc.replay_of.clone(),
-            matched: doc
-                .matched
-                .as_ref()
-                .map(|m| format!("{}={}", m.kind, m.value))
-                .unwrap_or_default(),
-            dispatched_at: Some(at),
-            created_at: at,
-            agent_runs_seq: i64::try_from(d.stream_seq()).ok(),
-        }
+            .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        published.saturating_sub(event_ms) > FRESH.as_millis() as u64
+    }
+}
+
+/// How long after its event a run may be published and still be taken as new without reading its
+/// record (see [`Checked::needs_record`]).
+pub const FRESH: Duration = Duration::from_secs(60);
+
+/// The record a run makes (`queued`), from its document and its AGENT_RUNS message.
+pub fn row_of(doc: &RunDoc, d: &Delivery) -> crate::store::runs::RunRow {
+    let at = d
+        .published()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+    crate::store::runs::RunRow {
+        run_id: doc.run_id.clone(),
+        event_id: doc.event_id.clone(),
+        org_id: doc.org_id.clone(),
+        team_id: doc.team_id.clone(),
+        source: doc.source.clone(),
+        event_type: doc.event_type.clone(),
+        deployment_mode: doc.deployment_mode.clone(),
+        subject: d.subject().to_owned(),
+        config_version: doc.config_version.clone(),
+        status: "queued".to_owned(),
+        replay_of: doc.replay_of.clone(),
+        matched: doc
+            .matched
+            .as_ref()
+            .map(|m| format!("{}={}", m.kind, m.value))
+            .unwrap_or_default(),
+        dispatched_at: Some(at),
+        created_at: at,
+        agent_runs_seq: i64::try_from(d.stream_seq()).ok(),
     }
 }
 
@@ -117,6 +149,8 @@ pub enum Decision {
     /// The run fails without a call: recorded `failed`, then dead-lettered with `reason`.
     Fail {
         record: Box<RunRecord>,
+        /// The record to make if the recorder has not yet.
+        row: Box<crate::store::runs::RunRow>,
         reason: &'static str,
         detail: String,
     },
@@ -204,6 +238,7 @@ impl Planner<'_> {
             // Finished, or accepted by an agent that reports by itself: nothing to deliver.
             return Decision::Settle(Disposition::Ack);
         }
+        let row = Box::new(row_of(&doc, d));
         const KEYS: crate::tenancy::catalog::KeySet = &[
             "agent_service_url",
             "agent_protocol",
@@ -222,6 +257,7 @@ impl Planner<'_> {
             if d.delivered() >= self.settings.max_attempts {
                 return Decision::Fail {
                     record: Box::new(record),
+                    row,
                     reason: "no_team",
                     detail: format!(
                         "the config of {}/{} cannot be read",
@@ -234,6 +270,7 @@ impl Planner<'_> {
         let config = &config.config;
         let fail = |reason, detail: String| Decision::Fail {
             record: Box::new(record.clone()),
+            row: row.clone(),
             reason,
             detail,
         };

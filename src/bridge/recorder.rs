@@ -1,246 +1,254 @@
-//! Batched run-record IO: the run records are the bridge's projection of AGENT_RUNS. Every chunk of
-//! AGENT_RUNS messages hands its runs to one task ("record these runs"); the task serves whatever is
-//! waiting with one `SELECT … IN (…)` of those already recorded and one multi-row
-//! `INSERT … ON CONFLICT DO NOTHING` of the rest, in one transaction (per 512 rows), and answers each
-//! request after the commit with the records that existed before.
-//! On SQLite that is one multi-statement call (`BEGIN IMMEDIATE; …; COMMIT`), one hand-off to the
-//! connection's thread instead of writers fighting for the one write lock with a hop per statement;
-//! on PostgreSQL a transaction of two statements: a commit per batch, not per run. Nobody is answered
-//! before their rows are durable, so no delivery starts before its record exists.
+//! The `recorder` role: the runs table as the projection of two streams.
 //!
-//! The same task writes the bridge's lifecycle transitions (`delivering`, `running`, outcomes, the
-//! sweeper's `timeout`): whatever is waiting goes in one transaction (on SQLite one multi-statement
-//! call of set operations over the staged batch, [`run_lifecycle::transition_batch_sqlite`]: a
-//! handful of statement results cross from SQLite's thread per batch, not two per transition), in
-//! the order they were handed over, and each
-//! applied transition is then announced on RUNS in that order (published at once; its PubAck is
-//! awaited off the writer's path and a missing one counted in
-//! `ifox_bridge_status_unpublished_total`). A transition handed over without waiting
-//! ([`Recorder::transition_later`], the `running` of an `investigate` answer) still comes before any
-//! later one of the same run.
+//! - AGENT_RUNS (consumer `recorder`, `streams/consumers/AGENT_RUNS.recorder.json`): every run
+//!   document becomes a `queued` record (`INSERT … ON CONFLICT DO NOTHING`, one transaction per
+//!   chunk), so runs waiting for a delivery slot show in `ifox runs list`. A message that is not a
+//!   run document is left to the bridge, which dead-letters it.
+//! - RUNS (consumer `recorder`, `streams/consumers/RUNS.recorder.json`): the bridge's transitions,
+//!   signed ([`super::lifecycle`]), applied in stream order with the guarded transitions of
+//!   [`crate::store::run_lifecycle`] (a chunk in one transaction; on SQLite set operations over the
+//!   staged batch, [`run_lifecycle::transition_batch_sqlite`]), so the first outcome of a run wins
+//!   as when the bridge wrote it itself. A `delivering` carries the run's record, made first if the
+//!   AGENT_RUNS side has not made it yet. Unsigned messages (the API's and the sweeper's
+//!   announcements, already recorded; anyone else's publish) change nothing.
+//!
+//! Every message is acked after its chunk committed; a database failure NAKs the chunk with the
+//! toolkit's delay (no delivery limit: an outage is waited out, nothing is dropped). A transition
+//! of a run that has no record yet is NAKed too: after a recorder crash JetStream redelivers the
+//! messages it held (the `delivering` that makes the record among them) behind newer ones; past
+//! [`UNKNOWN_RUN_DELIVERIES`] it is dead-lettered (`run_unknown`). The lag between
+//! RUNS and the table is `ifox_consumer_pending{stream="RUNS",consumer="recorder"}`; the run token
+//! checks of the API wait up to [`LAG_BUDGET`] for it.
 
-use super::lifecycle::RunRef;
-use crate::bus::Bus;
+use super::lifecycle::{self, Transition};
+use super::plan::Planner;
+use crate::bus::consumer::{self, LoopOptions, RECORDER_QUEUED, RECORDER_RUNS};
+use crate::bus::{Bus, Delivery, Disposition, Health};
+use crate::domain::headers;
 use crate::store::run_lifecycle::{self, OwnedChange, RunRecord};
 use crate::store::{Backend, Store, StoreError, runs};
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-const MAX_BATCH: usize = 512;
+/// How long a reader that needs a run's newest transition (the API checking a run token) waits for
+/// the recorder to catch up.
+pub const LAG_BUDGET: Duration = Duration::from_secs(3);
 
-/// How long a batch of transitions nobody waits for waits for company.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Per run handed to `record`, in order: the record that existed before (`None`: recorded now).
-pub type Earlier = Vec<Option<RunRecord>>;
-
-type Reply = oneshot::Sender<Result<Earlier, String>>;
-
-/// A transition to write, and whom to tell whether it applied.
-struct Transition {
-    run: RunRef,
-    change: OwnedChange,
-    reply: Option<oneshot::Sender<Result<bool, String>>>,
-}
-
-enum Request {
-    Record(Vec<runs::RunRow>, Reply),
-    Transition(Box<Transition>),
-}
-
-#[derive(Clone)]
-pub struct Recorder {
-    tx: mpsc::Sender<Request>,
-}
+/// Deliveries of a transition whose run has no record before it is dead-lettered (`run_unknown`):
+/// with the NAK delay (0.5 s doubling to 30 s) about 2.5 minutes, past the 30 s `ack_wait` after
+/// which a crashed recorder's messages (the `delivering` that makes the record) come back.
+const UNKNOWN_RUN_DELIVERIES: u64 = 12;
 
 /// Transitions per SQLite call at most.
 const TRANSITIONS_PER_CALL: usize = 64;
 
+const OPTIONS: LoopOptions = LoopOptions {
+    batch: 512,
+    // One chunk at a time: the transitions of a run are applied in the order RUNS stored them.
+    concurrency: 1,
+    chunk: 256,
+};
+
+/// The role; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    store: Store,
+    bus: Bus,
+    key: Arc<[u8]>,
+}
+
 impl Recorder {
-    /// Starts the writer on a thread and runtime of its own, with its own pool: its few sequential
-    /// statements per batch must not queue behind hundreds of event tasks for a turn on the shared
-    /// runtime (that wait, not SQL, dominated a batch on 2 cores). The pool holds one connection:
-    /// batches are sequential anyway, and on SQLite a connection drops its whole page cache whenever
-    /// another connection wrote, so two alternating connections re-read the indexes every batch.
-    /// It stops when the last `Recorder` clone is dropped.
-    /// `bus`: where applied transitions are announced (RUNS); `None` records without announcing.
-    pub fn spawn(store: Store, bus: Option<Bus>) -> Recorder {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let spawned = std::thread::Builder::new().name("ifox-run-recorder".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the run recorder's runtime");
-                    return;
-                }
+    /// `record_key`: [`lifecycle::record_key`] of the bridge's run-token key.
+    pub fn new(store: Store, bus: Bus, record_key: Arc<[u8]>) -> Recorder {
+        Recorder {
+            store,
+            bus,
+            key: record_key,
+        }
+    }
+
+    /// Consumes AGENT_RUNS and RUNS until `shutdown`.
+    pub async fn run(
+        self,
+        health: Health,
+        shutdown: CancellationToken,
+    ) -> Result<(), consumer::ConsumerError> {
+        let queued = consumer::run(
+            self.bus.clone(),
+            RECORDER_QUEUED,
+            RECORDER_QUEUED.config(0)?,
+            OPTIONS,
+            health.clone(),
+            shutdown.clone(),
+            |deliveries| self.queued(deliveries),
+        );
+        let transitions = consumer::run(
+            self.bus.clone(),
+            RECORDER_RUNS,
+            RECORDER_RUNS.config(0)?,
+            OPTIONS,
+            health,
+            shutdown.clone(),
+            |deliveries| self.transitions(deliveries),
+        );
+        tokio::join!(queued, transitions);
+        Ok(())
+    }
+
+    async fn queued(&self, deliveries: Vec<Delivery>) {
+        let rows: Vec<runs::RunRow> = deliveries
+            .iter()
+            .filter_map(|d| Planner::check(d).ok().map(|c| c.row(d)))
+            .collect();
+        let disposition = match write(&self.store, rows).await {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, runs = deliveries.len(), "run records not stored; retrying");
+                Some(e)
+            }
+        };
+        for d in deliveries {
+            let settle = match &disposition {
+                None => Disposition::Ack,
+                Some(_) => Disposition::Nak(crate::bus::nak_delay(d.delivered())),
             };
-            runtime.block_on(async move {
-                let own = match store.reconnect(1).await {
-                    Ok(own) => own,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "run recorder: no pool of its own yet; sharing the main one");
-                        store
-                    }
-                };
-                serve(own, bus, rx).await;
-            });
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the run recorder thread");
-        }
-        Recorder { tx }
-    }
-
-    /// Records runs (`queued`) unless they exist; the records that existed, in order. Answers after
-    /// the commit.
-    pub async fn record(&self, rows: Vec<runs::RunRow>) -> Result<Earlier, String> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request::Record(rows, reply))
-            .await
-            .map_err(|_| STOPPED.to_owned())?;
-        answer.await.map_err(|_| STOPPED.to_owned())?
-    }
-
-    /// Writes a lifecycle transition in the next batch; whether it applied (the run's status
-    /// allowed it), after the commit.
-    pub async fn transition(&self, run: RunRef, change: OwnedChange) -> Result<bool, String> {
-        let (reply, answer) = oneshot::channel();
-        let t = Transition {
-            run,
-            change,
-            reply: Some(reply),
-        };
-        self.tx
-            .send(Request::Transition(Box::new(t)))
-            .await
-            .map_err(|_| STOPPED.to_owned())?;
-        answer.await.map_err(|_| STOPPED.to_owned())?
-    }
-
-    /// As [`Recorder::transition`], without waiting for it: it is written before any transition
-    /// handed over later. A failure is logged.
-    pub async fn transition_later(&self, run: RunRef, change: OwnedChange) {
-        let t = Transition {
-            run,
-            change,
-            reply: None,
-        };
-        if self
-            .tx
-            .send(Request::Transition(Box::new(t)))
-            .await
-            .is_err()
-        {
-            tracing::warn!("{STOPPED}: a transition was not recorded");
+            d.settle(&self.bus, settle).await;
         }
     }
-}
 
-const STOPPED: &str = "the run recorder stopped";
-
-async fn serve(store: Store, bus: Option<Bus>, mut rx: mpsc::Receiver<Request>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Nobody waits for a batch of `transition_later`s alone (an `investigate` answer's
-        // `running`): the answer's outcome usually follows within a millisecond, and both then go
-        // in one write and one wake-up of this thread and SQLite's instead of two.
-        let later = |r: &Request| matches!(r, Request::Transition(t) if t.reply.is_none());
-        if batch.len() < MAX_BATCH && batch.iter().all(later) {
-            let room = MAX_BATCH - batch.len();
-            let _ = tokio::time::timeout(LINGER, rx.recv_many(&mut batch, room)).await;
-        }
-        let (mut rows, mut records, mut transitions) = (Vec::new(), Vec::new(), Vec::new());
-        for request in batch.drain(..) {
-            match request {
-                Request::Record(mut more, reply) => {
-                    let ids: Vec<String> = more.iter().map(|r| r.run_id.clone()).collect();
-                    records.push((ids, reply));
-                    rows.append(&mut more);
+    async fn transitions(&self, deliveries: Vec<Delivery>) {
+        let mut rows = Vec::new();
+        let mut changes = Vec::new();
+        let mut kept = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            match self.read(&d) {
+                Read::Apply(mut t, change) => {
+                    rows.extend(t.run.take());
+                    changes.push(change);
+                    kept.push(d);
                 }
-                Request::Transition(t) => transitions.push(*t),
+                Read::Feed => {
+                    d.settle(&self.bus, Disposition::Ack).await;
+                }
+                Read::Invalid(detail) => {
+                    let reason = "invalid_transition";
+                    d.settle(&self.bus, Disposition::DeadLetter { reason, detail })
+                        .await;
+                }
             }
         }
-        if !rows.is_empty() {
-            serve_records(&store, rows, records).await;
+        if kept.is_empty() {
+            return;
         }
-        if !transitions.is_empty() {
-            serve_transitions(&store, bus.as_ref(), transitions).await;
-        }
-    }
-}
-
-async fn serve_records(store: &Store, rows: Vec<runs::RunRow>, records: Vec<(Vec<String>, Reply)>) {
-    // A run named twice in one batch (two messages of one run pulled together): the first is
-    // recorded, the second sees the first's record.
-    let mut first: HashMap<String, RunRecord> = HashMap::new();
-    for r in &rows {
-        first
-            .entry(r.run_id.clone())
-            .or_insert_with(|| RunRecord::from(r));
-    }
-    match write(store, rows).await {
-        Ok(mut earlier) => {
-            for (ids, reply) in records {
-                let found = ids
-                    .iter()
-                    .map(|id| match earlier.get(id) {
-                        Some(r) => Some(r.clone()),
-                        None => {
-                            let mine = first.remove(id);
-                            if let Some(r) = &mine {
-                                earlier.insert(id.clone(), r.clone());
-                            }
-                            None
+        let written = async {
+            write(&self.store, rows).await?;
+            let applied = write_transitions(&self.store, &changes).await?;
+            // A refused transition of a run with no record yet came before the one that makes it:
+            // after a recorder's crash JetStream redelivers what it held after `ack_wait`, behind
+            // newer messages. It is tried again, not dropped.
+            let refused: Vec<String> = changes
+                .iter()
+                .zip(&applied)
+                .filter(|(_, applied)| !**applied)
+                .map(|(c, _)| c.run_id.clone())
+                .collect();
+            let known = if refused.is_empty() {
+                HashMap::new()
+            } else {
+                let mut conn = self.store.pool().acquire().await?;
+                runs::states(&mut conn, &refused).await?
+            };
+            Ok::<_, StoreError>((applied, known))
+        };
+        match written.await {
+            Ok((applied, known)) => {
+                for ((change, applied), d) in changes.iter().zip(applied).zip(kept) {
+                    let settle = if applied {
+                        metrics::counter!("ifox_bridge_transitions_total", "status" => change.to)
+                            .increment(1);
+                        Disposition::Ack
+                    } else if known.contains_key(&change.run_id) {
+                        // The guard refused it: the run had finished (the first outcome stays).
+                        metrics::counter!("ifox_recorder_transitions_refused_total", "status" => change.to)
+                            .increment(1);
+                        Disposition::Ack
+                    } else if d.delivered() < UNKNOWN_RUN_DELIVERIES {
+                        Disposition::Nak(crate::bus::nak_delay(d.delivered()))
+                    } else {
+                        Disposition::DeadLetter {
+                            reason: "run_unknown",
+                            detail: format!(
+                                "no record of run {} after {} deliveries of its {} transition",
+                                change.run_id,
+                                d.delivered(),
+                                change.to
+                            ),
                         }
-                    })
-                    .collect();
-                let _ = reply.send(Ok(found));
+                    };
+                    d.settle(&self.bus, settle).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, transitions = kept.len(), "run transitions not recorded; retrying");
+                for d in kept {
+                    let delay = crate::bus::nak_delay(d.delivered());
+                    d.settle(&self.bus, Disposition::Nak(delay)).await;
+                }
             }
         }
-        Err(e) => {
-            let msg = e.to_string();
-            for (_, reply) in records {
-                let _ = reply.send(Err(msg.clone()));
-            }
+    }
+
+    /// What a RUNS message is to the record.
+    fn read(&self, d: &Delivery) -> Read {
+        let h = d.headers();
+        let sig = h
+            .and_then(|h| h.get(headers::RECORD_SIG))
+            .map(|v| v.as_str());
+        let msg_id = h
+            .and_then(|h| h.get(headers::NATS_MSG_ID))
+            .map(|v| v.as_str());
+        let (Some(sig), Some(msg_id)) = (sig, msg_id) else {
+            return Read::Feed;
+        };
+        if !lifecycle::verify(&self.key, d.subject(), msg_id, d.payload(), sig) {
+            metrics::counter!("ifox_recorder_unsigned_total").increment(1);
+            tracing::warn!(
+                subject = d.subject(),
+                "a RUNS message with an invalid record signature changes no run"
+            );
+            return Read::Feed;
+        }
+        let t: Transition = match serde_json::from_slice(d.payload()) {
+            Ok(t) => t,
+            Err(e) => return Read::Invalid(format!("not an ifox.run_status.v1 document: {e}")),
+        };
+        match t.change() {
+            Some(change) => Read::Apply(Box::new(t), change),
+            None => Read::Invalid(format!(
+                "status {:?} or time {:?} is not a transition",
+                t.status, t.at
+            )),
         }
     }
 }
 
-async fn serve_transitions(store: &Store, bus: Option<&Bus>, transitions: Vec<Transition>) {
-    let applied = write_transitions(store, &transitions).await;
-    for (i, t) in transitions.into_iter().enumerate() {
-        let outcome = match &applied {
-            Ok(applied) => Ok(applied.get(i).copied().unwrap_or(false)),
-            Err(e) => Err(e.to_string()),
-        };
-        match &outcome {
-            Ok(true) => {
-                let change = t.change.as_change();
-                metrics::counter!("ifox_bridge_transitions_total", "status" => t.change.to)
-                    .increment(1);
-                if let Some(bus) = bus {
-                    super::lifecycle::announce(bus, &t.run, &change).await;
-                }
-            }
-            Ok(false) => {}
-            Err(e) if t.reply.is_none() => {
-                tracing::warn!(run_id = %t.run.run_id, status = t.change.to, error = %e, "transition not recorded");
-            }
-            Err(_) => {}
-        }
-        if let Some(reply) = t.reply {
-            let _ = reply.send(outcome);
-        }
-    }
+enum Read {
+    /// A bridge's transition.
+    Apply(Box<Transition>, OwnedChange),
+    /// Part of the feed, not of the record.
+    Feed,
+    /// Signed but unreadable: dead-lettered.
+    Invalid(String),
 }
 
 /// The transitions in order, in one transaction (SQLite: one call per 64); whether each applied.
 async fn write_transitions(
     store: &Store,
-    transitions: &[Transition],
+    changes: &[OwnedChange],
 ) -> Result<Vec<bool>, StoreError> {
-    let changes: Vec<_> = transitions.iter().map(|t| t.change.as_change()).collect();
+    let changes: Vec<_> = changes.iter().map(OwnedChange::as_change).collect();
     if store.backend() == Backend::Sqlite {
         let mut conn = store.pool().acquire().await?;
         let mut applied = Vec::with_capacity(changes.len());
@@ -258,10 +266,8 @@ async fn write_transitions(
     Ok(applied)
 }
 
-/// One transaction: which runs exist, insert the others. Two bridges racing on one new run both
-/// see it as new; the insert keeps one row, and the lifecycle's guarded transitions let one outcome
-/// win.
-async fn write(
+/// One transaction: which runs exist, insert the others; the records that existed before.
+pub async fn write(
     store: &Store,
     mut rows: Vec<runs::RunRow>,
 ) -> Result<HashMap<String, RunRecord>, StoreError> {

@@ -22,7 +22,6 @@ use super::deliver::Agents;
 use super::fair::Fair;
 use super::lifecycle::{Lifecycle, RunRef};
 use super::plan::{Decision, Plan, Planner};
-use super::recorder::Recorder;
 use crate::bus::consumer::{self, BRIDGE, LoopOptions};
 use crate::bus::{Bus, Delivery, Disposition, Health};
 use crate::settings::bridge::BridgeSettings;
@@ -82,8 +81,8 @@ struct Sched {
 struct Inner {
     tenancy: Tenancy,
     bus: Bus,
+    /// Transitions published on RUNS, signed, for the recorder.
     lifecycle: Lifecycle,
-    recorder: Recorder,
     agents: Agents,
     settings: BridgeSettings,
     allow: AllowList,
@@ -115,15 +114,16 @@ impl Bridge {
             b.service_token.as_ref().map(|t| t.expose().to_owned()),
             b.result_limit,
         );
-        let recorder = Recorder::spawn(tenancy.store().clone(), Some(bus.clone()));
-        let lifecycle = Lifecycle::batched(tenancy.store().clone(), recorder.clone());
+        let token_key = b.token_key(settings.admin.token.expose());
+        let store = tenancy.store().clone();
+        let lifecycle =
+            Lifecycle::new(store, bus.clone(), super::lifecycle::record_key(&token_key));
         Ok(Bridge {
             inner: Arc::new(Inner {
-                token_key: b.token_key(settings.admin.token.expose()),
+                token_key,
                 tenancy,
                 bus,
                 lifecycle,
-                recorder,
                 agents,
                 settings: b.clone(),
                 allow,
@@ -200,39 +200,47 @@ impl Bridge {
 
     async fn admit(&self, deliveries: Vec<Delivery>) {
         let inner = &self.inner;
-        // The chunk's runs are recorded with one request to the recorder (the records are the
-        // projection of AGENT_RUNS), then planned; a flood's backlog is admitted quickly and a later
-        // run of another team is not stuck behind it in the pull, only (fairly) in the queue.
+        // A run new to the bridge needs no record: the common case, read from no database (the
+        // bridge writes none either; the recorder does, from RUNS). Redelivered runs, replays and
+        // runs published long after their event read theirs, one read per chunk
+        // (`Checked::needs_record`).
         let mut checked = Vec::with_capacity(deliveries.len());
-        let mut rows = Vec::new();
+        let mut again = Vec::new();
         for d in deliveries {
             let c = Planner::check(&d);
-            if let Ok(c) = &c {
-                rows.push(c.row(&d));
+            if let Ok(c) = &c
+                && c.needs_record(&d)
+            {
+                again.push(c.doc.run_id.clone());
             }
             checked.push((d, c));
         }
-        // A slow database must not let these messages' `ack_wait` run out meanwhile.
-        let recorded = {
+        let found = if again.is_empty() {
+            Ok(std::collections::HashMap::new())
+        } else {
+            // A slow database must not let these messages' `ack_wait` run out meanwhile.
             let subjects: Vec<_> = checked
                 .iter()
                 .filter_map(|(d, _)| d.ack_subject())
                 .collect();
-            let record = inner.recorder.record(rows);
-            tokio::pin!(record);
+            let read = async {
+                let mut conn = inner.tenancy.store().pool().acquire().await?;
+                crate::store::runs::states(&mut conn, &again).await
+            };
+            tokio::pin!(read);
             let mut tick = attempt::keepalive_ticks();
             loop {
                 tokio::select! {
-                    r = &mut record => break r,
+                    r = &mut read => break r,
                     _ = tick.tick() => consumer::in_progress_all(&inner.bus, subjects.clone()).await,
                 }
             }
         };
-        let mut earlier = match recorded {
-            Ok(found) => found.into_iter(),
+        let mut earlier = match found {
+            Ok(found) => found,
             Err(e) => {
-                // Nothing is delivered before its record exists: every run of the chunk waits.
-                tracing::warn!(error = %e, runs = checked.len(), "run records not stored; retrying");
+                // A redelivered run is not delivered again before its record says it may be.
+                tracing::warn!(error = %e, runs = checked.len(), "run records not readable; retrying");
                 for (d, _) in checked {
                     let delay = crate::bus::nak_delay(d.delivered());
                     d.settle(&inner.bus, Disposition::Nak(delay)).await;
@@ -250,7 +258,10 @@ impl Bridge {
             .into_iter()
             .map(|(d, c)| {
                 let decision = match c {
-                    Ok(c) => planner.plan(&d, c, earlier.next().flatten()),
+                    Ok(c) => {
+                        let found = earlier.remove(&c.doc.run_id);
+                        planner.plan(&d, c, found)
+                    }
                     Err(decision) => decision,
                 };
                 (d, decision)
@@ -263,11 +274,14 @@ impl Bridge {
                 }
                 Decision::Fail {
                     record,
+                    row,
                     reason,
                     detail,
                 } => {
-                    let run = RunRef::from(&*record);
-                    self.fail_and_dead_letter(&run, d, reason, detail).await;
+                    let mut run = RunRef::from(&*record);
+                    run.delivery = d.delivered();
+                    self.fail_and_dead_letter(&run, Some(&row), d, reason, detail)
+                        .await;
                 }
                 Decision::Queue(plan) => {
                     let team = format!("{}/{}", plan.doc.org_id, plan.doc.team_id);

@@ -1,6 +1,7 @@
 //! The consumer toolkit: every durable pull consumer of ifox (the router on EVENTS, the provisioner
-//! on PROVISION, the bridge on AGENT_RUNS) runs on it, so they share one definition loader, one pull
-//! loop with reconnect, one delivery guard, one NAK-delay policy and one dead-letter format.
+//! on PROVISION, the bridge on AGENT_RUNS, the run recorder on AGENT_RUNS and RUNS) runs on it, so
+//! they share one definition loader, one pull loop with reconnect, one delivery guard, one
+//! NAK-delay policy and one dead-letter format.
 //!
 //! The pieces live in three files: this one (definitions and the loop), [`super::delivery`] (the
 //! guard and dispositions) and [`super::watch`] (advisories and gauges); they are re-exported here.
@@ -66,6 +67,22 @@ pub const BRIDGE: ConsumerDef = ConsumerDef {
     file: "streams/consumers/AGENT_RUNS.bridge.json",
     json: include_str!("../../streams/consumers/AGENT_RUNS.bridge.json"),
     stage: "bridge",
+};
+
+/// The run recorder's consumer on AGENT_RUNS (runs recorded `queued`).
+pub const RECORDER_QUEUED: ConsumerDef = ConsumerDef {
+    stream: "AGENT_RUNS",
+    file: "streams/consumers/AGENT_RUNS.recorder.json",
+    json: include_str!("../../streams/consumers/AGENT_RUNS.recorder.json"),
+    stage: "recorder",
+};
+
+/// The run recorder's consumer on RUNS (the bridge's transitions recorded).
+pub const RECORDER_RUNS: ConsumerDef = ConsumerDef {
+    stream: "RUNS",
+    file: "streams/consumers/RUNS.recorder.json",
+    json: include_str!("../../streams/consumers/RUNS.recorder.json"),
+    stage: "recorder",
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +276,7 @@ mod tests {
 
     #[test]
     fn every_committed_consumer_file_parses_and_names_its_durable() {
-        for def in [ROUTER, PROVISIONER, BRIDGE] {
+        for def in [ROUTER, PROVISIONER, BRIDGE, RECORDER_QUEUED, RECORDER_RUNS] {
             let c = def.config(0).unwrap_or_else(|e| panic!("{e}"));
             assert!(!def.name().is_empty(), "{}", def.file);
             assert!(
@@ -272,6 +289,8 @@ mod tests {
         assert_eq!(ROUTER.name(), "router");
         assert_eq!(PROVISIONER.name(), "provisioner");
         assert_eq!(BRIDGE.name(), "bridge");
+        assert_eq!(RECORDER_QUEUED.name(), "recorder");
+        assert_eq!(RECORDER_RUNS.name(), "recorder");
         assert_eq!(ROUTER.config(3).map(|c| c.max_deliver).ok(), Some(3));
         assert_eq!(ROUTER.config(0).map(|c| c.max_deliver).ok(), Some(150));
     }

@@ -40,6 +40,10 @@ pub const TRACESTATE: &str = "tracestate";
 pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
 /// The org hint.
 pub const ORG: &str = "ifox-org";
+/// On a bridge's run transition in RUNS: the HMAC that shows the bridge wrote it, so the run
+/// recorder applies it to the run record (src/bridge/lifecycle.rs); anything else published
+/// on `ifox.runs.>` is part of the feed only.
+pub const RECORD_SIG: &str = "Ifox-Record-Sig";
 /// Prefix of the routing identifier headers, followed by the kind's key.
 pub const ROUTE_PREFIX: &str = "ifox-route-";
 /// On a replayed event: the `ce-id` of the event it replays (the root original for a replay of one).

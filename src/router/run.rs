@@ -76,6 +76,10 @@ pub struct AgentRun {
     pub config_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<Uuid>,
+    /// A plain replay of an event (same run id): the bridge checks the run's record before it
+    /// delivers, since AGENT_RUNS's duplicate window may have forgotten the first publication.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
     /// The event's sequence in EVENTS, so a consumer of the run can read the event itself (the
     /// bridge builds the agent's prompt from it) without the run document copying the payload.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,6 +146,7 @@ mod tests {
             entrance_agent: "planner".into(),
             config_version: "3.1.2".into(),
             replay_of: None,
+            replayed: false,
             event_seq: Some(7),
         };
         let v = serde_json::to_value(&run).unwrap();

@@ -158,6 +158,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
     // Keyed like the event's dedup id (tenant scope, source, ce-id): see `run.rs`.
     let key = event_msg_id(ev.header(ORG), source, replay_of.unwrap_or(event_id));
     let root = run_id(&key, at);
+    let replayed = replay_of.is_some() && !forced;
     let (run_id, replay_of) = if forced && replay_of.is_some() {
         (forced_run_id(&root, event_id, at), Some(root))
     } else {
@@ -183,6 +184,7 @@ pub fn verdict(catalog: &Catalog, ev: &Event<'_>) -> Verdict {
         entrance_agent,
         config_version: effective.version.clone(),
         replay_of,
+        replayed,
         event_seq: None,
     };
     Verdict::Dispatch {

@@ -9,7 +9,7 @@ use sqlx::{FromRow, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunRow {
     pub run_id: String,
     pub event_id: String,

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::KEEPALIVE;
 
-/// How long an agent's answer is kept while its outcome cannot be recorded: the database outage
+/// How long an agent's answer is kept while its outcome cannot be stored on RUNS: the NATS outage
 /// budget the README states.
 const OUTCOME_RETRY_BUDGET: Duration = Duration::from_secs(3600);
 
@@ -52,7 +52,8 @@ impl Bridge {
                 delivery.settle(&self.inner.bus, disposition).await;
             }
             Settle::Fail(reason, detail) => {
-                self.fail_and_dead_letter(&run_ref(&plan), delivery, reason, detail)
+                let run = run_ref(&plan, delivery.delivered());
+                self.fail_and_dead_letter(&run, None, delivery, reason, detail)
                     .await
             }
         }
@@ -60,7 +61,7 @@ impl Bridge {
 
     async fn deliver(&self, d: &Delivery, plan: &Plan) -> (&'static str, Settle) {
         let inner = &self.inner;
-        let run = run_ref(plan);
+        let run = run_ref(plan, d.delivered());
         let now = now_ms();
         let deadline = plan
             .record
@@ -87,16 +88,17 @@ impl Bridge {
             protocol: Some(plan.protocol.as_str()),
             ..Change::default()
         };
-        // Kept alive from here on: a slow database or EVENTS read must not let the message's
-        // ack_wait run out and hand it to another replica while this one goes on to call the agent.
-        match keep_alive(d, inner.lifecycle.advance(&run, change)).await {
-            Ok(true) => {}
-            // Finished meanwhile (the sweeper, an agent's report, another bridge).
-            Ok(false) => return ("finished", Settle::Now(Disposition::Ack)),
+        // Stored on RUNS (with the run's record, for a recorder that has not made it yet) before
+        // the agent is called. Kept alive from here on: a slow RUNS or EVENTS read must not let
+        // the message's ack_wait run out and hand it to another replica while this one goes on to
+        // call the agent.
+        let row = crate::bridge::plan::row_of(&plan.doc, d);
+        match keep_alive(d, inner.lifecycle.advance_with(&run, change, Some(&row))).await {
+            Ok(()) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "run record not updated; retrying");
+                tracing::warn!(error = %e, "delivering not stored; retrying");
                 return (
-                    "database",
+                    "runs_unavailable",
                     Settle::Now(Disposition::Nak(nak_delay(d.delivered()))),
                 );
             }
@@ -191,7 +193,7 @@ impl Bridge {
             }
             Delivered::Retry { after, why } => {
                 // Attempts are the agent calls the record counts (this one included), not the
-                // message's deliveries: a database outage's redeliveries call no agent.
+                // message's deliveries: a redelivery that called no agent (RUNS unavailable) does not count.
                 let attempts = u64::try_from(plan.record.attempts).unwrap_or(0) + 1;
                 if attempts >= inner.settings.max_attempts {
                     let detail = format!("gave up after {attempts} attempts: {why}");
@@ -247,37 +249,39 @@ impl Bridge {
         change: Change<'_>,
         label: &'static str,
     ) -> (&'static str, Settle) {
-        match self.write_kept(d, run, &change).await {
+        match self.write_kept(d, run, &change, None).await {
             Ok(()) => (label, Settle::Now(Disposition::Ack)),
             // The agent's answer is lost with this NAK; the redelivery carries the same
             // Idempotency-Key, so an agent that keeps answers can give it again.
-            Err(()) => ("database", Settle::Now(Disposition::Nak(nak_delay(1)))),
+            Err(()) => (
+                "runs_unavailable",
+                Settle::Now(Disposition::Nak(nak_delay(1))),
+            ),
         }
     }
 
-    /// Writes a final transition, not giving it up while the database is away: the write is
+    /// Stores a final transition on RUNS, not giving it up while RUNS is away: the publication is
     /// retried (0.5 s doubling to 30 s) while the message is kept alive, for up to
-    /// [`OUTCOME_RETRY_BUDGET`], so a database outage during an agent call does not make a
-    /// second one. `Err` past that (the caller NAKs: the run is delivered again, same
-    /// Idempotency-Key). A run that another writer finished meanwhile (the sweeper, an agent's
-    /// report) keeps that outcome; this one is logged and counted, not silently dropped.
-    async fn write_kept(&self, d: &Delivery, run: &RunRef, change: &Change<'_>) -> Result<(), ()> {
+    /// [`OUTCOME_RETRY_BUDGET`], so an outage during an agent call does not make a second one.
+    /// `Err` past that (the caller NAKs: the run is delivered again, same Idempotency-Key). The
+    /// recorder applies it with the guard: a run that another writer finished first (the sweeper,
+    /// an agent's report) keeps that outcome (`ifox_recorder_transitions_refused_total`).
+    async fn write_kept(
+        &self,
+        d: &Delivery,
+        run: &RunRef,
+        change: &Change<'_>,
+        row: Option<&crate::store::runs::RunRow>,
+    ) -> Result<(), ()> {
         let started = std::time::Instant::now();
         let mut tries = 0u64;
         keep_alive(d, async {
             loop {
                 tries += 1;
-                // A guarded transition: one that committed although its answer was lost is
-                // refused the second time (Ok(false)), which is as good as written.
-                let e = match self.inner.lifecycle.advance(run, change.clone()).await {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {
-                        if tries > 1 {
-                            metrics::counter!("ifox_bridge_outcomes_superseded_total").increment(1);
-                            tracing::warn!(run_id = %run.run_id, status = change.to, "the run was finished by another writer while its outcome waited for the database; the earlier outcome stays");
-                        }
-                        return Ok(());
-                    }
+                // Published with the same Nats-Msg-Id every time: one that RUNS stored although
+                // its PubAck was lost is collapsed by the duplicate window, not stored twice.
+                let e = match self.inner.lifecycle.advance_with(run, change.clone(), row).await {
+                    Ok(_) => return Ok(()),
                     Err(e) => e,
                 };
                 if started.elapsed() >= OUTCOME_RETRY_BUDGET {
@@ -310,9 +314,11 @@ impl Bridge {
         self.record(d, run, change, status).await
     }
 
+    /// `row`: the run's record, when this is its first transition (a failure without a call).
     pub(super) async fn fail_and_dead_letter(
         &self,
         run: &RunRef,
+        row: Option<&crate::store::runs::RunRow>,
         d: Delivery,
         reason: &'static str,
         detail: String,
@@ -324,8 +330,8 @@ impl Bridge {
             ..Change::default()
         };
         // Kept like an agent's answer (a refusal or the last failed attempt follows an agent
-        // call): a database outage here must not make another call.
-        if self.write_kept(&d, run, &change).await.is_err() {
+        // call): a RUNS outage here must not make another call.
+        if self.write_kept(&d, run, &change, row).await.is_err() {
             let delay = nak_delay(d.delivered());
             d.settle(&self.inner.bus, Disposition::Nak(delay)).await;
             return;
@@ -342,8 +348,9 @@ enum Settle {
     Fail(&'static str, String),
 }
 
-fn run_ref(plan: &Plan) -> RunRef {
+fn run_ref(plan: &Plan, delivery: u64) -> RunRef {
     RunRef {
+        delivery,
         run_id: plan.doc.run_id.clone(),
         event_id: plan.doc.event_id.clone(),
         org_id: plan.doc.org_id.clone(),
