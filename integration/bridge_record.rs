@@ -1,5 +1,6 @@
 //! The run record is the recorder's projection of RUNS: only transitions signed with the bridge's
-//! key change a run (the feed is open to read, the record is not open to write), and a transition
+//! key change a run (the feed is open to read, the record is not open to write; a wrong signature
+//! is a dead letter, not a silent drop), and a transition
 //! that arrives before the one that makes its run's record (a crashed recorder's messages come back
 //! behind newer ones) waits for it instead of being lost.
 
@@ -119,6 +120,15 @@ async fn only_the_bridges_signed_transitions_change_a_run() {
         .filter_map(|t| t["status"].as_str())
         .collect();
     assert!(!statuses.contains(&"completed"), "{statuses:?}");
+    // The wrongly signed one is not dropped silently: it is a dead letter with its reason.
+    let dl = stack
+        .js
+        .get_stream("DEADLETTER")
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject("ifox.deadletter.recorder.bad_signature")
+        .await;
+    assert!(dl.is_ok(), "a bad_signature dead letter: {:?}", dl.err());
 }
 
 #[tokio::test]

@@ -249,11 +249,10 @@ impl FromRequestParts<AppState> for ReadAuth {
             // A run token reads only while its run is live: once the run finished, or its
             // record went with its team or org (a team or org created again under the same ids
             // is another tenant), the token reads nothing.
-            let live = delivered_record(s, &c.run_id).await?.is_some_and(|r| {
-                r.org_id == c.org.as_str()
-                    && r.team_id == c.team.as_str()
-                    && !run_lifecycle::is_final(&r.status)
-            });
+            let r = delivered_record(s, &c.run_id).await?;
+            let live = r.org_id == c.org.as_str()
+                && r.team_id == c.team.as_str()
+                && !run_lifecycle::is_final(&r.status);
             if !live {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -293,20 +292,33 @@ pub struct ReportedResult {
 
 /// A run token's run as recorded once the bridge's `delivering` reached the record: the token
 /// exists because that transition was stored on RUNS before the agent was called, so a record still
-/// `queued` (or absent) is the recorder's lag, waited for up to its budget
-/// ([`crate::bridge::recorder::LAG_BUDGET`]) before the record is taken as it is.
-async fn delivered_record(s: &AppState, run_id: &str) -> Result<Option<RunRecord>, ApiError> {
+/// `queued` (or absent) is the recorder's lag, waited for (10 ms doubling to 0.5 s) up to its budget
+/// ([`crate::bridge::recorder::LAG_BUDGET`]); then a `queued` record is taken as it is and an
+/// absent one answers 503 `run_not_recorded_yet` (retryable).
+async fn delivered_record(s: &AppState, run_id: &str) -> Result<RunRecord, ApiError> {
     let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
     loop {
         let record = run_lifecycle::get(&mut *conn(s).await?, run_id)
             .await
             .map_err(store_error)?;
-        if record.as_ref().is_some_and(|r| r.status != "queued")
-            || started.elapsed() >= crate::bridge::recorder::LAG_BUDGET
-        {
-            return Ok(record);
+        match record {
+            Some(r) if r.status != "queued" => return Ok(r),
+            // The recorder is behind: still a live run, as far as anyone can tell.
+            Some(r) if started.elapsed() >= crate::bridge::recorder::LAG_BUDGET => return Ok(r),
+            // No record at all: the token exists, so the run was delivered; the recorder is
+            // behind (or the run went with its team). Worth a retry, not a final refusal.
+            None if started.elapsed() >= crate::bridge::recorder::LAG_BUDGET => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "run_not_recorded_yet",
+                    format!("run {run_id} is not in the run records yet; retry in a few seconds"),
+                ));
+            }
+            _ => {}
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
     }
 }
 
@@ -327,8 +339,7 @@ pub async fn report(
             "an agent reports running, completed or failed",
         ));
     }
-    let record = delivered_record(&s, &run_id)
-        .await?
+    let record = Some(delivered_record(&s, &run_id).await?)
         .filter(|r| r.org_id == claims.org.as_str() && r.team_id == claims.team.as_str())
         .ok_or_else(not_found)?;
     if run_lifecycle::is_final(&record.status) {

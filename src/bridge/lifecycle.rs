@@ -101,9 +101,9 @@ impl Transition {
             team_id: run.team_id.clone(),
             status: c.to.to_owned(),
             at: humantime::format_rfc3339_millis(at).to_string(),
-            detail: c.detail.map(str::to_owned),
-            error: c.error.map(str::to_owned),
-            result: c.result_text.map(str::to_owned),
+            detail: c.detail.map(text),
+            error: c.error.map(text),
+            result: c.result_text.map(text),
             deadline_at: c.deadline_at,
             attempt: c.attempt,
             delivered_to: c.delivered_to.map(str::to_owned),
@@ -135,6 +135,12 @@ impl Transition {
             error: self.error.clone(),
         })
     }
+}
+
+/// Text a database column takes: without NUL (PostgreSQL refuses it in `text`; an agent's answer
+/// must not be able to make its transition, and its chunk, unwritable).
+fn text(s: &str) -> String {
+    s.replace('\0', "")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +284,10 @@ async fn publish(
         }
         _ => format!("{}:{}", run.run_id, change.to),
     };
+    // Ends with a tag only the key makes: another publisher on `ifox.runs.>` cannot take a
+    // transition's id first and have RUNS drop the real one as its duplicate.
+    let tag = sign(key, "msg-id", &msg_id, b"");
+    let msg_id = format!("{msg_id}:{}", &tag[..12]);
     let subject = format!("ifox.runs.{}.{}.{}", run.org_id, run.team_id, change.to);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(headers::NATS_MSG_ID, msg_id.as_str());

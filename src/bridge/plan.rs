@@ -69,8 +69,9 @@ impl Checked {
     }
 
     /// Whether the run's record must be read before it is planned: when the message is redelivered
-    /// (attempts so far, the deadline, whether it finished), a plain replay, or published more than
-    /// [`FRESH`] after its event (the event time is the first 48 bits of the run id): a second
+    /// (attempts so far, the deadline, whether it finished), a plain replay, published more than
+    /// [`FRESH`] from its event (the event time is the first 48 bits of the run id), or stored more
+    /// than [`FRESH`] ago: a second
     /// publication of a run that AGENT_RUNS's duplicate window no longer remembers (a replay with
     /// the `nats` CLI, a router far behind) is then found recorded and not delivered twice. A run
     /// routed as its event arrives, the common case, needs no read.
@@ -82,11 +83,16 @@ impl Checked {
             let b = id.as_bytes();
             u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
         });
-        let published = d
-            .published()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        published.saturating_sub(event_ms) > FRESH.as_millis() as u64
+        let now = std::time::SystemTime::now();
+        let published = d.published();
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+        };
+        let fresh = FRESH.as_millis() as u64;
+        // Either way from the event (a `ce-time` in the future is a publisher's clock, not a fresh
+        // run), and stored recently (a consumer created again reads the stream from its start).
+        ms(published).abs_diff(event_ms) > fresh || ms(now).saturating_sub(ms(published)) > fresh
     }
 }
 

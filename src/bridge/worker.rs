@@ -236,7 +236,7 @@ impl Bridge {
                 }
             }
         };
-        let mut earlier = match found {
+        let earlier = match found {
             Ok(found) => found,
             Err(e) => {
                 // A redelivered run is not delivered again before its record says it may be.
@@ -259,7 +259,8 @@ impl Bridge {
             .map(|(d, c)| {
                 let decision = match c {
                     Ok(c) => {
-                        let found = earlier.remove(&c.doc.run_id);
+                        // Cloned, not taken: two messages of one run in a chunk both see it.
+                        let found = earlier.get(&c.doc.run_id).cloned();
                         planner.plan(&d, c, found)
                     }
                     Err(decision) => decision,

@@ -192,9 +192,11 @@ impl Bridge {
                 .await
             }
             Delivered::Retry { after, why } => {
-                // Attempts are the agent calls the record counts (this one included), not the
-                // message's deliveries: a redelivery that called no agent (RUNS unavailable) does not count.
-                let attempts = u64::try_from(plan.record.attempts).unwrap_or(0) + 1;
+                // Attempts are the agent calls the record counts (this one included), or the
+                // message's deliveries when more: the record may lag RUNS (the recorder behind): the message's deliveries bound
+                // the attempts from below, so a lagging record never buys extra calls.
+                let attempts =
+                    (u64::try_from(plan.record.attempts).unwrap_or(0) + 1).max(d.delivered());
                 if attempts >= inner.settings.max_attempts {
                     let detail = format!("gave up after {attempts} attempts: {why}");
                     return ("exhausted", Settle::Fail("agent_unavailable", detail));
