@@ -185,15 +185,27 @@ async fn a_dead_letter_replayed_after_its_claim_is_added_is_dispatched_once(
 }
 
 /// Waits until the bridge has settled everything in AGENT_RUNS.
+/// The bridge has settled every run, and the recorder has recorded every run and transition (the
+/// runs table is RUNS's projection: it lags the bridge by a batch).
 async fn bridge_drained(js: &async_nats::jetstream::Context) {
-    crate::support::eventually("the bridge consumer to drain", WAIT, || async move {
-        let stream = js.get_stream("AGENT_RUNS").await.ok()?;
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-            stream.get_consumer("bridge").await.ok()?;
-        let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
-    .await;
+    for (stream, consumer) in [
+        ("AGENT_RUNS", "bridge"),
+        ("AGENT_RUNS", "recorder"),
+        ("RUNS", "recorder"),
+    ] {
+        crate::support::eventually(
+            &format!("{stream}/{consumer} to drain"),
+            WAIT,
+            || async move {
+                let stream = js.get_stream(stream).await.ok()?;
+                let mut c: async_nats::jetstream::consumer::PullConsumer =
+                    stream.get_consumer(consumer).await.ok()?;
+                let info = c.info().await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// AGENT_RUNS forgets a run id after its duplicate window (1 h; here shortened to 1 s): a plain
